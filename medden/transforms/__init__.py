@@ -1,0 +1,37 @@
+"""MONAI-style transforms: corruptions, training pairs and k-space undersampling.
+
+Array classes do the maths; each ``Xd`` dictionary twin (aliases ``XD``, ``XDict``) routes keys.
+"""
+
+from medden.transforms.corruption import (
+    RandBernoulliNoise,
+    RandCorruption,
+    RandGaussianSigmaNoise,
+    RandImpulseNoise,
+    RandPoissonNoise,
+)
+from medden.transforms.corruption_dict import *  # noqa: F401,F403  (the Xd/XD/XDict names)
+from medden.transforms.corruption_dict import __all__ as _corruption_dict_all
+from medden.transforms.kspace import *  # noqa: F401,F403
+from medden.transforms.kspace import __all__ as _kspace_all
+from medden.transforms.kspace_masks import *  # noqa: F401,F403
+from medden.transforms.kspace_masks import __all__ as _kspace_masks_all
+from medden.transforms.pairs import *  # noqa: F401,F403
+from medden.transforms.pairs import __all__ as _pairs_all
+from medden.transforms.registry import CORRUPTIONS, make_corruption
+from medden.transforms.text_overlay import RandTextOverlay
+
+__all__ = [
+    "RandCorruption",
+    "RandGaussianSigmaNoise",
+    "RandPoissonNoise",
+    "RandBernoulliNoise",
+    "RandImpulseNoise",
+    "RandTextOverlay",
+    "CORRUPTIONS",
+    "make_corruption",
+    *_corruption_dict_all,
+    *_pairs_all,
+    *_kspace_masks_all,
+    *_kspace_all,
+]

@@ -1,0 +1,242 @@
+"""k-space undersampling: apply a sampling pattern and reconstruct, as separate small steps.
+
+Layouts (see :mod:`medden`): a real image is ``(C, H, W[, D])``; complex data is real with a
+trailing (real, imaginary) axis, ``(C, H, W[, D], 2)``; k-space is centred and orthonormal
+(``monai.data.fft_utils.fftn_centered``), so ``ifft(fft(x)) == x`` and norms are preserved.
+
+* :func:`apply_pattern` — keep the sampled frequencies (and divide by their density).
+* :func:`reconstruct` — inverse FFT of (undersampled) k-space: complex, real part or magnitude.
+* :class:`RandKspaceUndersample` — image in, :class:`Undersampled` (k-space, mask,
+  zero-filled image) out; :class:`RandKspacePair` makes two independent undersamplings of
+  one image for Noise2Noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Mapping
+from typing import NamedTuple
+
+import numpy as np
+import torch
+from monai.config import KeysCollection, NdarrayOrTensor
+from monai.data.fft_utils import fftn_centered, ifftn_centered
+from monai.data.meta_obj import get_track_meta
+from monai.transforms import MapTransform, Randomizable, Transform
+from monai.utils import convert_to_dst_type, convert_to_tensor
+
+from medden.keys import Keys
+from medden.transforms.kspace_masks import KspaceMaskFunc, SamplingPattern, make_kspace_mask
+from medden.validation import check_channel_first, check_finite
+
+__all__ = [
+    "RECON_OUTPUTS",
+    "Undersampled",
+    "image_to_kspace",
+    "apply_pattern",
+    "reconstruct",
+    "RandKspaceUndersample",
+    "RandKspacePair",
+    "RandKspaceUndersampled", "RandKspaceUndersampleD", "RandKspaceUndersampleDict",
+    "RandKspacePaird", "RandKspacePairD", "RandKspacePairDict",
+]
+
+RECON_OUTPUTS = ("magnitude", "real", "complex")
+
+
+class Undersampled(NamedTuple):
+    """One undersampled acquisition.
+
+    Attributes:
+        kspace: ``(C, *spatial, 2)`` float32 centred k-space, zero where not sampled.
+        mask: ``(1, *spatial)`` float32, 1 where sampled.
+        image: zero-filled reconstruction, ``(C, *spatial)`` (magnitude or real) or
+            ``(C, *spatial, 2)`` (complex).
+    """
+
+    kspace: NdarrayOrTensor
+    mask: NdarrayOrTensor
+    image: NdarrayOrTensor
+
+
+def _spatial_dims(img: torch.Tensor, is_complex: bool) -> int:
+    if is_complex:
+        if img.ndim not in (4, 5) or img.shape[-1] != 2:
+            raise ValueError(
+                "a complex image must be (C, H, W[, D], 2) with (real, imaginary) last, "
+                f"got shape {tuple(img.shape)}; pass is_complex=False for a real image."
+            )
+        check_channel_first(img[..., 0], "img")
+        return img.ndim - 2
+    return check_channel_first(img, "img")
+
+
+def image_to_kspace(img: NdarrayOrTensor, is_complex: bool = False) -> NdarrayOrTensor:
+    """Centred orthonormal FFT of a ``(C, *spatial)`` real or ``(C, *spatial, 2)`` complex image.
+
+    Returns:
+        ``(C, *spatial, 2)`` k-space, same container type as ``img``.
+    """
+    img_t = convert_to_tensor(img, track_meta=False)
+    spatial_dims = _spatial_dims(img_t, is_complex)
+    check_finite(img_t)
+    return fftn_centered(img, spatial_dims=spatial_dims, is_complex=is_complex)
+
+
+def apply_pattern(kspace: torch.Tensor, pattern: SamplingPattern) -> torch.Tensor:
+    """Keep the sampled frequencies of ``(C, *spatial, 2)`` k-space, each divided by its density.
+
+    Returns:
+        ``(C, *spatial, 2)`` tensor, zero at unsampled frequencies.
+    """
+    mask = torch.as_tensor(pattern.mask, dtype=kspace.dtype, device=kspace.device)
+    density = torch.as_tensor(pattern.density, dtype=kspace.dtype, device=kspace.device)
+    weight = torch.where(mask > 0, mask / density, torch.zeros_like(mask))
+    return kspace * weight[None, ..., None]
+
+
+def reconstruct(kspace: NdarrayOrTensor, output: str = "magnitude") -> NdarrayOrTensor:
+    """Inverse centred FFT of ``(C, *spatial, 2)`` k-space (zero-filled if undersampled).
+
+    Args:
+        kspace: ``(C, H, W[, D], 2)`` centred k-space.
+        output: ``"magnitude"`` (``(C, *spatial)``, >= 0), ``"real"`` (real part; exact for a
+            real image under a Hermitian-symmetric mask) or ``"complex"`` (``(C, *spatial, 2)``).
+    """
+    if output not in RECON_OUTPUTS:
+        raise ValueError(f"output must be one of {RECON_OUTPUTS}, got {output!r}.")
+    spatial_dims = kspace.ndim - 2
+    image = ifftn_centered(kspace, spatial_dims=spatial_dims, is_complex=True)
+    if output == "complex":
+        return image
+    if output == "real":
+        return image[..., 0]
+    return (image[..., 0] ** 2 + image[..., 1] ** 2) ** 0.5
+
+
+class RandKspaceUndersample(Randomizable, Transform):
+    """Simulate an undersampled acquisition of an image.
+
+    Args:
+        mask: a mask function, or its name in :data:`~medden.transforms.kspace_masks.KSPACE_MASKS`.
+        mask_kwargs: keyword arguments for a mask given by name.
+        is_complex: the input is ``(C, *spatial, 2)`` complex instead of ``(C, *spatial)`` real.
+        output: zero-filled output, see :func:`reconstruct`. Noise2Noise on real magnitude
+            images with the radial mask uses ``"real"``.
+
+    ``__call__(img)`` returns :class:`Undersampled` in ``img``'s container type (a
+    ``MetaTensor`` keeps its meta on every output).
+    """
+
+    def __init__(self, mask: str | KspaceMaskFunc = "radial_bernoulli", mask_kwargs: dict | None = None,
+                 is_complex: bool = False, output: str = "magnitude") -> None:
+        if isinstance(mask, str):
+            mask = make_kspace_mask(mask, **(mask_kwargs or {}))
+        elif not isinstance(mask, KspaceMaskFunc):
+            raise TypeError(f"mask must be a mask name or a KspaceMaskFunc, got {type(mask).__name__}.")
+        if output not in RECON_OUTPUTS:
+            raise ValueError(f"output must be one of {RECON_OUTPUTS}, got {output!r}.")
+        self.mask_func = mask
+        self.is_complex = is_complex
+        self.output = output
+        self.pattern: SamplingPattern | None = None
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        self.mask_func.set_random_state(seed, state)
+        return self
+
+    def randomize(self, spatial_shape) -> None:
+        """Draw a new sampling pattern for ``spatial_shape``."""
+        self.pattern = self.mask_func(spatial_shape)
+
+    def __call__(self, img: NdarrayOrTensor, randomize: bool = True) -> Undersampled:
+        img_t = convert_to_tensor(img, track_meta=get_track_meta())
+        spatial_dims = _spatial_dims(img_t, self.is_complex)
+        spatial = tuple(img_t.shape[1:1 + spatial_dims])
+        if randomize:
+            self.randomize(spatial)
+        if self.pattern is None:
+            raise RuntimeError("RandKspaceUndersample needs a pattern: call randomize(spatial_shape) first.")
+        img_t = img_t.to(torch.float64 if img_t.dtype == torch.float64 else torch.float32)
+        kspace = apply_pattern(image_to_kspace(img_t, self.is_complex), self.pattern)
+        image = reconstruct(kspace, self.output)
+        mask = torch.broadcast_to(torch.as_tensor(self.pattern.mask), spatial)[None].clone()
+        return Undersampled(*(convert_to_dst_type(x, img, dtype=x.dtype)[0] for x in (kspace, mask, image)))
+
+
+class RandKspacePair(RandKspaceUndersample):
+    """Two independent undersamplings of one image (Noise2Noise for MRI).
+
+    Takes the same arguments as :class:`RandKspaceUndersample`; each realisation draws its
+    own pattern. ``__call__(img)`` returns ``(input, target)``, both :class:`Undersampled`.
+    """
+
+    def __call__(self, img: NdarrayOrTensor) -> tuple[Undersampled, Undersampled]:  # always draws twice
+        return super().__call__(img), super().__call__(img)
+
+
+class RandKspaceUndersampled(Randomizable, MapTransform):
+    """Dictionary twin of :class:`RandKspaceUndersample`: one source key to three output keys.
+
+    Args:
+        keys: the one key holding the image.
+        kspace_key, mask_key, image_key: where the k-space, mask and zero-filled image go.
+        Other arguments: see :class:`RandKspaceUndersample`.
+    """
+
+    def __init__(self, keys: KeysCollection, mask: str | KspaceMaskFunc = "radial_bernoulli",
+                 mask_kwargs: dict | None = None, is_complex: bool = False, output: str = "magnitude",
+                 kspace_key: str = Keys.KSPACE, mask_key: str = Keys.KSPACE_MASK,
+                 image_key: str = Keys.ZERO_FILLED, allow_missing_keys: bool = False) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        if len(self.keys) != 1:
+            raise ValueError(f"keys must name exactly one source image, got {self.keys!r}.")
+        self.undersample = self._array_class(mask, mask_kwargs, is_complex, output)
+        self.output_keys = (kspace_key, mask_key, image_key)
+
+    _array_class = RandKspaceUndersample
+
+    def set_random_state(self, seed=None, state=None):
+        self.undersample.set_random_state(seed, state)
+        return self
+
+    def randomize(self, data=None) -> None:
+        return None
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            d.update(zip(self.output_keys, self.undersample(d[key])))
+        return d
+
+
+class RandKspacePaird(RandKspaceUndersampled):
+    """Dictionary twin of :class:`RandKspacePair`.
+
+    Writes the input realisation under ``kspace_key``/``mask_key``/``image_key`` and the
+    independent target realisation under ``target_kspace_key``/``target_mask_key``/
+    ``target_image_key``.
+    """
+
+    _array_class = RandKspacePair
+
+    def __init__(self, keys: KeysCollection, mask: str | KspaceMaskFunc = "radial_bernoulli",
+                 mask_kwargs: dict | None = None, is_complex: bool = False, output: str = "magnitude",
+                 kspace_key: str = Keys.KSPACE, mask_key: str = Keys.KSPACE_MASK,
+                 image_key: str = Keys.ZERO_FILLED, target_kspace_key: str = Keys.TARGET_KSPACE,
+                 target_mask_key: str = Keys.TARGET_KSPACE_MASK, target_image_key: str = Keys.TARGET_ZERO_FILLED,
+                 allow_missing_keys: bool = False) -> None:
+        super().__init__(keys, mask, mask_kwargs, is_complex, output, kspace_key, mask_key, image_key,
+                         allow_missing_keys)
+        self.target_keys = (target_kspace_key, target_mask_key, target_image_key)
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
+        d = dict(data)
+        for key in self.key_iterator(d):
+            first, second = self.undersample(d[key])
+            d.update(zip(self.output_keys, first))
+            d.update(zip(self.target_keys, second))
+        return d
+
+
+RandKspaceUndersampleD = RandKspaceUndersampleDict = RandKspaceUndersampled
+RandKspacePairD = RandKspacePairDict = RandKspacePaird

@@ -1,0 +1,29 @@
+"""Corruptions by name, for bundle configs and the command line."""
+
+from __future__ import annotations
+
+from medden.transforms.corruption import (
+    RandBernoulliNoise,
+    RandCorruption,
+    RandGaussianSigmaNoise,
+    RandImpulseNoise,
+    RandPoissonNoise,
+)
+from medden.transforms.text_overlay import RandTextOverlay
+
+__all__ = ["CORRUPTIONS", "make_corruption"]
+
+CORRUPTIONS: dict[str, type[RandCorruption]] = {
+    "gaussian": RandGaussianSigmaNoise,
+    "poisson": RandPoissonNoise,
+    "bernoulli": RandBernoulliNoise,
+    "impulse": RandImpulseNoise,
+    "text": RandTextOverlay,
+}
+
+
+def make_corruption(name: str, **kwargs) -> RandCorruption:
+    """Build a corruption by name, e.g. ``make_corruption("gaussian", sigma_range=(0, 0.2))``."""
+    if name not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {name!r}; choose one of {sorted(CORRUPTIONS)}.")
+    return CORRUPTIONS[name](**kwargs)

@@ -1,0 +1,146 @@
+"""Input checks shared by every layer of medden.
+
+Each check raises ``ValueError`` (bad value) or ``TypeError`` (bad type) with a message that
+names the argument, the value received and what would be accepted. None of them modify
+their input. This module imports nothing else from medden, so any layer may use it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = [
+    "check_channel_first",
+    "check_finite",
+    "check_non_negative",
+    "check_probability",
+    "check_range",
+    "check_positive",
+]
+
+
+def _as_tensor_view(img: Any, name: str) -> torch.Tensor:
+    if isinstance(img, torch.Tensor):
+        return img.detach()
+    if isinstance(img, np.ndarray):
+        return torch.as_tensor(img)
+    raise TypeError(f"{name} must be a numpy.ndarray or torch.Tensor, got {type(img).__name__}.")
+
+
+def check_channel_first(img: Any, name: str = "img", spatial_dims: Sequence[int] = (2, 3)) -> int:
+    """Check ``img`` is a channel-first image and return its number of spatial dimensions.
+
+    Args:
+        img: array of shape ``(C, *spatial)``.
+        name: the argument's name, used in the error message.
+        spatial_dims: the accepted numbers of spatial dimensions.
+
+    Raises:
+        TypeError: ``img`` is not an array or tensor.
+        ValueError: the rank does not match ``(C, H, W)`` or ``(C, H, W, D)``, or a
+            dimension is empty.
+    """
+    view = _as_tensor_view(img, name)
+    n_spatial = view.ndim - 1
+    if n_spatial not in spatial_dims:
+        layouts = " or ".join("(C, " + ", ".join("HWD"[:n]) + ")" for n in spatial_dims)
+        raise ValueError(
+            f"{name} must be channel-first {layouts}, got shape {tuple(view.shape)} "
+            f"(rank {view.ndim}); add a channel dimension with img[None] if it has none."
+        )
+    if min(view.shape) == 0:
+        raise ValueError(f"{name} has an empty dimension: shape {tuple(view.shape)}.")
+    return n_spatial
+
+
+def check_finite(img: Any, name: str = "img") -> None:
+    """Raise ``ValueError`` if ``img`` holds NaN or infinite values, saying how many."""
+    view = _as_tensor_view(img, name)
+    if view.is_floating_point() or view.is_complex():
+        bad = (~torch.isfinite(view)).sum().item()
+        if bad:
+            raise ValueError(
+                f"{name} contains {bad} non-finite value(s) (NaN or inf) out of {view.numel()}; "
+                "replace or mask them before corrupting or denoising."
+            )
+
+
+def check_non_negative(img: Any, name: str = "img") -> None:
+    """Raise ``ValueError`` if ``img`` has negative values (e.g. intensities for Poisson noise)."""
+    view = _as_tensor_view(img, name)
+    low = view.min().item()
+    if low < 0:
+        raise ValueError(
+            f"{name} must be non-negative, got a minimum of {low:g}; rescale it to [0, 1] "
+            "(e.g. monai.transforms.ScaleIntensity) before applying Poisson noise."
+        )
+
+
+def check_probability(value: float, name: str) -> float:
+    """Return ``value`` as float if it lies in [0, 1], else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}.")
+    value = float(value)
+    if not 0.0 <= value <= 1.0 or math.isnan(value):
+        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}.")
+    return value
+
+
+def check_positive(value: float, name: str) -> float:
+    """Return ``value`` as float if it is finite and > 0, else raise ``ValueError``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise TypeError(f"{name} must be a positive number, got {value!r}.")
+    value = float(value)
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
+    return value
+
+
+def check_range(
+    value: Sequence[float] | float,
+    name: str,
+    lower: float = -math.inf,
+    upper: float = math.inf,
+    lower_open: bool = False,
+) -> tuple[float, float]:
+    """Check a ``(low, high)`` parameter range and return it as a tuple of floats.
+
+    A single number ``v`` means the fixed range ``(v, v)``.
+
+    Args:
+        value: ``(low, high)`` with ``low <= high``, or one number.
+        name: the argument's name, used in the error message.
+        lower: smallest allowed value.
+        upper: largest allowed value.
+        lower_open: if True, ``lower`` itself is not allowed.
+
+    Raises:
+        TypeError: not a number or a pair of numbers.
+        ValueError: wrong length, ``low > high``, non-finite, or outside the allowed bounds.
+    """
+    if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
+        pair = (float(value), float(value))
+    elif isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != 2:
+            raise ValueError(f"{name} must be (low, high), got {value!r} of length {len(value)}.")
+        try:
+            pair = (float(value[0]), float(value[1]))
+        except (TypeError, ValueError) as err:
+            raise TypeError(f"{name} must hold two numbers, got {value!r}.") from err
+    else:
+        raise TypeError(f"{name} must be a number or a (low, high) pair, got {value!r}.")
+    low, high = pair
+    if not (math.isfinite(low) and math.isfinite(high)):
+        raise ValueError(f"{name} must be finite, got {value!r}.")
+    if low > high:
+        raise ValueError(f"{name} must have low <= high, got {value!r}; swap the two values.")
+    too_low = low <= lower if lower_open else low < lower
+    if too_low or high > upper:
+        bracket = "(" if lower_open else "["
+        raise ValueError(f"{name} must lie in {bracket}{lower:g}, {upper:g}], got {value!r}.")
+    return pair
