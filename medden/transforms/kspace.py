@@ -125,6 +125,13 @@ class RandKspaceUndersample(Randomizable, Transform):
 
     ``__call__(img)`` returns :class:`Undersampled` in ``img``'s container type (a
     ``MetaTensor`` keeps its meta on every output).
+
+    Example:
+        >>> import numpy as np
+        >>> undersample = RandKspaceUndersample("random_lines", {"acceleration": 4}).set_random_state(0)
+        >>> kspace, mask, image = undersample(np.ones((1, 64, 64), np.float32))
+        >>> kspace.shape, mask.shape, image.shape
+        ((1, 64, 64, 2), (1, 64, 64), (1, 64, 64))
     """
 
     def __init__(self, mask: str | KspaceMaskFunc = "radial_bernoulli", mask_kwargs: dict | None = None,

@@ -80,6 +80,14 @@ class NoisyPair(_OwnsCorruption):
     Returns (from ``__call__``):
         :class:`CorruptedPair` with input and target ``(C, H, W[, D])`` float in ``x``'s
         container type.
+
+    Example:
+        >>> import numpy as np
+        >>> from medden.transforms import RandGaussianSigmaNoise
+        >>> pair = NoisyPair(RandGaussianSigmaNoise((0.05, 0.2))).set_random_state(0)
+        >>> noisy_a, noisy_b, _, _ = pair(np.zeros((1, 8, 8), np.float32))
+        >>> bool((noisy_a != noisy_b).all())
+        True
     """
 
     def __init__(self, corruption: RandCorruption, mode: str = "n2n", share_level: bool = True) -> None:
