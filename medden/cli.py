@@ -1,0 +1,101 @@
+"""The ``medden`` command line: a thin layer over library calls.
+
+Each subcommand is registered by an ``_add_<name>_command`` function that builds its parser
+and sets ``func``, a handler taking the parsed arguments and returning an exit code. The
+handler only translates arguments into one library call and prints the result, so anything
+the CLI does, a Python call does too.
+
+Examples:
+    medden samples
+    medden samples --export ./samples --names CT_small mni152
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+__all__ = ["build_parser", "main"]
+
+
+def _add_samples_command(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "samples",
+        help="list or export the sample images shipped by installed packages",
+        description="List the sample images, or export them as NIfTI and DICOM with --export.",
+    )
+    parser.add_argument(
+        "--export",
+        metavar="DIR",
+        help="write DIR/nifti/<name>.nii.gz and DIR/dicom/<name>/ for each sample",
+    )
+    parser.add_argument(
+        "--names", nargs="+", metavar="NAME", help="samples to export (default: all installed)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace files from an earlier export"
+    )
+    parser.set_defaults(func=_run_samples)
+
+
+def _run_samples(args: argparse.Namespace) -> int:
+    from medden.data import export_samples, list_samples
+
+    if args.export is None:
+        if args.names or args.overwrite:
+            raise ValueError("--names and --overwrite only apply with --export DIR.")
+        rows = [("name", "modality", "shape", "package", "installed")]
+        for s in list_samples():
+            installed = "yes" if s.installed else f"no ({s.install_hint})"
+            rows.append((s.name, s.modality, "x".join(map(str, s.shape)), s.package, installed))
+        _print_table(rows)
+        return 0
+    written = export_samples(args.export, args.names, overwrite=args.overwrite)
+    for name, paths in written.items():
+        nifti, dicom = paths[0], paths[1:]
+        where = dicom[0] if len(dicom) == 1 else f"{dicom[0].parent}/ ({len(dicom)} files)"
+        print(f"{name}: {nifti}  {where}")
+    print(f"exported {len(written)} sample(s) to {args.export}")
+    return 0
+
+
+def _print_table(rows: list[tuple[str, ...]]) -> None:
+    widths = [max(len(cell) for cell in column) for column in zip(*rows, strict=True)]
+    for row in rows:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``medden`` argument parser with every subcommand registered."""
+    from medden import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="medden", description="Denoise medical images without clean data."
+    )
+    parser.add_argument("--version", action="version", version=f"medden {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_samples_command(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line and return its exit code (0 ok, 1 failed, 2 bad usage).
+
+    Args:
+        argv: the arguments without the program name; ``sys.argv[1:]`` if None.
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version and usage errors
+        return exit_.code if isinstance(exit_.code, int) else 2
+    try:
+        return args.func(args)
+    except (ValueError, OSError, ImportError) as err:
+        print(f"medden: error: {err}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Write and read channel-first images as NIfTI-1 files, keeping the affine.
+
+Arrays follow the package convention (see :mod:`medden`): channel-first ``(C, H, W)`` or
+``(C, H, W, D)``, spatial axes in MONAI/ITK index order, with a 4x4 RAS affine.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from medden.io._files import atomic_write
+from medden.validation import check_channel_first
+
+__all__ = ["read_nifti", "write_nifti"]
+
+_NIFTI_INTENT_VECTOR = 1007
+
+
+def write_nifti(
+    img: np.ndarray | torch.Tensor,
+    path: str | os.PathLike,
+    affine: np.ndarray | torch.Tensor | None = None,
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write a channel-first image to ``path`` (``.nii`` or ``.nii.gz``) atomically.
+
+    One channel is stored as a plain 2D/3D image; several channels as a 5D vector image
+    ``(H, W, D or 1, 1, C)`` with the NIfTI vector intent, which MONAI, ITK and nibabel read
+    back as channels.
+
+    Args:
+        img: ``(C, H, W)`` or ``(C, H, W, D)``; stored as float32 (values unchanged).
+        path: the file to create; the suffix picks compression.
+        affine: 4x4 RAS voxel-to-world matrix in mm. Defaults to ``img.affine`` for a
+            ``MetaTensor``, else the identity.
+        overwrite: replace an existing file.
+
+    Returns:
+        The path written.
+
+    Raises:
+        ValueError: bad shape or affine.
+        FileExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+    import nibabel as nib
+
+    n_spatial = check_channel_first(img, "img")
+    if affine is None:
+        affine = getattr(img, "affine", None)
+    affine = np.eye(4) if affine is None else np.asarray(torch.as_tensor(affine), dtype=np.float64)
+    if affine.shape != (4, 4) or not np.isfinite(affine).all():
+        raise ValueError(f"affine must be a finite 4x4 matrix, got shape {affine.shape}.")
+    data = np.asarray(torch.as_tensor(img).detach().cpu(), dtype=np.float32)
+    if data.shape[0] == 1:
+        data = data[0]
+    else:
+        data = np.moveaxis(data, 0, -1)
+        if n_spatial == 2:
+            data = data[:, :, None]
+        data = data[:, :, :, None, :]
+    nii = nib.Nifti1Image(data, affine)
+    nii.set_qform(affine, code=1)  # scanner coordinates, so qform-only readers agree
+    nii.set_sform(affine, code=1)
+    nii.header.set_xyzt_units("mm")
+    if data.ndim == 5:
+        nii.header.set_intent(_NIFTI_INTENT_VECTOR)
+    return atomic_write(path, lambda tmp: nib.save(nii, tmp), overwrite=overwrite)
+
+
+def read_nifti(path: str | os.PathLike):
+    """Read a NIfTI file written by :func:`write_nifti` (or any NIfTI) channel-first.
+
+    Returns:
+        ``monai.data.MetaTensor`` float32 of shape ``(C, H, W[, D])`` with ``affine`` in its
+        meta. A vector image with a single slice comes back 2D, ``(C, H, W)``.
+    """
+    import nibabel as nib
+    from monai.data import MetaTensor
+
+    nii = nib.load(os.fspath(path))
+    data = np.asarray(nii.dataobj, dtype=np.float32)
+    if data.ndim == 5:
+        data = np.moveaxis(data[:, :, :, 0, :], -1, 0)
+        if data.shape[3] == 1:
+            data = data[..., 0]
+    else:
+        data = data[None]
+    affine = torch.as_tensor(nii.affine, dtype=torch.float64)
+    return MetaTensor(data, affine=affine, meta={"filename_or_obj": os.fspath(path)})
