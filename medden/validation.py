@@ -8,7 +8,7 @@ their input. This module imports nothing else from medden, so any layer may use 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ __all__ = [
     "check_probability",
     "check_range",
     "check_positive",
+    "lookup_by_name",
 ]
 
 
@@ -144,3 +145,10 @@ def check_range(
         bracket = "(" if lower_open else "["
         raise ValueError(f"{name} must lie in {bracket}{lower:g}, {upper:g}], got {value!r}.")
     return pair
+
+
+def lookup_by_name(registry: Mapping[str, Any], name: str, what: str) -> Any:
+    """Return ``registry[name]``, or raise ``ValueError`` naming ``what`` and the valid names."""
+    if not isinstance(name, str) or name not in registry:
+        raise ValueError(f"unknown {what} {name!r}; choose one of {sorted(registry)}.")
+    return registry[name]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from monai.transforms import Randomizable
 
-from medden.validation import check_positive, check_probability
+from medden.validation import check_positive, check_probability, lookup_by_name
 
 __all__ = [
     "SamplingPattern",
@@ -262,6 +262,4 @@ KSPACE_MASKS: dict[str, type[KspaceMaskFunc]] = {
 
 def make_kspace_mask(name: str, **kwargs) -> KspaceMaskFunc:
     """Build a mask function by name (see :data:`KSPACE_MASKS`), e.g. from a bundle config."""
-    if name not in KSPACE_MASKS:
-        raise ValueError(f"unknown k-space mask {name!r}; choose one of {sorted(KSPACE_MASKS)}.")
-    return KSPACE_MASKS[name](**kwargs)
+    return lookup_by_name(KSPACE_MASKS, name, "k-space mask")(**kwargs)

@@ -10,6 +10,7 @@ from medden.transforms.corruption import (
     RandPoissonNoise,
 )
 from medden.transforms.text_overlay import RandTextOverlay
+from medden.validation import lookup_by_name
 
 __all__ = ["CORRUPTIONS", "make_corruption"]
 
@@ -24,6 +25,4 @@ CORRUPTIONS: dict[str, type[RandCorruption]] = {
 
 def make_corruption(name: str, **kwargs) -> RandCorruption:
     """Build a corruption by name, e.g. ``make_corruption("gaussian", sigma_range=(0, 0.2))``."""
-    if name not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {name!r}; choose one of {sorted(CORRUPTIONS)}.")
-    return CORRUPTIONS[name](**kwargs)
+    return lookup_by_name(CORRUPTIONS, name, "corruption")(**kwargs)
