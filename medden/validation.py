@@ -29,7 +29,7 @@ def _as_tensor_view(img: Any, name: str) -> torch.Tensor:
     if isinstance(img, torch.Tensor):
         return img.detach()
     if isinstance(img, np.ndarray):
-        return torch.as_tensor(img)
+        return torch.as_tensor(np.ascontiguousarray(img))  # negative strides (flips) need a copy
     raise TypeError(f"{name} must be a numpy.ndarray or torch.Tensor, got {type(img).__name__}.")
 
 

@@ -1,0 +1,94 @@
+"""Datasets of corrupted images for training and validation, with one fixed draw per image.
+
+The recorruption seed forms **one** ``y'`` per noisy ``y`` (the network never sees several
+recorruptions of the same image). :class:`CorruptedImageDataset` makes that reproducible
+without storing anything: the draws for item ``i`` come from generators seeded by
+``(seed, i)``, so every epoch sees the same ``y`` and ``y'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from medden.keys import Keys
+from medden.transforms.corruption import RandCorruption
+from medden.transforms.pairs import Recorrupt
+
+__all__ = ["CorruptedImageDataset"]
+
+_NOISE_STREAM, _RECORRUPT_STREAM = 0, 1
+
+
+def _item_state(seed: int, index: int, stream: int) -> np.random.RandomState:
+    return np.random.RandomState(np.random.SeedSequence([seed, index, stream]).generate_state(1)[0])
+
+
+class CorruptedImageDataset(Dataset):
+    """Images with simulated noise and/or a recorruption, as MONAI-style dictionaries.
+
+    What an item holds depends on what is given:
+
+    * ``noise`` given: the images are clean ``x``; ``y = noise(x)`` and ``clean = x``.
+      Otherwise the images are already noisy ``y`` and no clean image is known.
+    * ``recorruption`` given: ``input = y'`` (``y`` corrupted further), ``target = y`` and,
+      for Bernoulli-type noise, ``target_mask`` = pixels observed in ``y``.
+    * no ``recorruption``: ``input = y`` and, when ``x`` is known, ``target = x``
+      (supervised training, or validation against clean images).
+
+    Args:
+        images: ``(C, H, W[, D])`` arrays.
+        noise: corruption simulating the acquisition noise, drawn once per image.
+        recorruption: the extra corruption for recorruption training.
+        seed: base seed; item ``i`` uses generators seeded by ``(seed, i)``.
+        fixed_recorruption: one ``y'`` per ``y`` for the whole training (the seed's
+            protocol); if False a fresh ``y'`` is drawn on every access (``y`` stays fixed).
+
+    Items:
+        dict with ``Keys.INPUT``, optionally ``Keys.TARGET``, ``Keys.TARGET_MASK``,
+        ``Keys.CLEAN``: float32 arrays, images ``(C, *spatial)``, masks ``(1, *spatial)``.
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], noise: RandCorruption | None = None,
+                 recorruption: RandCorruption | None = None, seed: int = 0,
+                 fixed_recorruption: bool = True) -> None:
+        if len(images) == 0:
+            raise ValueError("images is empty: there is nothing to train or validate on.")
+        if noise is None and recorruption is None:
+            raise ValueError("give noise (images are clean), recorruption (images are noisy) or both.")
+        self.images = images
+        self.noise = noise
+        self.recorrupt = None if recorruption is None else Recorrupt(recorruption)
+        self.seed = int(seed)
+        self.fixed_recorruption = fixed_recorruption
+        self._fresh = np.random.RandomState(self.seed)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        image = np.asarray(self.images[index], dtype=np.float32)
+        item: dict[str, np.ndarray] = {}
+        observed = None
+        if self.noise is not None:
+            self.noise.set_random_state(state=_item_state(self.seed, index, _NOISE_STREAM))
+            noisy, observed = self.noise.corrupt(image)
+            item[Keys.CLEAN] = image
+        else:
+            noisy = image
+        if self.recorrupt is None:
+            item[Keys.INPUT] = noisy
+            if self.noise is not None:
+                item[Keys.TARGET] = image
+            return item
+        if self.fixed_recorruption:
+            state = _item_state(self.seed, index, _RECORRUPT_STREAM)
+        else:
+            state = np.random.RandomState(self._fresh.randint(0, 2**31 - 1))
+        further, target, _, target_mask = self.recorrupt.set_random_state(state=state)(noisy, observed)
+        item.update({Keys.INPUT: further, Keys.TARGET: target})
+        if target_mask is not None:
+            item[Keys.TARGET_MASK] = target_mask
+        return item

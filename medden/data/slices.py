@@ -1,0 +1,157 @@
+"""2D slices from volumes: intensity scaling, slab splits of one volume, IXI T1 folders.
+
+All slices are ``(1, H, W)`` float32 numpy arrays in [0, 1] (each volume scaled by its own
+percentile range, as the recorruption seed scales every input to [0, 1]).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medden.validation import check_finite, check_range
+
+__all__ = [
+    "SPLITS",
+    "IXIT1Folder",
+    "axial_slices",
+    "mni_slices",
+    "scale_to_unit",
+    "slab_split",
+    "split_subjects",
+]
+
+SPLITS = ("train", "val", "test")
+IXI_T1_PATTERN = re.compile(r"^(IXI\d{3})-.+-T1\.nii(\.gz)?$")
+
+
+def scale_to_unit(volume: np.ndarray, percentiles: tuple[float, float] = (0.0, 100.0)) -> np.ndarray:
+    """Linearly map the ``percentiles`` of ``volume`` to [0, 1] and clip, as float32.
+
+    Raises:
+        ValueError: non-finite values, or a constant volume (nothing to scale).
+    """
+    check_finite(volume, "volume")
+    low_pct, high_pct = check_range(percentiles, "percentiles", 0.0, 100.0)
+    low, high = np.percentile(volume, [low_pct, high_pct])
+    if high <= low:
+        raise ValueError(f"volume is constant between percentiles {percentiles} (value {low:g}); nothing to scale.")
+    return np.clip((np.asarray(volume, np.float32) - low) / (high - low), 0.0, 1.0).astype(np.float32)
+
+
+def axial_slices(volume: np.ndarray, min_foreground: float = 0.05, threshold: float = 0.05) -> list[np.ndarray]:
+    """Split a ``(H, W, D)`` or ``(1, H, W, D)`` volume in [0, 1] into ``(1, H, W)`` slices along D.
+
+    Slices with less than ``min_foreground`` of their pixels above ``threshold`` (mostly air)
+    are dropped. The order along D is kept.
+    """
+    vol = np.asarray(volume, np.float32)
+    if vol.ndim == 4 and vol.shape[0] == 1:
+        vol = vol[0]
+    if vol.ndim != 3:
+        raise ValueError(f"volume must be (H, W, D) or (1, H, W, D), got shape {np.shape(volume)}.")
+    kept = [vol[None, :, :, k] for k in range(vol.shape[2]) if (vol[:, :, k] > threshold).mean() >= min_foreground]
+    return [np.ascontiguousarray(s) for s in kept]
+
+
+def slab_split(n: int, fractions: Sequence[float] = (0.7, 0.15, 0.15), gap: int = 2) -> dict[str, range]:
+    """Split ``n`` consecutive slices into disjoint train/val/test slabs.
+
+    Neighbouring slices of one volume are nearly identical, so the splits are contiguous
+    slabs with ``gap`` slices left out between them: no slice of one split touches another.
+
+    Returns:
+        ``{"train": range, "val": range, "test": range}``.
+    """
+    if len(fractions) != 3 or any(f <= 0 for f in fractions):
+        raise ValueError(f"fractions must be three positive numbers, got {tuple(fractions)!r}.")
+    usable = n - 2 * gap
+    if usable < 3:
+        raise ValueError(f"cannot split {n} slices into three slabs with gap={gap}.")
+    total = float(sum(fractions))
+    sizes = [max(1, int(round(usable * f / total))) for f in fractions[:2]]
+    sizes.append(usable - sum(sizes))
+    if sizes[2] < 1:
+        raise ValueError(f"fractions {tuple(fractions)!r} leave no test slices out of {n}.")
+    starts = [0, sizes[0] + gap, sizes[0] + sizes[1] + 2 * gap]
+    return {name: range(start, start + size) for name, start, size in zip(SPLITS, starts, sizes)}
+
+
+def mni_slices(split: str, fractions: Sequence[float] = (0.7, 0.15, 0.15), gap: int = 2) -> list[np.ndarray]:
+    """Axial slices of the MNI152 T1 template (installed samples) for one slab split.
+
+    One template allows no subject-level split, so train, val and test are disjoint slabs
+    of axial slices (see :func:`slab_split`). Slices are ``(1, 197, 233)`` in [0, 1].
+    """
+    from medden.data.samples import load_sample
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+    slices = axial_slices(scale_to_unit(load_sample("mni152").numpy()[0]))
+    return [slices[i] for i in slab_split(len(slices), fractions, gap)[split]]
+
+
+def split_subjects(subjects: Sequence[str], fractions: Sequence[float] = (0.8, 0.1, 0.1)) -> dict[str, list[str]]:
+    """Deterministic subject-level split: sorted subjects cut into consecutive groups."""
+    ordered = sorted(set(subjects))
+    if len(ordered) < 3:
+        raise ValueError(f"need at least 3 subjects for a train/val/test split, got {len(ordered)}.")
+    total = float(sum(fractions))
+    n_val = max(1, int(round(len(ordered) * fractions[1] / total)))
+    n_test = max(1, int(round(len(ordered) * fractions[2] / total)))
+    n_train = len(ordered) - n_val - n_test
+    if n_train < 1:
+        raise ValueError(f"fractions {tuple(fractions)!r} leave no training subject out of {len(ordered)}.")
+    return {"train": ordered[:n_train], "val": ordered[n_train:n_train + n_val], "test": ordered[n_train + n_val:]}
+
+
+@dataclass(frozen=True)
+class IXIT1Folder:
+    """A folder of IXI T1 volumes (``IXI<nnn>-<site>-<id>-T1.nii.gz``), split by subject.
+
+    Args:
+        dataset_dir: the folder (searched recursively).
+        fractions: train/val/test fractions of subjects (sorted by IXI number).
+    """
+
+    dataset_dir: str | os.PathLike
+    fractions: tuple[float, float, float] = (0.8, 0.1, 0.1)
+
+    def files(self) -> dict[str, Path]:
+        """Subject id (``IXI002``) -> T1 file. Raises ValueError for an empty or missing folder."""
+        root = Path(self.dataset_dir)
+        if not root.is_dir():
+            raise ValueError(f"dataset_dir {str(root)!r} is not a folder; point it at the unpacked IXI-T1 folder.")
+        found = {}
+        for path in sorted(root.rglob("*")):
+            match = IXI_T1_PATTERN.match(path.name)
+            if match and path.is_file():
+                found.setdefault(match.group(1), path)
+        if not found:
+            raise ValueError(
+                f"no IXI T1 files (IXI<nnn>-<site>-<id>-T1.nii.gz) found under {str(root)!r}."
+            )
+        return found
+
+    def slices(self, split: str) -> list[np.ndarray]:
+        """Axial slices, in [0, 1] per volume, of the subjects in ``split``.
+
+        Volumes are first reoriented to the closest RAS orientation, so the last axis is
+        inferior-superior and the slices are axial whatever the acquisition plane (IXI T1
+        volumes are stored sagittally).
+        """
+        import nibabel as nib
+
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+        files = self.files()
+        out = []
+        for subject in split_subjects(list(files), self.fractions)[split]:
+            volume = np.asarray(nib.as_closest_canonical(nib.load(files[subject])).get_fdata(dtype=np.float32))
+            out.extend(axial_slices(scale_to_unit(volume, (0.0, 99.9))))
+        return out
