@@ -1,0 +1,24 @@
+"""ignite/MONAI engines: the training step, trainer/evaluator factories, handlers, distributed helpers."""
+
+from medden.engines.distributed import cleanup, default_device, init_distributed, is_distributed, make_loader, wrap_ddp
+from medden.engines.handlers import CheckpointHandler, LossScheduleHandler, resume_training
+from medden.engines.steps import make_prepare_batch, make_train_step
+from medden.engines.workflows import VAL_PSNR, VAL_SSIM, build_evaluator, build_trainer
+
+__all__ = [
+    "CheckpointHandler",
+    "LossScheduleHandler",
+    "VAL_PSNR",
+    "VAL_SSIM",
+    "build_evaluator",
+    "build_trainer",
+    "cleanup",
+    "default_device",
+    "init_distributed",
+    "is_distributed",
+    "make_loader",
+    "make_prepare_batch",
+    "make_train_step",
+    "resume_training",
+    "wrap_ddp",
+]

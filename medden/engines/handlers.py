@@ -1,0 +1,112 @@
+"""ignite event handlers: atomic checkpoints (last and best) and loss schedules."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+from ignite.engine import Engine, Events
+
+from medden.io.checkpoint import load_checkpoint, load_network_weights, save_checkpoint
+from medden.io.checkpoint import CheckpointError
+
+__all__ = ["CheckpointHandler", "LossScheduleHandler", "resume_training"]
+
+LAST_CHECKPOINT = "last.pt"
+BEST_MODEL = "best.pt"
+logger = logging.getLogger(__name__)
+
+
+def _is_main_process() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+
+
+class CheckpointHandler:
+    """Save ``last.pt`` after every epoch and ``best.pt`` when the key metric improves.
+
+    ``last.pt`` holds ``{"network", "optimizer", "trainer"}`` state dicts for resuming;
+    ``best.pt`` holds only the network's state dict (the bundle's ``models/model.pt`` format).
+    Writes are atomic and happen on rank 0 only.
+
+    Args:
+        output_dir: folder of the two files.
+        network, optimizer: what to save (a DDP wrapper is unwrapped).
+        metric_name: the evaluator metric that decides "best" (higher is better).
+    """
+
+    def __init__(self, output_dir: str | os.PathLike, network, optimizer, metric_name: str | None = None) -> None:
+        self.output_dir = Path(output_dir)
+        self.network = getattr(network, "module", network)
+        self.optimizer = optimizer
+        self.metric_name = metric_name
+        self.best = float("-inf")
+
+    def attach(self, trainer: Engine, evaluator: Engine | None = None) -> None:
+        trainer.add_event_handler(Events.EPOCH_COMPLETED, self.save_last)
+        if evaluator is not None and self.metric_name is not None:
+            evaluator.add_event_handler(Events.COMPLETED, self.save_best)
+
+    def save_last(self, trainer: Engine) -> None:
+        if _is_main_process():
+            save_checkpoint({"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
+                             "trainer": trainer.state_dict()}, self.output_dir / LAST_CHECKPOINT)
+
+    def save_best(self, evaluator: Engine) -> None:
+        value = float(evaluator.state.metrics[self.metric_name])
+        if value > self.best:
+            self.best = value
+            if _is_main_process():
+                save_checkpoint(self.network.state_dict(), self.output_dir / BEST_MODEL)
+                logger.info("new best %s = %.4f, saved %s", self.metric_name, value, self.output_dir / BEST_MODEL)
+
+
+def resume_training(path: str | os.PathLike, network, optimizer, trainer: Engine) -> None:
+    """Restore network, optimizer and trainer progress from a ``last.pt`` checkpoint.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: unreadable, lacking an entry, or saved from another network.
+    """
+    state = load_checkpoint(path)
+    missing = [key for key in ("network", "optimizer", "trainer") if key not in state]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} cannot resume training: it lacks {missing}; "
+            f"resume from a {LAST_CHECKPOINT} written by medden's training engine."
+        )
+    max_epochs = trainer.state.max_epochs
+    saved = state["trainer"]
+    done = int(saved["epoch"]) if "epoch" in saved else int(saved.get("iteration", 0)) // max(int(saved["epoch_length"]), 1)
+    if max_epochs is not None and done >= max_epochs:
+        raise ValueError(
+            f"checkpoint {str(path)!r} has already trained {done} epochs, and max_epochs is {max_epochs}; "
+            "raise max_epochs to train further."
+        )
+    load_network_weights(network, state, key="network")
+    optimizer.load_state_dict(state["optimizer"])
+    trainer.load_state_dict(state["trainer"])
+    trainer.state.max_epochs = max_epochs  # the new run's goal, not the checkpoint's
+    logger.info("resumed from %s at epoch %d", path, trainer.state.epoch)
+
+
+class LossScheduleHandler:
+    """Tell a loss how far training has got, every iteration (e.g. annealed L0's gamma 2 -> 0).
+
+    Args:
+        loss: any object with ``set_progress(progress)``, progress in [0, 1].
+    """
+
+    def __init__(self, loss) -> None:
+        if not hasattr(loss, "set_progress"):
+            raise TypeError(f"loss must have set_progress(progress), got {type(loss).__name__}.")
+        self.loss = loss
+
+    def attach(self, trainer: Engine) -> None:
+        trainer.add_event_handler(Events.ITERATION_STARTED, self)
+
+    def __call__(self, trainer: Engine) -> None:
+        total = trainer.state.max_epochs * trainer.state.epoch_length
+        self.loss.set_progress(min(1.0, (trainer.state.iteration - 1) / max(total - 1, 1)))

@@ -1,0 +1,71 @@
+"""Training and evaluation steps, built by factories (the ignite way): one closure each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from monai.utils import CommonKeys
+
+from medden.keys import Keys
+
+__all__ = ["make_prepare_batch", "make_train_step"]
+
+
+def _to(value: Any, engine) -> Any:
+    if value is None:
+        return None
+    return value.to(engine.state.device, non_blocking=engine.non_blocking)
+
+
+def make_train_step(input_key: str = Keys.INPUT, target_key: str = Keys.TARGET,
+                    mask_key: str | None = Keys.TARGET_MASK) -> Callable:
+    """Build the ``iteration_update`` of a ``monai.engines.SupervisedTrainer``.
+
+    The step feeds ``batch[input_key]`` through ``engine.inferer`` and ``engine.network`` and
+    minimises ``engine.loss_function(pred, batch[target_key], batch.get(mask_key))`` (the
+    medden loss signature, see :mod:`medden.losses`). It serves recorruption (``y' -> y``),
+    Noise2Noise (``a -> b``) and supervised (``y -> x``) training alike: only the batch
+    contents differ. Mixed precision follows ``engine.amp``.
+
+    Returns:
+        ``step(engine, batch) -> dict`` with MONAI's ``image``, ``label``, ``pred`` and
+        ``loss`` (a detached scalar tensor) so MONAI/ignite handlers read it as usual.
+    """
+
+    def step(engine, batch: dict) -> dict:
+        inputs, targets = _to(batch[input_key], engine), _to(batch[target_key], engine)
+        mask = _to(batch.get(mask_key) if mask_key is not None else None, engine)
+        engine.network.train()
+        engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+        device_type = engine.state.device.type if engine.state.device is not None else "cpu"
+        with torch.autocast(device_type=device_type, enabled=bool(engine.amp)):
+            preds = engine.inferer(inputs, engine.network)
+            loss = engine.loss_function(preds, targets, mask)
+        if engine.amp and engine.scaler is not None:
+            engine.scaler.scale(loss).backward()
+            engine.scaler.step(engine.optimizer)
+            engine.scaler.update()
+        else:
+            loss.backward()
+            engine.optimizer.step()
+        return {CommonKeys.IMAGE: inputs, CommonKeys.LABEL: targets, CommonKeys.PRED: preds,
+                CommonKeys.LOSS: loss.detach()}
+
+    return step
+
+
+def make_prepare_batch(input_key: str = Keys.INPUT, target_key: str = Keys.CLEAN) -> Callable:
+    """Build a MONAI ``prepare_batch`` that reads ``(input, target)`` from named keys.
+
+    Used by evaluators: ``batch[input_key]`` is denoised and compared with ``batch[target_key]``
+    (the clean image when the validation set has one).
+    """
+
+    def prepare_batch(batch: dict, device=None, non_blocking: bool = False, **kwargs):
+        inputs = batch[input_key].to(device, non_blocking=non_blocking)
+        targets = batch[target_key].to(device, non_blocking=non_blocking)
+        return inputs, targets
+
+    return prepare_batch

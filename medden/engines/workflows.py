@@ -1,0 +1,110 @@
+"""Factories that assemble MONAI trainers and evaluators with medden's standard handlers.
+
+The step is the only custom piece (:func:`medden.engines.steps.make_train_step`); logging,
+TensorBoard, the progress bar, validation, checkpoints and loss schedules are handlers.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+from ignite.handlers import ProgressBar
+from monai.engines import SupervisedEvaluator, SupervisedTrainer
+from monai.handlers import (
+    IgniteMetricHandler,
+    PeakSignalToNoiseRatio,
+    StatsHandler,
+    TensorBoardStatsHandler,
+    ValidationHandler,
+    from_engine,
+)
+from monai.inferers import Inferer, SimpleInferer
+from monai.metrics import SSIMMetric
+from monai.utils import CommonKeys
+
+from medden.engines.handlers import CheckpointHandler, LossScheduleHandler, _is_main_process, resume_training
+from medden.engines.steps import make_prepare_batch, make_train_step
+from medden.keys import Keys
+from medden.validation import check_positive
+
+__all__ = ["VAL_PSNR", "VAL_SSIM", "build_evaluator", "build_trainer"]
+
+VAL_PSNR, VAL_SSIM = "val_psnr", "val_ssim"
+_PRED_LABEL = from_engine([CommonKeys.PRED, CommonKeys.LABEL])
+
+
+def build_evaluator(network: torch.nn.Module, val_loader, device: torch.device | str = "cpu",
+                    data_range: float = 1.0, inferer: Inferer | None = None, input_key: str = Keys.INPUT,
+                    target_key: str = Keys.CLEAN, spatial_dims: int = 2) -> SupervisedEvaluator:
+    """An evaluator scoring ``network(batch[input_key])`` against ``batch[target_key]``.
+
+    Metrics: ``val_psnr`` (key metric) and ``val_ssim``, both with the explicit
+    ``data_range`` (1.0 for images scaled to [0, 1]). ``inferer`` may be a
+    :class:`~medden.inference.RefinementInferer` to validate the refined output, or a sliding
+    window for large images.
+    """
+    data_range = check_positive(data_range, "data_range")
+    handlers = [StatsHandler(iteration_log=False)] if _is_main_process() else []
+    return SupervisedEvaluator(
+        device=torch.device(device), val_data_loader=val_loader, network=network,
+        inferer=inferer or SimpleInferer(), prepare_batch=make_prepare_batch(input_key, target_key),
+        key_val_metric={VAL_PSNR: PeakSignalToNoiseRatio(max_val=data_range, output_transform=_PRED_LABEL)},
+        additional_metrics={VAL_SSIM: IgniteMetricHandler(
+            metric_fn=SSIMMetric(spatial_dims=spatial_dims, data_range=data_range), output_transform=_PRED_LABEL)},
+        val_handlers=handlers,
+    )
+
+
+def _schedulable(loss) -> list:
+    """The loss itself and any weighted terms that follow a training-progress schedule."""
+    candidates = [loss] + [term for term, _ in getattr(loss, "terms", [])]
+    return [c for c in candidates if hasattr(c, "set_progress")]
+
+
+def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_function, train_loader,
+                  max_epochs: int, output_dir: str | os.PathLike, device: torch.device | str = "cpu",
+                  evaluator: SupervisedEvaluator | None = None, val_interval: int = 1,
+                  resume_from: str | os.PathLike | None = None, amp: bool = False,
+                  input_key: str = Keys.INPUT, target_key: str = Keys.TARGET,
+                  mask_key: str | None = Keys.TARGET_MASK, progress_bar: bool = True) -> SupervisedTrainer:
+    """A ``SupervisedTrainer`` running medden's step with the standard handlers attached.
+
+    Handlers (on rank 0 where they write): loss to the log (``StatsHandler``) and TensorBoard
+    (``output_dir/tensorboard``), a tqdm progress bar, validation every ``val_interval``
+    epochs, ``output_dir/last.pt`` after every epoch and ``output_dir/best.pt`` (network
+    weights only) whenever ``val_psnr`` improves, and loss schedules (annealed L0).
+
+    Args:
+        network: already on ``device`` (and wrapped in DDP when distributed).
+        loss_function: a medden loss, ``loss(pred, target, mask)``.
+        train_loader: batches of dicts with ``input_key``, ``target_key`` and optionally
+            ``mask_key``.
+        resume_from: a ``last.pt`` to continue from (network, optimizer and epoch counter).
+    """
+    output_dir = Path(output_dir)
+    main = _is_main_process()
+    def loss_log(output: dict) -> float:
+        return float(output[CommonKeys.LOSS])
+
+    handlers = []
+    if main:
+        handlers += [StatsHandler(tag_name="train_loss", output_transform=loss_log),
+                     TensorBoardStatsHandler(log_dir=str(output_dir / "tensorboard"), tag_name="train_loss",
+                                             output_transform=loss_log)]
+    if evaluator is not None:
+        handlers.append(ValidationHandler(validator=evaluator, interval=val_interval, epoch_level=True))
+    trainer = SupervisedTrainer(
+        device=torch.device(device), max_epochs=max_epochs, train_data_loader=train_loader, network=network,
+        optimizer=optimizer, loss_function=loss_function, inferer=SimpleInferer(),
+        iteration_update=make_train_step(input_key, target_key, mask_key), train_handlers=handlers, amp=amp,
+    )
+    CheckpointHandler(output_dir, network, optimizer, VAL_PSNR if evaluator else None).attach(trainer, evaluator)
+    for schedulable in _schedulable(loss_function):
+        LossScheduleHandler(schedulable).attach(trainer)
+    if progress_bar and main:
+        ProgressBar(persist=False).attach(trainer, output_transform=lambda out: {"loss": loss_log(out)})
+    if resume_from is not None:
+        resume_training(resume_from, network, optimizer, trainer)
+    return trainer
