@@ -1,0 +1,28 @@
+"""Inference for networks trained without clean data: refinement, bias correction, tuning.
+
+* :func:`iterative_refinement` / :func:`refinement_path` and :class:`RefinementInferer`:
+  the recorruption paper's ``x <- x + eta * (f(x) - x)``, repeated ``k`` times.
+* :func:`noisier2noise_correction` and :class:`Noisier2NoiseInferer`: the closed-form
+  correction ``((1 + alpha^2) f(z) - z) / alpha^2``.
+* :func:`tune_refinement`: choose ``eta`` and ``k`` on ``(noisy, clean)`` validation pairs.
+
+The inferers subclass ``monai.inferers.Inferer``; each network evaluation goes through a
+``base_inferer``, so MONAI's ``SlidingWindowInferer`` (large images) and ``SliceInferer``
+(2D network over a 3D volume) are used directly, without wrappers. Batches are
+``(B, C, H, W)`` or ``(B, C, H, W, D)`` floating tensors (see :mod:`medden`).
+"""
+
+from medden.inference.noisier2noise import Noisier2NoiseInferer, noisier2noise_correction
+from medden.inference.refinement import RefinementInferer, iterative_refinement, refinement_path
+from medden.inference.tuning import TUNING_METRICS, RefinementChoice, tune_refinement
+
+__all__ = [
+    "iterative_refinement",
+    "refinement_path",
+    "RefinementInferer",
+    "noisier2noise_correction",
+    "Noisier2NoiseInferer",
+    "tune_refinement",
+    "RefinementChoice",
+    "TUNING_METRICS",
+]
