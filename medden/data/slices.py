@@ -20,10 +20,13 @@ __all__ = [
     "SPLITS",
     "IXIT1Folder",
     "axial_slices",
+    "foreground_slices",
     "mni_slices",
     "scale_to_unit",
     "slab_split",
     "split_subjects",
+    "t1_slices",
+    "write_corrupted_mni_slab",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -55,8 +58,13 @@ def axial_slices(volume: np.ndarray, min_foreground: float = 0.05, threshold: fl
         vol = vol[0]
     if vol.ndim != 3:
         raise ValueError(f"volume must be (H, W, D) or (1, H, W, D), got shape {np.shape(volume)}.")
-    kept = [vol[None, :, :, k] for k in range(vol.shape[2]) if (vol[:, :, k] > threshold).mean() >= min_foreground]
-    return [np.ascontiguousarray(s) for s in kept]
+    return [np.ascontiguousarray(vol[None, :, :, k]) for k in foreground_slices(vol, min_foreground, threshold)]
+
+
+def foreground_slices(volume: np.ndarray, min_foreground: float = 0.05, threshold: float = 0.05) -> list[int]:
+    """Indices along the last axis of slices with at least ``min_foreground`` of pixels above ``threshold``."""
+    vol = np.asarray(volume)
+    return [k for k in range(vol.shape[-1]) if (vol[..., k] > threshold).mean() >= min_foreground]
 
 
 def slab_split(n: int, fractions: Sequence[float] = (0.7, 0.15, 0.15), gap: int = 2) -> dict[str, range]:
@@ -155,3 +163,37 @@ class IXIT1Folder:
             volume = np.asarray(nib.as_closest_canonical(nib.load(files[subject])).get_fdata(dtype=np.float32))
             out.extend(axial_slices(scale_to_unit(volume, (0.0, 99.9))))
         return out
+
+
+def t1_slices(split: str, dataset_dir: str | os.PathLike | None = None) -> list[np.ndarray]:
+    """T1 axial slices for ``split``: the MNI152 slabs by default, an IXI T1 folder if given."""
+    return mni_slices(split) if dataset_dir is None else IXIT1Folder(dataset_dir).slices(split)
+
+
+def write_corrupted_mni_slab(path: str | os.PathLike, corruption, split: str = "test", seed: int = 0) -> Path:
+    """Write the MNI152 T1 ``split`` slab, corrupted, as a NIfTI volume (unless it exists).
+
+    A ready-made input for bundle inference configs: the slab keeps the template's geometry
+    (its affine is shifted to the slab's first slice) and lies in [0, 1] before corruption.
+
+    Returns:
+        ``path``.
+    """
+    from medden.data.samples import load_sample
+    from medden.io.nifti import write_nifti
+
+    path = Path(path)
+    if path.exists():
+        return path
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+    template = load_sample("mni152")
+    volume = scale_to_unit(template.numpy()[0])
+    keep = foreground_slices(volume)
+    chosen = [keep[i] for i in slab_split(len(keep))[split]]
+    slab = volume[None, :, :, chosen[0]:chosen[-1] + 1]
+    affine = template.affine.numpy().copy()
+    affine[:3, 3] += affine[:3, 2] * chosen[0]
+    corrupted = corruption.set_random_state(seed)(slab)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return write_nifti(corrupted, path, affine)

@@ -11,7 +11,7 @@ from ignite.engine import Engine, Events
 from medden.io.checkpoint import load_checkpoint, load_network_weights, save_checkpoint
 from medden.io.checkpoint import CheckpointError
 
-__all__ = ["CheckpointHandler", "LossScheduleHandler", "resume_training"]
+__all__ = ["CheckpointHandler", "LossScheduleHandler", "resume_training", "save_metrics"]
 
 LAST_CHECKPOINT = "last.pt"
 BEST_MODEL = "best.pt"
@@ -34,11 +34,14 @@ class CheckpointHandler:
     Args:
         output_dir: folder of the two files.
         network, optimizer: what to save (a DDP wrapper is unwrapped).
+        lr_scheduler: saved too, when given.
         metric_name: the evaluator metric that decides "best" (higher is better).
     """
 
-    def __init__(self, output_dir: str | os.PathLike, network, optimizer, metric_name: str | None = None) -> None:
+    def __init__(self, output_dir: str | os.PathLike, network, optimizer, metric_name: str | None = None,
+                 lr_scheduler=None) -> None:
         self.output_dir = Path(output_dir)
+        self.lr_scheduler = lr_scheduler
         self.network = getattr(network, "module", network)
         self.optimizer = optimizer
         self.metric_name = metric_name
@@ -51,8 +54,11 @@ class CheckpointHandler:
 
     def save_last(self, trainer: Engine) -> None:
         if _is_main_process():
-            save_checkpoint({"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
-                             "trainer": trainer.state_dict()}, self.output_dir / LAST_CHECKPOINT)
+            state = {"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
+                     "trainer": trainer.state_dict()}
+            if self.lr_scheduler is not None:
+                state["lr_scheduler"] = self.lr_scheduler.state_dict()
+            save_checkpoint(state, self.output_dir / LAST_CHECKPOINT)
 
     def save_best(self, evaluator: Engine) -> None:
         value = float(evaluator.state.metrics[self.metric_name])
@@ -63,8 +69,8 @@ class CheckpointHandler:
                 logger.info("new best %s = %.4f, saved %s", self.metric_name, value, self.output_dir / BEST_MODEL)
 
 
-def resume_training(path: str | os.PathLike, network, optimizer, trainer: Engine) -> None:
-    """Restore network, optimizer and trainer progress from a ``last.pt`` checkpoint.
+def resume_training(path: str | os.PathLike, network, optimizer, trainer: Engine, lr_scheduler=None) -> None:
+    """Restore network, optimizer, scheduler and trainer progress from a ``last.pt`` checkpoint.
 
     Raises:
         FileNotFoundError: no such file.
@@ -88,6 +94,8 @@ def resume_training(path: str | os.PathLike, network, optimizer, trainer: Engine
     load_network_weights(network, state, key="network")
     optimizer.load_state_dict(state["optimizer"])
     trainer.load_state_dict(state["trainer"])
+    if lr_scheduler is not None and "lr_scheduler" in state:
+        lr_scheduler.load_state_dict(state["lr_scheduler"])
     trainer.state.max_epochs = max_epochs  # the new run's goal, not the checkpoint's
     logger.info("resumed from %s at epoch %d", path, trainer.state.epoch)
 
@@ -110,3 +118,17 @@ class LossScheduleHandler:
     def __call__(self, trainer: Engine) -> None:
         total = trainer.state.max_epochs * trainer.state.epoch_length
         self.loss.set_progress(min(1.0, (trainer.state.iteration - 1) / max(total - 1, 1)))
+
+
+def save_metrics(metrics: dict, path: str | os.PathLike) -> Path:
+    """Write a (nested) dict of metric values as JSON, atomically (rank 0 only)."""
+    import json
+
+    from medden.io._files import atomic_write
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if _is_main_process():
+        text = json.dumps(metrics, indent=2, default=float)
+        atomic_write(path, lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
+    return path

@@ -10,10 +10,12 @@ import os
 from pathlib import Path
 
 import torch
+from ignite.engine import Events
 from ignite.handlers import ProgressBar
 from monai.engines import SupervisedEvaluator, SupervisedTrainer
 from monai.handlers import (
     IgniteMetricHandler,
+    LrScheduleHandler,
     PeakSignalToNoiseRatio,
     StatsHandler,
     TensorBoardStatsHandler,
@@ -63,10 +65,16 @@ def _schedulable(loss) -> list:
     return [c for c in candidates if hasattr(c, "set_progress")]
 
 
+def _validate_final_epoch(trainer: SupervisedTrainer, evaluator: SupervisedEvaluator) -> None:
+    """Validate the final weights too when ``val_interval`` skipped the last epoch."""
+    if evaluator.state.epoch != trainer.state.epoch:
+        evaluator.run(trainer.state.epoch)
+
+
 def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, loss_function, train_loader,
                   max_epochs: int, output_dir: str | os.PathLike, device: torch.device | str = "cpu",
                   evaluator: SupervisedEvaluator | None = None, val_interval: int = 1,
-                  resume_from: str | os.PathLike | None = None, amp: bool = False,
+                  resume_from: str | os.PathLike | None = None, amp: bool = False, lr_scheduler=None,
                   input_key: str = Keys.INPUT, target_key: str = Keys.TARGET,
                   mask_key: str | None = Keys.TARGET_MASK, progress_bar: bool = True) -> SupervisedTrainer:
     """A ``SupervisedTrainer`` running medden's step with the standard handlers attached.
@@ -81,7 +89,8 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
         loss_function: a medden loss, ``loss(pred, target, mask)``.
         train_loader: batches of dicts with ``input_key``, ``target_key`` and optionally
             ``mask_key``.
-        resume_from: a ``last.pt`` to continue from (network, optimizer and epoch counter).
+        resume_from: a ``last.pt`` to continue from (network, optimizer, scheduler and epoch).
+        lr_scheduler: a ``torch.optim.lr_scheduler`` stepped once per epoch.
     """
     output_dir = Path(output_dir)
     main = _is_main_process()
@@ -93,6 +102,8 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
         handlers += [StatsHandler(tag_name="train_loss", output_transform=loss_log),
                      TensorBoardStatsHandler(log_dir=str(output_dir / "tensorboard"), tag_name="train_loss",
                                              output_transform=loss_log)]
+    if lr_scheduler is not None:
+        handlers.append(LrScheduleHandler(lr_scheduler, print_lr=False))
     if evaluator is not None:
         handlers.append(ValidationHandler(validator=evaluator, interval=val_interval, epoch_level=True))
     trainer = SupervisedTrainer(
@@ -100,11 +111,14 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
         optimizer=optimizer, loss_function=loss_function, inferer=SimpleInferer(),
         iteration_update=make_train_step(input_key, target_key, mask_key), train_handlers=handlers, amp=amp,
     )
-    CheckpointHandler(output_dir, network, optimizer, VAL_PSNR if evaluator else None).attach(trainer, evaluator)
+    checkpoints = CheckpointHandler(output_dir, network, optimizer, VAL_PSNR if evaluator else None, lr_scheduler)
+    checkpoints.attach(trainer, evaluator)
+    if evaluator is not None:
+        trainer.add_event_handler(Events.COMPLETED, _validate_final_epoch, evaluator)
     for schedulable in _schedulable(loss_function):
         LossScheduleHandler(schedulable).attach(trainer)
     if progress_bar and main:
         ProgressBar(persist=False).attach(trainer, output_transform=lambda out: {"loss": loss_log(out)})
     if resume_from is not None:
-        resume_training(resume_from, network, optimizer, trainer)
+        resume_training(resume_from, network, optimizer, trainer, lr_scheduler)
     return trainer

@@ -5,6 +5,8 @@
 * :func:`noisier2noise_correction` and :class:`Noisier2NoiseInferer`: the closed-form
   correction ``((1 + alpha^2) f(z) - z) / alpha^2``.
 * :func:`tune_refinement`: choose ``eta`` and ``k`` on ``(noisy, clean)`` validation pairs.
+* :func:`denoise_image` / :func:`denoise_nifti_folder`: whole images and NIfTI folders, in
+  their own intensity units, affine kept.
 
 The inferers subclass ``monai.inferers.Inferer``; each network evaluation goes through a
 ``base_inferer``, so MONAI's ``SlidingWindowInferer`` (large images) and ``SliceInferer``
@@ -15,6 +17,7 @@ The inferers subclass ``monai.inferers.Inferer``; each network evaluation goes t
 from medden.inference.noisier2noise import Noisier2NoiseInferer, noisier2noise_correction
 from medden.inference.refinement import RefinementInferer, iterative_refinement, refinement_path
 from medden.inference.tuning import TUNING_METRICS, RefinementChoice, tune_refinement
+from medden.inference.volumes import denoise_image, denoise_nifti_folder, list_nifti_files
 
 __all__ = [
     "iterative_refinement",
@@ -25,4 +28,7 @@ __all__ = [
     "tune_refinement",
     "RefinementChoice",
     "TUNING_METRICS",
+    "denoise_image",
+    "denoise_nifti_folder",
+    "list_nifti_files",
 ]

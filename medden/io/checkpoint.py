@@ -13,7 +13,7 @@ from torch import nn
 
 from medden.io._files import atomic_write
 
-__all__ = ["CheckpointError", "load_checkpoint", "load_network_weights", "save_checkpoint"]
+__all__ = ["CheckpointError", "load_checkpoint", "load_network_weights", "publish_model", "save_checkpoint"]
 
 
 class CheckpointError(ValueError):
@@ -91,3 +91,17 @@ def load_network_weights(network: nn.Module, checkpoint: str | os.PathLike | dic
         )
     target.load_state_dict(state)
     return network
+
+
+def publish_model(source: str | os.PathLike, destination: str | os.PathLike) -> Path | None:
+    """Copy trained weights (e.g. ``best.pt``) to a bundle's ``models/model.pt``, atomically.
+
+    The weights are checked to load with ``weights_only=True`` first. Under
+    ``torch.distributed`` only rank 0 writes; other ranks return None.
+    """
+    import torch.distributed as dist
+
+    state = load_checkpoint(source)
+    if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+        return None
+    return save_checkpoint(state, destination)
