@@ -60,7 +60,7 @@ def test_resume_continues_from_the_saved_epoch_with_the_saved_weights(tmp_path):
 def test_bad_checkpoints_raise_clear_errors(tmp_path):
     network = tiny_network()
     corrupt = tmp_path / "corrupt.pt"
-    corrupt.write_bytes(b"\x00not a checkpoint" * 10)
+    corrupt.write_bytes(b"truncated")
     with pytest.raises(CheckpointError, match="not a readable PyTorch weights file"):
         load_network_weights(network, corrupt)
     other = tmp_path / "other.pt"
@@ -138,3 +138,23 @@ def test_resuming_a_finished_run_asks_for_more_epochs(tmp_path):
     trainer.run()
     with pytest.raises(ValueError, match="already trained 1 epochs, and max_epochs is 1"):
         _trainer(tmp_path, max_epochs=1, resume_from=tmp_path / "last.pt", with_eval=False)
+
+
+@pytest.mark.parametrize("name, level", [("gaussian", (0.05, 0.1)), ("poisson", (20.0, 40.0)), ("bernoulli", (0.6, 0.9)),
+                                         ("impulse", (0.05, 0.1)), ("text", (0.05, 0.1))])
+def test_recorruption_training_step_runs_for_every_corruption(name, level):
+    from medden.data.datasets import CorruptedImageDataset
+    from medden.transforms import CORRUPTIONS, make_corruption
+
+    from engine_fixtures import smooth_images
+
+    keyword = {"gaussian": "sigma_range", "poisson": "peak_range", "bernoulli": "keep_prob_range",
+               "impulse": "replace_prob_range", "text": "coverage_range"}[name]
+    assert set(CORRUPTIONS) == {"gaussian", "poisson", "bernoulli", "impulse", "text"}
+    dataset = CorruptedImageDataset(smooth_images(4), noise=make_corruption(name, **{keyword: level}),
+                                    recorruption=make_corruption(name, **{keyword: level}))
+    batch = next(iter(DataLoader(dataset, batch_size=4)))
+    assert (Keys.TARGET_MASK in batch) == (name == "bernoulli")
+    engine = _Engine(tiny_network())
+    out = make_train_step()(engine, batch)
+    assert torch.isfinite(out["loss"]) and out["pred"].shape == batch[Keys.INPUT].shape

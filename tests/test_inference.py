@@ -364,3 +364,14 @@ def test_tune_refinement_rejects_bad_arguments(kwargs, data, error, match):
     data = toy_validation_set(batches=1) if data is None else data
     with pytest.raises(error, match=match):
         tune_refinement(Shrink(0.0), data, **{"max_steps": 2, **kwargs})
+
+
+def test_keep_observed_refinement_keeps_every_observed_pixel_exact():
+    from medden.inference import RefinementInferer, keep_observed_pixels
+
+    noisy = torch.tensor([[[[0.0, 0.5], [0.25, 0.0]]]])
+    filled = keep_observed_pixels(torch.full_like(noisy, 9.0), noisy)
+    assert filled.flatten().tolist() == [9.0, 0.5, 0.25, 9.0]
+    out = RefinementInferer(eta=0.5, steps=3, keep_observed=True)(noisy, lambda t: torch.full_like(t, 1.0))
+    assert out[0, 0, 0, 1].item() == 0.5 and out[0, 0, 1, 0].item() == 0.25
+    assert out[0, 0, 0, 0].item() == pytest.approx(1 - 0.5**3)  # missing pixels follow the refinement

@@ -229,3 +229,14 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
             np.ones((4, 4, 2)), np.eye(4), tmp_path, modality="CT", series_description="x"
         )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_atomic_writes_give_files_the_usual_permissions(tmp_path):
+    import os
+
+    from medden.io._files import atomic_write
+
+    path = atomic_write(tmp_path / "x.txt", lambda tmp: tmp.write_text("x"))
+    mask = os.umask(0)
+    os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~mask

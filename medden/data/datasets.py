@@ -34,7 +34,8 @@ class CorruptedImageDataset(Dataset):
     * ``noise`` given: the images are clean ``x``; ``y = noise(x)`` and ``clean = x``.
       Otherwise the images are already noisy ``y`` and no clean image is known.
     * ``recorruption`` given: ``input = y'`` (``y`` corrupted further), ``target = y`` and,
-      for Bernoulli-type noise, ``target_mask`` = pixels observed in ``y``.
+      for Bernoulli-type noise, ``target_mask`` = pixels observed in ``y``. Impulse and text
+      masks are not passed on: real data would not reveal them (use L0/L1 losses instead).
     * no ``recorruption``: ``input = y`` and, when ``x`` is known, ``target = x``
       (supervised training, or validation against clean images).
 
@@ -75,6 +76,8 @@ class CorruptedImageDataset(Dataset):
         if self.noise is not None:
             self.noise.set_random_state(state=_item_state(self.seed, index, _NOISE_STREAM))
             noisy, observed = self.noise.corrupt(image)
+            if not getattr(self.noise, "missing_is_zero", False):
+                observed = None  # only missing-pixel noise has a mask real data would reveal (y != 0)
             item[Keys.CLEAN] = image
         else:
             noisy = image

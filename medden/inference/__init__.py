@@ -15,12 +15,13 @@ The inferers subclass ``monai.inferers.Inferer``; each network evaluation goes t
 """
 
 from medden.inference.noisier2noise import Noisier2NoiseInferer, noisier2noise_correction
-from medden.inference.refinement import RefinementInferer, iterative_refinement, refinement_path
+from medden.inference.refinement import RefinementInferer, iterative_refinement, keep_observed_pixels, refinement_path
 from medden.inference.tuning import TUNING_METRICS, RefinementChoice, tune_refinement
 from medden.inference.volumes import denoise_image, denoise_nifti_folder, list_nifti_files
 
 __all__ = [
     "iterative_refinement",
+    "keep_observed_pixels",
     "refinement_path",
     "RefinementInferer",
     "noisier2noise_correction",

@@ -20,7 +20,7 @@ from monai.inferers import Inferer
 
 from medden.inference._checks import check_batch, check_count, check_eta, check_network, evaluate, resolve_inferer
 
-__all__ = ["iterative_refinement", "refinement_path", "RefinementInferer"]
+__all__ = ["iterative_refinement", "keep_observed_pixels", "refinement_path", "RefinementInferer"]
 
 
 def refinement_path(
@@ -93,6 +93,18 @@ def iterative_refinement(
     return image.clone() if result is image else result
 
 
+def keep_observed_pixels(prediction: torch.Tensor, noisy: torch.Tensor) -> torch.Tensor:
+    """Data consistency for missing-pixel (Bernoulli) noise: keep every observed pixel.
+
+    Under multiplicative Bernoulli noise a pixel that is non-zero in ``noisy`` (in any channel)
+    was observed exactly, so only the missing (zero) pixels are taken from ``prediction``.
+    Both are ``(B, C, *spatial)``; returns a new tensor of that shape. Not for additive noise,
+    where every pixel is noisy.
+    """
+    observed = (noisy != 0).any(dim=1, keepdim=True)
+    return torch.where(observed, noisy, prediction)
+
+
 class RefinementInferer(Inferer):
     """MONAI inferer running iterative refinement, each network call through ``base_inferer``.
 
@@ -111,6 +123,9 @@ class RefinementInferer(Inferer):
         eta: step size in (0, 1]; ``eta=1, steps=1`` is one plain pass.
         steps: number of refinement steps, int >= 0.
         base_inferer: how each network evaluation is run; None means ``SimpleInferer()``.
+        keep_observed: for missing-pixel (Bernoulli) noise, replace every network output by
+            :func:`keep_observed_pixels` against the *original* input, so the pixels observed
+            in it stay exact through all steps.
 
     Example:
         >>> import torch
@@ -119,8 +134,10 @@ class RefinementInferer(Inferer):
         2.0
     """
 
-    def __init__(self, eta: float, steps: int, base_inferer: Inferer | Callable | None = None) -> None:
+    def __init__(self, eta: float, steps: int, base_inferer: Inferer | Callable | None = None,
+                 keep_observed: bool = False) -> None:
         self.eta = check_eta(eta)
+        self.keep_observed = bool(keep_observed)
         self.steps = check_count(steps, "steps", 0)
         self.base_inferer = resolve_inferer(base_inferer)
 
@@ -139,7 +156,8 @@ class RefinementInferer(Inferer):
         check_network(network)
 
         def step(x: torch.Tensor) -> torch.Tensor:
-            return self.base_inferer(x, network, *args, **kwargs)
+            out = self.base_inferer(x, network, *args, **kwargs)
+            return keep_observed_pixels(out, inputs) if self.keep_observed else out
 
         with torch.no_grad():
             return iterative_refinement(step, inputs, self.eta, self.steps)

@@ -20,6 +20,12 @@ def prepare_dir(path: str | os.PathLike, name: str = "out_dir") -> Path:
     return path
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(
     path: str | os.PathLike, write: Callable[[Path], object], *, overwrite: bool = False
 ) -> Path:
@@ -46,6 +52,7 @@ def atomic_write(
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +42,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; train the model or give the right path.")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as err:
+    except Exception as err:  # torch raises many types for damaged files (IndexError, EOFError, ...)
         raise CheckpointError(
             f"checkpoint {str(path)!r} is not a readable PyTorch weights file ({type(err).__name__}: "
             f"{str(err).splitlines()[0] if str(err) else 'no detail'}); it may be truncated or corrupt."
@@ -101,7 +99,6 @@ def publish_model(source: str | os.PathLike, destination: str | os.PathLike) -> 
     """
     import torch.distributed as dist
 
-    state = load_checkpoint(source)
     if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
-        return None
-    return save_checkpoint(state, destination)
+        return None  # rank 0 wrote the source; other ranks need not (and must not race to) read it
+    return save_checkpoint(load_checkpoint(source), destination)
