@@ -158,3 +158,14 @@ def test_recorruption_training_step_runs_for_every_corruption(name, level):
     engine = _Engine(tiny_network())
     out = make_train_step()(engine, batch)
     assert torch.isfinite(out["loss"]) and out["pred"].shape == batch[Keys.INPUT].shape
+
+
+def test_build_trainer_anneals_an_l0_term_inside_a_weighted_sum(tmp_path):
+    from medden.losses import AnnealedL0Loss, MaskedMSELoss, WeightedSumLoss
+
+    l0 = AnnealedL0Loss(gamma_start=2.0, gamma_end=0.5)
+    trainer, *_ = _trainer(tmp_path, max_epochs=1, with_eval=False,
+                           loss=WeightedSumLoss([(MaskedMSELoss(), 1.0), (l0, 0.1)]))
+    assert l0.gamma == 2.0
+    trainer.run()
+    assert l0.gamma == pytest.approx(0.5)

@@ -1,6 +1,14 @@
 """ignite/MONAI engines: the training step, trainer/evaluator factories, handlers, distributed helpers."""
 
-from medden.engines.distributed import cleanup, default_device, init_distributed, is_distributed, make_loader, wrap_ddp
+from medden.engines.distributed import (
+    cleanup,
+    default_device,
+    init_distributed,
+    is_distributed,
+    is_main_process,
+    make_loader,
+    wrap_ddp,
+)
 from medden.engines.handlers import CheckpointHandler, LossScheduleHandler, resume_training, save_metrics
 from medden.engines.steps import make_prepare_batch, make_train_step
 from medden.engines.workflows import VAL_PSNR, VAL_SSIM, build_evaluator, build_trainer
@@ -16,6 +24,7 @@ __all__ = [
     "default_device",
     "init_distributed",
     "is_distributed",
+    "is_main_process",
     "make_loader",
     "make_prepare_batch",
     "make_train_step",

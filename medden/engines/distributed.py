@@ -12,12 +12,18 @@ import torch
 import torch.distributed as dist
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-__all__ = ["default_device", "init_distributed", "is_distributed", "make_loader", "wrap_ddp", "cleanup"]
+__all__ = ["cleanup", "default_device", "init_distributed", "is_distributed", "is_main_process", "make_loader",
+           "wrap_ddp"]
 
 
 def is_distributed() -> bool:
     """True inside an initialised process group."""
     return dist.is_available() and dist.is_initialized()
+
+
+def is_main_process() -> bool:
+    """True for rank 0, or when not distributed: the process that logs and writes files."""
+    return not is_distributed() or dist.get_rank() == 0
 
 
 def default_device() -> torch.device:

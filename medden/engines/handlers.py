@@ -8,20 +8,15 @@ from pathlib import Path
 
 from ignite.engine import Engine, Events
 
-from medden.io.checkpoint import load_checkpoint, load_network_weights, save_checkpoint
-from medden.io.checkpoint import CheckpointError
+from medden.engines.distributed import is_main_process
+from medden.io._files import atomic_write
+from medden.io.checkpoint import CheckpointError, load_checkpoint, load_network_weights, save_checkpoint
 
 __all__ = ["CheckpointHandler", "LossScheduleHandler", "resume_training", "save_metrics"]
 
 LAST_CHECKPOINT = "last.pt"
 BEST_MODEL = "best.pt"
 logger = logging.getLogger(__name__)
-
-
-def _is_main_process() -> bool:
-    import torch.distributed as dist
-
-    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 class CheckpointHandler:
@@ -53,7 +48,7 @@ class CheckpointHandler:
             evaluator.add_event_handler(Events.COMPLETED, self.save_best)
 
     def save_last(self, trainer: Engine) -> None:
-        if _is_main_process():
+        if is_main_process():
             state = {"network": self.network.state_dict(), "optimizer": self.optimizer.state_dict(),
                      "trainer": trainer.state_dict()}
             if self.lr_scheduler is not None:
@@ -64,7 +59,7 @@ class CheckpointHandler:
         value = float(evaluator.state.metrics[self.metric_name])
         if value > self.best:
             self.best = value
-            if _is_main_process():
+            if is_main_process():
                 save_checkpoint(self.network.state_dict(), self.output_dir / BEST_MODEL)
                 logger.info("new best %s = %.4f, saved %s", self.metric_name, value, self.output_dir / BEST_MODEL)
 
@@ -124,11 +119,9 @@ def save_metrics(metrics: dict, path: str | os.PathLike) -> Path:
     """Write a (nested) dict of metric values as JSON, atomically (rank 0 only)."""
     import json
 
-    from medden.io._files import atomic_write
-
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if _is_main_process():
+    if is_main_process():
         text = json.dumps(metrics, indent=2, default=float)
         atomic_write(path, lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
     return path

@@ -26,7 +26,8 @@ from monai.inferers import Inferer, SimpleInferer
 from monai.metrics import SSIMMetric
 from monai.utils import CommonKeys
 
-from medden.engines.handlers import CheckpointHandler, LossScheduleHandler, _is_main_process, resume_training
+from medden.engines.distributed import is_main_process
+from medden.engines.handlers import CheckpointHandler, LossScheduleHandler, resume_training
 from medden.engines.steps import make_prepare_batch, make_train_step
 from medden.keys import Keys
 from medden.validation import check_positive
@@ -48,7 +49,7 @@ def build_evaluator(network: torch.nn.Module, val_loader, device: torch.device |
     window for large images.
     """
     data_range = check_positive(data_range, "data_range")
-    handlers = [StatsHandler(iteration_log=False)] if _is_main_process() else []
+    handlers = [StatsHandler(iteration_log=False)] if is_main_process() else []
     return SupervisedEvaluator(
         device=torch.device(device), val_data_loader=val_loader, network=network,
         inferer=inferer or SimpleInferer(), prepare_batch=make_prepare_batch(input_key, target_key),
@@ -61,8 +62,8 @@ def build_evaluator(network: torch.nn.Module, val_loader, device: torch.device |
 
 def _schedulable(loss) -> list:
     """The loss itself and any weighted terms that follow a training-progress schedule."""
-    candidates = [loss] + [term for term, _ in getattr(loss, "terms", [])]
-    return [c for c in candidates if hasattr(c, "set_progress")]
+    candidates = [loss, *getattr(loss, "losses", [])]  # WeightedSumLoss keeps its terms in .losses
+    return [c for c in candidates if c is not None and hasattr(c, "set_progress")]
 
 
 def _validate_final_epoch(trainer: SupervisedTrainer, evaluator: SupervisedEvaluator) -> None:
@@ -93,7 +94,8 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
         lr_scheduler: a ``torch.optim.lr_scheduler`` stepped once per epoch.
     """
     output_dir = Path(output_dir)
-    main = _is_main_process()
+    main = is_main_process()
+
     def loss_log(output: dict) -> float:
         return float(output[CommonKeys.LOSS])
 
