@@ -99,3 +99,18 @@ def test_a_corrupt_model_file_gives_a_clear_error(tmp_path):
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     assert "is not a readable PyTorch weights file" in result.stderr
+
+
+def test_train_config_reads_an_ixi_t1_folder(tmp_path):
+    data = tmp_path / "IXI-T1"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    affine = np.array([[0, 0, -1.2, 90], [-0.94, 0, 0, 120], [0, 0.94, 0, -100], [0, 0, 0, 1]], float)
+    for i in range(2, 12):  # ten subjects, stored sagittally like IXI
+        vol = np.zeros((12, 40, 36), np.float32)
+        vol[2:-2, 4:-4, 4:-4] = rng.uniform(100, 900, (8, 32, 28))
+        nib.save(nib.Nifti1Image(vol, affine), data / f"IXI{i:03d}-Guys-{1000 + i}-T1.nii.gz")
+    _bundle("run", "--config_file", str(CONFIGS / "train.json"), "--dataset_dir", str(data), "--max_epochs", "1",
+            "--repeats_per_epoch", "1", "--batch_size", "4", "--output_dir", str(tmp_path / "run"),
+            "--save_model_to", str(tmp_path / "model.pt"), "--network_def#channels", TINY_NET)
+    assert (tmp_path / "model.pt").is_file()
