@@ -42,43 +42,53 @@ PATIENT_ID = "MEDDEN-SAMPLE"
 # ----------------------------------------------------------------------------- reading
 
 
-def _first(ds: Dataset, keyword: str, groups: tuple[str, ...] = ()) -> object | None:
-    """``keyword`` from ``ds`` or, for enhanced multi-frame files, its functional groups."""
+def _first(
+    ds: Dataset, keyword: str, groups: tuple[str, ...] = (), frame: int = 0
+) -> object | None:
+    """``keyword`` from ``ds`` or, for enhanced multi-frame files, its functional groups.
+
+    Looks at the top level, then the shared functional groups, then frame ``frame``'s
+    per-frame functional groups (a functional group sits in one of the two, never both).
+    """
     if keyword in ds:
         return ds[keyword].value
-    for seq in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+    for seq, index in (
+        ("SharedFunctionalGroupsSequence", 0),
+        ("PerFrameFunctionalGroupsSequence", frame),
+    ):
         for group in groups:
             try:
-                return getattr(getattr(ds, seq)[0], group)[0][keyword].value
+                return getattr(getattr(ds, seq)[index], group)[0][keyword].value
             except (AttributeError, IndexError, KeyError):
                 continue
     return None
 
 
-def dicom_affine(ds: Dataset) -> np.ndarray:
+def dicom_affine(ds: Dataset, *, frame: int = 0) -> np.ndarray:
     """The 4x4 RAS affine of a DICOM image, for the axis order of :func:`read_dicom_image`.
 
     Uses ImageOrientationPatient, ImagePositionPatient and PixelSpacing (or, for projection
     radiographs, ImagerPixelSpacing) when present; the slice axis gets SpacingBetweenSlices,
     else SliceThickness, else 1 mm, along the slice normal. Without orientation the affine is
     ``diag(column spacing, row spacing, slice spacing, 1)``, the identity if spacing is
-    missing or zero too.
+    missing or zero too. Enhanced multi-frame objects take these from their functional
+    groups, for frame ``frame`` (0-based) where they vary per frame.
 
     Returns:
         float64 array of shape ``(4, 4)``.
     """
-    spacing = _first(ds, "PixelSpacing", ("PixelMeasuresSequence",))
+    spacing = _first(ds, "PixelSpacing", ("PixelMeasuresSequence",), frame)
     spacing = spacing or ds.get("ImagerPixelSpacing")
     d_row, d_col = (float(v) for v in spacing) if spacing else (1.0, 1.0)
     if d_row <= 0 or d_col <= 0:  # e.g. "0\0" in some CR files: no usable spacing
         d_row = d_col = 1.0
-    d_slice = _first(ds, "SpacingBetweenSlices", ("PixelMeasuresSequence",))
-    d_slice = d_slice or _first(ds, "SliceThickness", ("PixelMeasuresSequence",)) or 1.0
-    iop = _first(ds, "ImageOrientationPatient", ("PlaneOrientationSequence",))
+    d_slice = _first(ds, "SpacingBetweenSlices", ("PixelMeasuresSequence",), frame)
+    d_slice = d_slice or _first(ds, "SliceThickness", ("PixelMeasuresSequence",), frame) or 1.0
+    iop = _first(ds, "ImageOrientationPatient", ("PlaneOrientationSequence",), frame)
     if iop is None or len(iop) != 6:
         return np.diag([d_col, d_row, abs(float(d_slice)), 1.0])
     row_cos, col_cos = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
-    ipp = _first(ds, "ImagePositionPatient", ("PlanePositionSequence",))
+    ipp = _first(ds, "ImagePositionPatient", ("PlanePositionSequence",), frame)
     lps = np.eye(4)
     lps[:3, 0] = row_cos * d_col
     lps[:3, 1] = col_cos * d_row
@@ -90,9 +100,9 @@ def dicom_affine(ds: Dataset) -> np.ndarray:
 def read_dicom_image(path: str | os.PathLike):
     """Read one DICOM file (single- or multi-frame) in modality units.
 
-    The modality LUT (RescaleSlope/Intercept or a LUT sequence) is applied, and MONOCHROME1
-    images are inverted within their stored range so higher values are brighter, as in
-    MONOCHROME2.
+    The modality LUT (RescaleSlope/Intercept or a LUT sequence; for enhanced multi-frame
+    objects the per-frame Pixel Value Transformation) is applied, and MONOCHROME1 images
+    are inverted within their stored range so higher values are brighter, as in MONOCHROME2.
 
     Args:
         path: a DICOM Part 10 file with pixel data.
@@ -109,17 +119,10 @@ def read_dicom_image(path: str | os.PathLike):
     pixels = ds.pixel_array
     n_frames = int(ds.get("NumberOfFrames") or 1)
     samples = int(ds.get("SamplesPerPixel", 1))
-    if samples == 1:
-        values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
-        if ds.get("PhotometricInterpretation") == "MONOCHROME1":
-            values = _invert_monochrome1(values, ds)
-        values = values[..., None]
-    else:
-        values = pixels.astype(np.float32)
-    if n_frames == 1:
-        values = values[None]
-    # (frames, rows, columns, samples) -> (samples, columns, rows, frames)
-    values = np.ascontiguousarray(values.transpose(3, 2, 1, 0))
+    frames = pixels if n_frames > 1 else pixels[None]
+    values = np.empty((samples, frames.shape[2], frames.shape[1], n_frames), np.float32)
+    for index, frame in enumerate(frames):
+        values[..., index] = _modality_frame(frame, _modality_dataset(ds, index))
     if n_frames == 1:
         values = values[..., 0]
     affine = torch.as_tensor(dicom_affine(ds), dtype=torch.float64)
@@ -130,6 +133,44 @@ def read_dicom_image(path: str | os.PathLike):
         "original_channel_dim": 0 if samples > 1 else "no_channel",
     }
     return MetaTensor(values, affine=affine, meta=meta)
+
+
+def _modality_dataset(ds: Dataset, frame: int = 0) -> Dataset:
+    """The dataset holding frame ``frame``'s modality LUT (for :func:`_modality_frame`).
+
+    ``ds`` itself unless the rescale lives in an enhanced object's Pixel Value
+    Transformation functional group, in which case a small dataset with that frame's
+    RescaleSlope/Intercept and the pixel description is returned.
+    """
+    if "RescaleSlope" in ds or "ModalityLUTSequence" in ds:
+        return ds
+    slope = _first(ds, "RescaleSlope", ("PixelValueTransformationSequence",), frame)
+    intercept = _first(ds, "RescaleIntercept", ("PixelValueTransformationSequence",), frame)
+    if slope is None or intercept is None:
+        return ds
+    out = Dataset()
+    for keyword in ("BitsStored", "PixelRepresentation", "PhotometricInterpretation"):
+        if keyword in ds:
+            setattr(out, keyword, ds[keyword].value)
+    out.RescaleSlope, out.RescaleIntercept = slope, intercept
+    return out
+
+
+def _modality_frame(pixels: np.ndarray, ds: Dataset) -> np.ndarray:
+    """One decoded frame in modality units, as float32 ``(C, columns, rows)``.
+
+    Args:
+        pixels: ``(rows, columns)`` or ``(rows, columns, samples)`` as decoded by pydicom.
+        ds: the frame's modality dataset (see :func:`_modality_dataset`). Grey frames get
+            its modality LUT and, if MONOCHROME1, are inverted; colour frames only change
+            dtype.
+    """
+    if pixels.ndim == 3:
+        return pixels.astype(np.float32).transpose(2, 1, 0)
+    values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
+    if ds.get("PhotometricInterpretation") == "MONOCHROME1":
+        values = _invert_monochrome1(values, ds)
+    return values.T[None]
 
 
 def _invert_monochrome1(values: np.ndarray, ds: Dataset) -> np.ndarray:
