@@ -49,7 +49,8 @@ def test_samples_export(tmp_path, capsys):
         ),
         (["samples", "--names", "CT_small"], 1, "only apply with --export"),
         ([], 2, "required: COMMAND"),
-        (["denoise"], 2, "invalid choice"),
+        (["frobnicate"], 2, "invalid choice"),
+        (["denoise"], 2, "the following arguments are required: INPUT, OUTPUT, --bundle"),
     ],
 )
 def test_errors_are_reported_not_raised(tmp_path, capsys, argv, code, message):
