@@ -30,7 +30,7 @@ import torch
 from medden.io._files import atomic_write
 from medden.validation import check_finite
 
-__all__ = ["LoadedBundle", "denoise_path", "load_bundle", "noise_sigma"]
+__all__ = ["LoadedBundle", "denoise_path", "load_bundle", "noise_sigma", "write_preview"]
 
 MANIFEST = "medden_manifest.json"
 REPORT = "medden_report.json"
@@ -89,6 +89,33 @@ def noise_sigma(volume: np.ndarray) -> float:
     return float(np.mean([estimate_sigma(s) for s in slices]))
 
 
+def write_preview(path: Path, before: np.ndarray, after: np.ndarray) -> Path:
+    """Save the middle slice of ``before`` | ``after`` side by side as a grey PNG, atomically.
+
+    Both are ``(C, X, Y[, N])`` in the same units; the grey window is the 1-99th percentile of
+    ``before``'s slice, shared by both halves so they compare directly. Rows run down the
+    DICOM columns (the image as a viewer shows it).
+    """
+    from PIL import Image
+
+    def middle(volume: np.ndarray) -> np.ndarray:
+        arr = np.asarray(volume, dtype=np.float32)
+        arr = arr[..., arr.shape[-1] // 2] if arr.ndim == 4 else arr
+        return arr.mean(axis=0).T  # channels averaged; (Y, X) for display
+
+    left, right = middle(before), middle(after)
+    low, high = np.percentile(left, [1, 99])
+    scale = max(float(high - low), 1e-6)
+    pair = np.concatenate([left, right], axis=1)
+    pixels = (np.clip((pair - low) / scale, 0, 1) * 255).astype(np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"), overwrite=True)
+
+
+def _safe_name(text: str) -> str:
+    return "".join(c if c.isalnum() or c in ".-" else "_" for c in text)[:120]
+
+
 def _check_paths(input_path: Path, output_dir: Path) -> None:
     src, dst = input_path.resolve(), output_dir.resolve()
     if not input_path.exists():
@@ -118,9 +145,11 @@ def _denoise_dicom(input_dir: Path, output_dir: Path, bundle: LoadedBundle, resu
 
     manifest_path = output_dir / MANIFEST
     manifest = _read_json(manifest_path) if resume else {}
+    from tqdm.auto import tqdm
+
     plans, skipped = plan_dicom_series(input_dir)
     series_rows = []
-    for plan in plans:
+    for plan in tqdm(plans, desc="series", unit="series", disable=None):
         row: dict[str, Any] = {"series_uid": plan.series_uid, "slices": int(plan.shape[-1])}
         if resume and manifest.get(plan.series_uid, {}).get("status") == "done":
             series_rows.append({**manifest[plan.series_uid], "status": "done (resumed, skipped)"})
@@ -134,9 +163,11 @@ def _denoise_dicom(input_dir: Path, output_dir: Path, bundle: LoadedBundle, resu
             denoised = denoise_image(series.volume, bundle.network, bundle.inferer)
             paths = write_derived_series(series, denoised, output_dir / "dicom", method="medden denoise",
                                          model=bundle.name, parameters=bundle.parameters, overwrite=True)
+            preview = write_preview(output_dir / "previews" / f"{_safe_name(plan.series_uid)}.png",
+                                    series.volume, np.asarray(denoised))
             row.update(status="done", files=len(paths), output=str(paths[0].parent.relative_to(output_dir)),
-                       noise_sigma_before=noise_sigma(series.volume), noise_sigma_after=noise_sigma(denoised),
-                       notes=series.notes)
+                       preview=str(preview.relative_to(output_dir)), noise_sigma_before=noise_sigma(series.volume),
+                       noise_sigma_after=noise_sigma(denoised), notes=series.notes)
         except (ValueError, RuntimeError, OSError) as err:
             row.update(status="failed", reason=f"{type(err).__name__}: {err}")
         row["seconds"] = round(time.perf_counter() - started, 3)
@@ -179,7 +210,8 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
                  resume: bool = True) -> dict:
     """Denoise a DICOM folder, a NIfTI file or a folder of NIfTI files into ``output_dir``.
 
-    DICOM series become derived series under ``output_dir/dicom/<new series UID>/``; NIfTI
+    DICOM series become derived series under ``output_dir/dicom/<new series UID>/``, each with
+    a before | after PNG of its middle slice in ``output_dir/previews/``; NIfTI
     files become ``output_dir/nifti/<name>_denoised.nii.gz`` with their affine. The report is
     also written to ``output_dir/medden_report.json``.
 

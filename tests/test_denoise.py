@@ -62,6 +62,11 @@ def test_denoise_dicom_folder_end_to_end(tmp_path, bundle):
     assert all("DERIVED" in ds.ImageType for ds in ct_out)
     for row in report["series"]:
         assert row["noise_sigma_before"] > 0 and row["noise_sigma_after"] >= 0
+        preview = tmp_path / "out" / row["preview"]
+        from PIL import Image
+
+        with Image.open(preview) as png:
+            assert png.mode == "L" and png.size in {(256, 128), (128, 64)}  # before | after, side by side
     text = (tmp_path / "out" / "medden_report.json").read_text()
     assert json.loads(text)["processed"] == 2
     patient = str(pydicom.dcmread(get_testdata_file("CT_small.dcm")).PatientName)
