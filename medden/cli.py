@@ -83,8 +83,15 @@ def _add_denoise_command(commands: argparse._SubParsersAction) -> None:
 
 def _run_denoise(args: argparse.Namespace) -> int:
     from medden.denoise import denoise_path, load_bundle
+    from medden.engines.distributed import cleanup, is_main_process
 
-    report = denoise_path(args.input, args.output, load_bundle(args.bundle, args.device), resume=args.resume)
+    try:
+        report = denoise_path(args.input, args.output, load_bundle(args.bundle, args.device), resume=args.resume)
+    finally:
+        main_process = is_main_process()
+        cleanup()  # leave the torchrun process group, if one was joined
+    if not main_process:
+        return 0 if report["processed"] else 1
     rows = [("series / file", "status", "seconds")]
     for row in report["series"]:
         rows.append((str(row.get("series_uid", row.get("file"))), row["status"], str(row.get("seconds", ""))))

@@ -134,6 +134,29 @@ def _read_json(path: Path) -> dict:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def _shard() -> tuple[int, int]:
+    """``(rank, world_size)``: under torchrun each process takes every world_size-th series."""
+    import torch.distributed as dist
+
+    from medden.engines.distributed import init_distributed
+
+    if not init_distributed():
+        return 0, 1
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _manifest_path(output_dir: Path, rank: int, world: int) -> Path:
+    return output_dir / (MANIFEST if world == 1 else MANIFEST.replace(".json", f".rank{rank}.json"))
+
+
+def _finished(output_dir: Path) -> dict:
+    """Finished series from every manifest in ``output_dir`` (single-process and per-rank ones)."""
+    done: dict = {}
+    for path in sorted(output_dir.glob(MANIFEST.replace(".json", "*.json"))):
+        done.update(_read_json(path))
+    return done
+
+
 def _write_json(path: Path, data: dict) -> None:
     text = json.dumps(data, indent=2, default=str) + "\n"
     atomic_write(path, lambda tmp: tmp.write_text(text), overwrite=True)
@@ -143,16 +166,21 @@ def _denoise_dicom(input_dir: Path, output_dir: Path, bundle: LoadedBundle, resu
     from medden.inference import denoise_image
     from medden.io import load_dicom_series, plan_dicom_series, write_derived_series
 
-    manifest_path = output_dir / MANIFEST
-    manifest = _read_json(manifest_path) if resume else {}
     from tqdm.auto import tqdm
 
+    rank, world = _shard()
+    manifest_path = _manifest_path(output_dir, rank, world)
+    finished = _finished(output_dir) if resume else {}
+    manifest = _read_json(manifest_path) if resume else {}
     plans, skipped = plan_dicom_series(input_dir)
+    plans = plans[rank::world]  # plans come sorted by series UID, so every rank splits them alike
+    if rank != 0:
+        skipped = []  # rank 0 reports the skipped files once
     series_rows = []
     for plan in tqdm(plans, desc="series", unit="series", disable=None):
         row: dict[str, Any] = {"series_uid": plan.series_uid, "slices": int(plan.shape[-1])}
-        if resume and manifest.get(plan.series_uid, {}).get("status") == "done":
-            series_rows.append({**manifest[plan.series_uid], "status": "done (resumed, skipped)"})
+        if resume and finished.get(plan.series_uid, {}).get("status") == "done":
+            series_rows.append({**finished[plan.series_uid], "status": "done (resumed, skipped)"})
             continue
         started = time.perf_counter()
         try:
@@ -183,7 +211,8 @@ def _denoise_nifti(input_path: Path, output_dir: Path, bundle: LoadedBundle) -> 
     from medden.inference import denoise_image, list_nifti_files
     from medden.io.nifti import read_nifti, write_nifti
 
-    files = [input_path] if input_path.is_file() else list_nifti_files(input_path)
+    rank, world = _shard()
+    files = ([input_path] if input_path.is_file() else list_nifti_files(input_path))[rank::world]
     (output_dir / "nifti").mkdir(parents=True, exist_ok=True)
     rows = []
     for path in files:
@@ -210,6 +239,9 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
                  resume: bool = True) -> dict:
     """Denoise a DICOM folder, a NIfTI file or a folder of NIfTI files into ``output_dir``.
 
+    Under ``torchrun --nproc_per_node N`` each process denoises every N-th series (no series
+    twice, each rank keeps its own manifest) and rank 0 writes the merged report.
+
     DICOM series become derived series under ``output_dir/dicom/<new series UID>/``, each with
     a before | after PNG of its middle slice in ``output_dir/previews/``; NIfTI
     files become ``output_dir/nifti/<name>_denoised.nii.gz`` with their affine. The report is
@@ -230,8 +262,26 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
     is_nifti = input_path.is_file() or any(p.name.endswith((".nii", ".nii.gz")) for p in input_path.iterdir())
     body = _denoise_nifti(input_path, output_dir, bundle) if is_nifti else _denoise_dicom(
         input_path, output_dir, bundle, resume)
+    body = _gather(body)
     report = {"input_kind": "nifti" if is_nifti else "dicom", "bundle": bundle.name, **body,
               "processed": sum(r["status"].startswith("done") for r in body["series"]),
               "failed": sum(r["status"] == "failed" for r in body["series"])}
-    _write_json(output_dir / REPORT, report)
+    from medden.engines.distributed import is_main_process
+
+    if is_main_process():
+        _write_json(output_dir / REPORT, report)
     return report
+
+
+def _gather(body: dict) -> dict:
+    """Merge every rank's series rows and skipped files (a no-op in a single process)."""
+    import torch.distributed as dist
+
+    from medden.engines.distributed import is_distributed
+
+    if not is_distributed():
+        return body
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, body)
+    rows = sorted((row for part in parts for row in part["series"]), key=lambda r: str(r.get("series_uid")))
+    return {"series": rows, "skipped": [s for part in parts for s in part["skipped"]]}

@@ -119,3 +119,26 @@ def test_cli_exit_codes(tmp_path, capsys):
     assert "lies inside the input folder" in capsys.readouterr().err
     assert main(["denoise", str(tmp_path / "in"), str(tmp_path / "out3"), "--bundle", str(tmp_path)]) == 1
     assert main(["denoise", str(tmp_path / "in")]) == 2
+
+
+def test_torchrun_shards_series_across_two_processes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    src = tmp_path / "in"
+    uids = [_ct_series(src / f"s{i}", n=2) for i in range(3)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "medden.cli",
+         "denoise", str(src), str(tmp_path / "out"), "--bundle", str(BUNDLE), "--device", "cpu"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((tmp_path / "out" / "medden_report.json").read_text())
+    assert sorted(r["series_uid"] for r in report["series"]) == sorted(uids)  # each series once
+    assert report["processed"] == 3
+    assert len(list((tmp_path / "out" / "dicom").iterdir())) == 3
+    manifests = sorted(p.name for p in (tmp_path / "out").glob("medden_manifest*.json"))
+    assert manifests == ["medden_manifest.rank0.json", "medden_manifest.rank1.json"]
+    rerun = denoise_path(src, tmp_path / "out", load_bundle(BUNDLE, device="cpu"))  # one process resumes all
+    assert all(r["status"] == "done (resumed, skipped)" for r in rerun["series"])
