@@ -16,7 +16,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 
 __all__ = ["DEFAULT_BUNDLE", "default_bundle_dir", "run_demo"]
 
@@ -39,20 +38,6 @@ def default_bundle_dir() -> Path:
     return path
 
 
-def _slab() -> tuple[np.ndarray, np.ndarray]:
-    """The MNI test slab ``(1, X, Y, N)`` in [0, 1] and its RAS affine."""
-    from medden.data.samples import load_sample
-    from medden.data.slices import foreground_slices, scale_to_unit, slab_split
-
-    template = load_sample("mni152")
-    volume = scale_to_unit(template.numpy()[0])
-    keep = foreground_slices(volume)
-    chosen = [keep[i] for i in slab_split(len(keep))["test"]]
-    affine = template.affine.numpy().copy()
-    affine[:3, 3] += affine[:3, 2] * chosen[0]
-    return volume[None, :, :, chosen[0]:chosen[-1] + 1], affine
-
-
 def run_demo(output_dir: str | os.PathLike, bundle_dir: str | os.PathLike | None = None, seed: int = 0) -> dict:
     """Run the demo into ``output_dir`` and return the scores and paths.
 
@@ -60,13 +45,14 @@ def run_demo(output_dir: str | os.PathLike, bundle_dir: str | os.PathLike | None
         ``{"noisy": {"psnr", "ssim"}, "denoised": {...}, "clean_dicom", "noisy_dicom",
         "denoised_dicom", "report"}``; PSNR in dB on intensities in [0, 1].
     """
+    from medden.data.slices import mni_slab
     from medden.denoise import denoise_path, load_bundle
     from medden.io import read_dicom_folder, write_volume_as_series
     from medden.metrics import psnr, ssim
     from medden.transforms import RandBernoulliNoise
 
     out = Path(output_dir)
-    clean, affine = _slab()
+    clean, affine = mni_slab("test")
     noisy = RandBernoulliNoise(DEMO_KEEP_PROB).set_random_state(seed)(clean)
     series = {}
     for name, volume in (("clean", clean), ("noisy", noisy)):

@@ -28,7 +28,6 @@ import numpy as np
 import torch
 
 from medden.io._files import atomic_write
-from medden.validation import check_finite
 
 __all__ = ["LoadedBundle", "denoise_path", "load_bundle", "noise_sigma", "write_preview"]
 
@@ -212,8 +211,7 @@ def _denoise_dicom(input_dir: Path, output_dir: Path, bundle: LoadedBundle, resu
 
 
 def _denoise_nifti(input_path: Path, output_dir: Path, bundle: LoadedBundle) -> dict:
-    from medden.inference import denoise_image, list_nifti_files
-    from medden.io.nifti import read_nifti, write_nifti
+    from medden.inference.volumes import denoise_nifti_file, list_nifti_files, nifti_stem
 
     rank, world = _shard()
     files = ([input_path] if input_path.is_file() else list_nifti_files(input_path))[rank::world]
@@ -223,14 +221,9 @@ def _denoise_nifti(input_path: Path, output_dir: Path, bundle: LoadedBundle) -> 
         started = time.perf_counter()
         row: dict[str, Any] = {"file": path.name}
         try:
-            image = read_nifti(path)
-            check_finite(image, path.name)
-            volume = image if image.ndim == 4 else image[..., None]
-            denoised = denoise_image(volume, bundle.network, bundle.inferer)
-            stem = path.name[: -len(".nii.gz")] if path.name.endswith(".nii.gz") else path.stem
-            out = write_nifti(denoised if image.ndim == 4 else denoised[..., 0],
-                              output_dir / "nifti" / f"{stem}_denoised.nii.gz", image.affine, overwrite=True)
-            row.update(status="done", output=str(out.relative_to(output_dir)),
+            out_path = output_dir / "nifti" / f"{nifti_stem(path)}_denoised.nii.gz"
+            volume, denoised = denoise_nifti_file(path, out_path, bundle.network, bundle.inferer, overwrite=True)
+            row.update(status="done", output=str(out_path.relative_to(output_dir)),
                        noise_sigma_before=noise_sigma(volume.numpy()), noise_sigma_after=noise_sigma(denoised.numpy()))
         except (ValueError, RuntimeError, OSError) as err:
             row.update(status="failed", reason=f"{type(err).__name__}: {err}")

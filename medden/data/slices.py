@@ -21,6 +21,7 @@ __all__ = [
     "IXIT1Folder",
     "axial_slices",
     "foreground_slices",
+    "mni_slab",
     "mni_slices",
     "scale_to_unit",
     "slab_split",
@@ -170,6 +171,25 @@ def t1_slices(split: str, dataset_dir: str | os.PathLike | None = None) -> list[
     return mni_slices(split) if dataset_dir is None else IXIT1Folder(dataset_dir).slices(split)
 
 
+def mni_slab(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """The MNI152 T1 ``split`` slab as a volume: ``(1, X, Y, N)`` float32 in [0, 1] and its RAS affine.
+
+    The slab holds the same slices as :func:`mni_slices` (``split``, default fractions), and
+    the affine is the template's, shifted to the slab's first slice.
+    """
+    from medden.data.samples import load_sample
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+    template = load_sample("mni152")
+    volume = scale_to_unit(template.numpy()[0])
+    keep = foreground_slices(volume)
+    chosen = [keep[i] for i in slab_split(len(keep))[split]]
+    affine = template.affine.numpy().copy()
+    affine[:3, 3] += affine[:3, 2] * chosen[0]
+    return volume[None, :, :, chosen[0]:chosen[-1] + 1], affine
+
+
 def write_corrupted_mni_slab(path: str | os.PathLike, corruption, split: str = "test", seed: int = 0) -> Path:
     """Write the MNI152 T1 ``split`` slab, corrupted, as a NIfTI volume (unless it exists).
 
@@ -179,21 +199,12 @@ def write_corrupted_mni_slab(path: str | os.PathLike, corruption, split: str = "
     Returns:
         ``path``.
     """
-    from medden.data.samples import load_sample
     from medden.io.nifti import write_nifti
 
     path = Path(path)
     if path.exists():
         return path
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
-    template = load_sample("mni152")
-    volume = scale_to_unit(template.numpy()[0])
-    keep = foreground_slices(volume)
-    chosen = [keep[i] for i in slab_split(len(keep))[split]]
-    slab = volume[None, :, :, chosen[0]:chosen[-1] + 1]
-    affine = template.affine.numpy().copy()
-    affine[:3, 3] += affine[:3, 2] * chosen[0]
+    slab, affine = mni_slab(split)
     corrupted = corruption.set_random_state(seed)(slab)
     path.parent.mkdir(parents=True, exist_ok=True)
     return write_nifti(corrupted, path, affine)

@@ -19,7 +19,8 @@ from monai.utils import convert_to_dst_type, convert_to_tensor
 
 from medden.validation import check_channel_first, check_finite, check_range
 
-__all__ = ["NIFTI_SUFFIXES", "denoise_image", "denoise_nifti_folder", "list_nifti_files"]
+__all__ = ["NIFTI_SUFFIXES", "denoise_image", "denoise_nifti_file", "denoise_nifti_folder", "list_nifti_files",
+           "nifti_stem"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -72,9 +73,38 @@ def list_nifti_files(input_dir: str | os.PathLike) -> list[Path]:
     return files
 
 
-def _stem(path: Path) -> str:
+def nifti_stem(path: Path) -> str:
+    """``path``'s name without ``.nii`` or ``.nii.gz``."""
     name = path.name
     return name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name[: -len(".nii")]
+
+
+def denoise_nifti_file(path: str | os.PathLike, out_path: str | os.PathLike, network: torch.nn.Module,
+                       inferer: Inferer | Callable, percentiles: tuple[float, float] = (0.0, 100.0),
+                       overwrite: bool = False):
+    """Denoise one NIfTI file into ``out_path`` with the input's affine (2D files as one slice).
+
+    Returns:
+        ``(image, denoised)``: ``(C, X, Y, N)`` MetaTensors, the input (2D made one-slice) and
+        the result, for callers that report on them.
+
+    Raises:
+        ValueError: the image cannot be denoised (e.g. non-finite values); the message starts
+            with the file name.
+        FileExistsError: ``out_path`` exists and ``overwrite`` is False.
+    """
+    from medden.io.nifti import read_nifti, write_nifti
+
+    path = Path(path)
+    image = read_nifti(path)
+    flat = image.ndim == 3
+    volume = image[..., None] if flat else image
+    try:
+        denoised = denoise_image(volume, network, inferer, percentiles)
+    except ValueError as err:
+        raise ValueError(f"{path.name}: {err}") from None
+    write_nifti(denoised[..., 0] if flat else denoised, out_path, image.affine, overwrite=overwrite)
+    return volume, denoised
 
 
 def denoise_nifti_folder(input_dir: str | os.PathLike, output_dir: str | os.PathLike, network: torch.nn.Module,
@@ -90,8 +120,6 @@ def denoise_nifti_folder(input_dir: str | os.PathLike, output_dir: str | os.Path
             input, or an input with non-finite values (the message names the file).
         FileExistsError: an output exists and ``overwrite`` is False.
     """
-    from medden.io.nifti import read_nifti, write_nifti
-
     files = list_nifti_files(input_dir)
     out_dir = Path(output_dir)
     if out_dir.resolve() == Path(input_dir).resolve():
@@ -100,16 +128,7 @@ def denoise_nifti_folder(input_dir: str | os.PathLike, output_dir: str | os.Path
     written = []
     network.eval()
     for path in files:
-        image = read_nifti(path)
-        flat = image.ndim == 3
-        if flat:
-            image = image[..., None]
-        try:
-            denoised = denoise_image(image, network, inferer, percentiles)
-        except ValueError as err:
-            raise ValueError(f"{path.name}: {err}") from None
-        if flat:
-            denoised = denoised[..., 0]
-        written.append(write_nifti(denoised, out_dir / f"{_stem(path)}{suffix}.nii.gz", image.affine,
-                                   overwrite=overwrite))
+        out_path = out_dir / f"{nifti_stem(path)}{suffix}.nii.gz"
+        denoise_nifti_file(path, out_path, network, inferer, percentiles, overwrite)
+        written.append(out_path)
     return written
