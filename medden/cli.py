@@ -8,7 +8,11 @@ the CLI does, a Python call does too.
 Examples:
     medden samples
     medden samples --export ./samples --names CT_small mni152
-    medden denoise ./dicom_in ./dicom_out --bundle bundles/recorruption_ixi_bernoulli
+    medden denoise ./dicom_in ./dicom_out --bundle recorruption_ixi_bernoulli
+    medden denoise ./scan.nii.gz ./out --bundle ./my_bundle --batch-size 4 --device cpu
+
+Exit codes: 0 success, 1 failure (the error is printed on stderr; for ``denoise``: nothing
+could be processed), 2 bad usage.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+
+from medden.denoise import DEFAULT_BUNDLE
 
 __all__ = ["build_parser", "main"]
 
@@ -67,15 +73,22 @@ def _add_denoise_command(commands: argparse._SubParsersAction) -> None:
         help="denoise a DICOM folder, a NIfTI file or a folder of NIfTI files",
         description=(
             "Write a derived, denoised series per input DICOM series (or a denoised NIfTI per file) under "
-            "OUTPUT, with OUTPUT/medden_report.json. Exit codes: 0 when at least one series was denoised "
-            "(or all were already done), 1 when nothing could be processed, 2 for bad usage."
+            "OUTPUT, with OUTPUT/medden_report.json. A run that was stopped can be started again: finished "
+            "series are skipped. The next series is read while the current one is denoised. Exit codes: 0 "
+            "when at least one series was denoised (or all were already done), 1 when nothing could be "
+            "processed or on an error (unknown bundle, OUTPUT inside INPUT, ...), 2 for bad usage."
         ),
     )
     parser.add_argument("input", metavar="INPUT", help="DICOM folder, NIfTI file or folder of NIfTI files")
     parser.add_argument("output", metavar="OUTPUT", help="output folder (must not lie inside INPUT)")
-    parser.add_argument("--bundle", required=True, metavar="DIR",
-                        help="trained medden bundle folder (its configs/inference.json and models/model.pt)")
+    parser.add_argument("--bundle", default=DEFAULT_BUNDLE, metavar="NAME_OR_DIR",
+                        help="trained bundle: a folder (configs/inference.json, models/model.pt) or the name of "
+                             "a bundle in the repository's bundles/ folder, e.g. recorruption_ixi_bernoulli "
+                             "(default: %(default)s)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
+    parser.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                        help="slices or windows per network call, >= 1 (default: the bundle's own); "
+                             "lower it if the GPU runs out of memory")
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="redo series a previous run already finished")
     parser.set_defaults(func=_run_denoise)
@@ -86,7 +99,8 @@ def _run_denoise(args: argparse.Namespace) -> int:
     from medden.engines.distributed import cleanup, is_main_process
 
     try:
-        report = denoise_path(args.input, args.output, load_bundle(args.bundle, args.device), resume=args.resume)
+        bundle = load_bundle(args.bundle, args.device, batch_size=args.batch_size)
+        report = denoise_path(args.input, args.output, bundle, resume=args.resume)
     finally:
         main_process = is_main_process()
         cleanup()  # leave the torchrun process group, if one was joined
@@ -109,7 +123,8 @@ def _add_demo_command(commands: argparse._SubParsersAction) -> None:
                     "'medden denoise' on the corrupted one, and print PSNR/SSIM against the clean one.",
     )
     parser.add_argument("--output", default="medden-demo", metavar="DIR", help="where to write (default: %(default)s)")
-    parser.add_argument("--bundle", default=None, metavar="DIR", help="bundle folder (default: the shipped one)")
+    parser.add_argument("--bundle", default=None, metavar="NAME_OR_DIR",
+                        help="bundle folder or shipped bundle name (default: the demo's shipped one)")
     parser.set_defaults(func=_run_demo)
 
 
@@ -122,6 +137,17 @@ def _run_demo(args: argparse.Namespace) -> int:
     print(f"clean:    {result['clean_dicom']}\nnoisy:    {result['noisy_dicom']}\n"
           f"denoised: {result['denoised_dicom']}\nreport:   {result['report']}")
     return 0
+
+
+def _positive_int(text: str) -> int:
+    """argparse type: an int >= 1 (anything else is a usage error, exit code 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+    return value
 
 
 def _print_table(rows: list[tuple[str, ...]]) -> None:

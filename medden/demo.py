@@ -29,7 +29,9 @@ def default_bundle_dir() -> Path:
     Raises:
         FileNotFoundError: medden is not installed from a checkout that holds it.
     """
-    path = Path(__file__).resolve().parents[1] / "bundles" / DEFAULT_BUNDLE
+    from medden.denoise import shipped_bundles_dir
+
+    path = shipped_bundles_dir() / DEFAULT_BUNDLE
     if not (path / "configs" / "inference.json").is_file():
         raise FileNotFoundError(
             f"the default bundle {DEFAULT_BUNDLE!r} was not found at {str(path)!r}; install medden from its "

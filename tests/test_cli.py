@@ -8,7 +8,7 @@ from pathlib import Path
 import pydicom
 import pytest
 
-from medden.cli import main
+from medden.cli import build_parser, main
 from medden.data import list_samples, sample_path
 
 
@@ -50,7 +50,9 @@ def test_samples_export(tmp_path, capsys):
         (["samples", "--names", "CT_small"], 1, "only apply with --export"),
         ([], 2, "required: COMMAND"),
         (["frobnicate"], 2, "invalid choice"),
-        (["denoise"], 2, "the following arguments are required: INPUT, OUTPUT, --bundle"),
+        (["denoise"], 2, "the following arguments are required: INPUT, OUTPUT"),
+        (["denoise", "{dir}", "{dir}2", "--batch-size", "two"], 2, "expected a whole number >= 1, got 'two'"),
+        (["denoise", "{file}", "{dir}", "--bundle", "no_such_bundle"], 1, "unknown bundle 'no_such_bundle'"),
     ],
 )
 def test_errors_are_reported_not_raised(tmp_path, capsys, argv, code, message):
@@ -70,3 +72,14 @@ def test_console_script():
     result = subprocess.run([exe, "samples"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "CT_small" in result.stdout and "immunohistochemistry" in result.stdout
+
+
+def test_denoise_help_and_defaults(capsys):
+    args = build_parser().parse_args(["denoise", "in", "out"])
+    assert (args.bundle, args.batch_size, args.device, args.resume) == ("general_denoiser", None, None, True)
+    assert build_parser().parse_args(["denoise", "in", "out", "--batch-size", "4"]).batch_size == 4
+    assert main(["denoise", "--help"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    for phrase in ("--bundle NAME_OR_DIR", "(default: general_denoiser)", "--batch-size N",
+                   "Exit codes: 0", "2 for bad usage"):
+        assert phrase in text
