@@ -16,8 +16,12 @@ from medden.transforms import (
     RandGaussianSigmaNoised,
     RandImpulseNoise,
     RandImpulseNoised,
+    RandPoissonGaussianNoise,
+    RandPoissonGaussianNoised,
     RandPoissonNoise,
     RandPoissonNoised,
+    RandRicianSigmaNoise,
+    RandRicianSigmaNoised,
     RandTextOverlay,
     RandTextOverlayd,
     make_corruption,
@@ -30,6 +34,9 @@ BACKENDS = ["numpy", "torch"]
 CORRUPTIONS = {
     "gaussian": (lambda: RandGaussianSigmaNoise((0.05, 0.2)), lambda k: RandGaussianSigmaNoised(k, (0.05, 0.2))),
     "poisson": (lambda: RandPoissonNoise((5.0, 50.0)), lambda k: RandPoissonNoised(k, (5.0, 50.0))),
+    "poisson_gaussian": (lambda: RandPoissonGaussianNoise((5.0, 50.0), (0.0, 0.05)),
+                         lambda k: RandPoissonGaussianNoised(k, (5.0, 50.0), (0.0, 0.05))),
+    "rician": (lambda: RandRicianSigmaNoise((0.02, 0.1)), lambda k: RandRicianSigmaNoised(k, (0.02, 0.1))),
     "bernoulli": (lambda: RandBernoulliNoise((0.2, 0.8)), lambda k: RandBernoulliNoised(k, (0.2, 0.8))),
     "impulse": (lambda: RandImpulseNoise((0.1, 0.3)), lambda k: RandImpulseNoised(k, (0.1, 0.3))),
     "text": (lambda: RandTextOverlay((0.1, 0.3)), lambda k: RandTextOverlayd(k, (0.1, 0.3))),
@@ -216,3 +223,35 @@ def test_poisson_rejects_negative_intensities():
 def test_make_corruption_builds_by_name():
     t = make_corruption("bernoulli", keep_prob_range=(0.3, 0.3))
     assert isinstance(t, RandBernoulliNoise) and t.level_range == (0.3, 0.3)
+
+
+def test_rician_matches_monai_and_rayleigh_background():
+    """Same law as MONAI's RandRicianNoise at a fixed sigma; Rayleigh mean sigma*sqrt(pi/2) in air."""
+    from monai.transforms import RandRicianNoise
+
+    img = np.zeros((1, 256, 256), np.float32)
+    img[:, :, 128:] = 0.6
+    ours = RandRicianSigmaNoise(0.05).set_random_state(0)(img)
+    monai_out = RandRicianNoise(prob=1.0, std=0.05, sample_std=False).set_random_state(0)(img)
+    monai_out = np.asarray(monai_out)
+    for half in (slice(0, 128), slice(128, 256)):
+        assert abs(ours[:, :, half].mean() - monai_out[:, :, half].mean()) < 0.003
+        assert abs(ours[:, :, half].std() - monai_out[:, :, half].std()) < 0.003
+    assert ours[:, :, :128].mean() == pytest.approx(0.05 * np.sqrt(np.pi / 2), rel=0.02)
+    assert ours.min() >= 0
+
+
+def test_poisson_gaussian_variance_is_shot_plus_read_noise():
+    img = np.full((1, 256, 256), 0.5, np.float32)
+    out = RandPoissonGaussianNoise(20.0, 0.03).set_random_state(1)(img)
+    assert out.mean() == pytest.approx(0.5, abs=0.005)
+    assert out.var() == pytest.approx(0.5 / 20.0 + 0.03**2, rel=0.05)
+
+
+def test_poisson_gaussian_pair_shares_peak_not_fields():
+    from medden.transforms import NoisyPair
+
+    img = np.full((1, 64, 64), 0.5, np.float32)
+    a, b, _, _ = NoisyPair(RandPoissonGaussianNoise((5.0, 200.0), 0.01)).set_random_state(3)(img)
+    assert not np.allclose(a, b)
+    assert a.var() == pytest.approx(b.var(), rel=0.25)

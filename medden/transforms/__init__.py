@@ -8,7 +8,9 @@ from medden.transforms.corruption import (
     RandCorruption,
     RandGaussianSigmaNoise,
     RandImpulseNoise,
+    RandPoissonGaussianNoise,
     RandPoissonNoise,
+    RandRicianSigmaNoise,
 )
 from medden.transforms.corruption_dict import *  # noqa: F401,F403  (the Xd/XD/XDict names)
 from medden.transforms.corruption_dict import __all__ as _corruption_dict_all
@@ -27,6 +29,8 @@ __all__ = [
     "RandPoissonNoise",
     "RandBernoulliNoise",
     "RandImpulseNoise",
+    "RandPoissonGaussianNoise",
+    "RandRicianSigmaNoise",
     "RandTextOverlay",
     "CORRUPTIONS",
     "make_corruption",

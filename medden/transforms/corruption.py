@@ -1,4 +1,5 @@
-"""Random image corruptions (array transforms): Gaussian, Poisson, Bernoulli, impulse.
+"""Random image corruptions (array transforms): Gaussian, Poisson, Poisson-Gaussian, Rician,
+Bernoulli, impulse.
 
 Every class here follows one pattern: ``randomize(img, level=None)`` draws the corruption
 level (sigma, peak, keep probability, ...) from the configured range and the random field
@@ -36,6 +37,8 @@ __all__ = [
     "RandPoissonNoise",
     "RandBernoulliNoise",
     "RandImpulseNoise",
+    "RandRicianSigmaNoise",
+    "RandPoissonGaussianNoise",
 ]
 
 
@@ -208,6 +211,61 @@ class RandPoissonNoise(RandCorruption):
         if counts.shape != img.shape:
             raise ValueError(f"the Poisson draw was made for shape {tuple(counts.shape)}, got {tuple(img.shape)}.")
         return counts / level, None
+
+
+class RandPoissonGaussianNoise(RandPoissonNoise):
+    """Poisson-Gaussian noise, the X-ray/CT detector model: shot noise plus read-out noise.
+
+    ``y = Poisson(peak * x) / peak + s * n``, ``n ~ N(0, 1)``, with ``peak`` drawn from
+    ``peak_range`` (the level, shared by Noise2Noise pairs) and the read-out standard deviation
+    ``s`` from ``read_sigma_range`` with every realisation. Variance ``x / peak + s**2``.
+
+    Args:
+        peak_range: ``(low, high)`` expected photon count of a pixel of value 1, > 0.
+        read_sigma_range: ``(low, high)`` read-out noise standard deviation, image units.
+        prob: probability of applying.
+    """
+
+    def __init__(self, peak_range: tuple[float, float] | float,
+                 read_sigma_range: tuple[float, float] | float = (0.0, 0.0), prob: float = 1.0) -> None:
+        super().__init__(peak_range, prob)
+        self.read_sigma_range = check_range(read_sigma_range, "read_sigma_range", 0.0, np.inf)
+
+    def _draw_field(self, img: torch.Tensor, level: float) -> tuple[np.ndarray, np.ndarray, float]:
+        counts = super()._draw_field(img, level)
+        read_sigma = float(self.R.uniform(*self.read_sigma_range))
+        return counts, self.R.standard_normal(tuple(img.shape)).astype(np.float32), read_sigma
+
+    def _corrupt(self, img, level, field):
+        counts, read_noise, read_sigma = field
+        shot, _ = super()._corrupt(img, level, counts)
+        return shot + read_sigma * torch.as_tensor(read_noise, dtype=img.dtype, device=img.device), None
+
+
+class RandRicianSigmaNoise(RandCorruption):
+    """Rician noise of magnitude MR: ``y = |x + sigma * (n1 + i n2)|``, ``n1, n2 ~ N(0, 1)``.
+
+    The same model as ``monai.transforms.RandRicianNoise(std=sigma, sample_std=False,
+    relative=False)``, with sigma drawn from a range that has a lower bound and the draw
+    exposed as a level so that Noise2Noise pairs share it. Non-negative output; where
+    ``x = 0`` (air) it follows the Rayleigh law with mean ``sigma * sqrt(pi / 2)``.
+
+    Args:
+        sigma_range: ``(low, high)`` standard deviation of each Gaussian channel, image units.
+        prob: probability of applying.
+    """
+
+    level_name = "sigma"
+
+    def __init__(self, sigma_range: tuple[float, float] | float, prob: float = 1.0) -> None:
+        super().__init__(sigma_range, prob)
+
+    def _draw_field(self, img: torch.Tensor, level: float) -> np.ndarray:
+        return self.R.standard_normal((2, *img.shape)).astype(np.float32)
+
+    def _corrupt(self, img, level, field):
+        real, imag = torch.as_tensor(field, dtype=img.dtype, device=img.device) * level
+        return torch.sqrt((img + real) ** 2 + imag**2), None
 
 
 class RandBernoulliNoise(RandCorruption):

@@ -22,7 +22,9 @@ from medden.transforms.corruption import (
     RandCorruption,
     RandGaussianSigmaNoise,
     RandImpulseNoise,
+    RandPoissonGaussianNoise,
     RandPoissonNoise,
+    RandRicianSigmaNoise,
 )
 from medden.transforms.text_overlay import RandTextOverlay
 
@@ -30,6 +32,8 @@ __all__ = [
     "RandCorruptiond", "RandCorruptionD", "RandCorruptionDict",
     "RandGaussianSigmaNoised", "RandGaussianSigmaNoiseD", "RandGaussianSigmaNoiseDict",
     "RandPoissonNoised", "RandPoissonNoiseD", "RandPoissonNoiseDict",
+    "RandPoissonGaussianNoised", "RandPoissonGaussianNoiseD", "RandPoissonGaussianNoiseDict",
+    "RandRicianSigmaNoised", "RandRicianSigmaNoiseD", "RandRicianSigmaNoiseDict",
     "RandBernoulliNoised", "RandBernoulliNoiseD", "RandBernoulliNoiseDict",
     "RandImpulseNoised", "RandImpulseNoiseD", "RandImpulseNoiseDict",
     "RandTextOverlayd", "RandTextOverlayD", "RandTextOverlayDict",
@@ -93,6 +97,22 @@ class RandPoissonNoised(RandCorruptiond):
         super().__init__(keys, RandPoissonNoise(peak_range, prob), allow_missing_keys=allow_missing_keys)
 
 
+class RandPoissonGaussianNoised(RandCorruptiond):
+    """Dictionary twin of :class:`~medden.transforms.corruption.RandPoissonGaussianNoise`."""
+
+    def __init__(self, keys: KeysCollection, peak_range, read_sigma_range=(0.0, 0.0), prob: float = 1.0,
+                 allow_missing_keys: bool = False):
+        inner = RandPoissonGaussianNoise(peak_range, read_sigma_range, prob)
+        super().__init__(keys, inner, allow_missing_keys=allow_missing_keys)
+
+
+class RandRicianSigmaNoised(RandCorruptiond):
+    """Dictionary twin of :class:`~medden.transforms.corruption.RandRicianSigmaNoise`."""
+
+    def __init__(self, keys: KeysCollection, sigma_range, prob: float = 1.0, allow_missing_keys: bool = False):
+        super().__init__(keys, RandRicianSigmaNoise(sigma_range, prob), allow_missing_keys=allow_missing_keys)
+
+
 class RandBernoulliNoised(RandCorruptiond):
     """Dictionary twin of :class:`~medden.transforms.corruption.RandBernoulliNoise`; writes masks."""
 
@@ -123,6 +143,8 @@ class RandTextOverlayd(RandCorruptiond):
 RandCorruptionD = RandCorruptionDict = RandCorruptiond
 RandGaussianSigmaNoiseD = RandGaussianSigmaNoiseDict = RandGaussianSigmaNoised
 RandPoissonNoiseD = RandPoissonNoiseDict = RandPoissonNoised
+RandPoissonGaussianNoiseD = RandPoissonGaussianNoiseDict = RandPoissonGaussianNoised
+RandRicianSigmaNoiseD = RandRicianSigmaNoiseDict = RandRicianSigmaNoised
 RandBernoulliNoiseD = RandBernoulliNoiseDict = RandBernoulliNoised
 RandImpulseNoiseD = RandImpulseNoiseDict = RandImpulseNoised
 RandTextOverlayD = RandTextOverlayDict = RandTextOverlayd

@@ -7,7 +7,9 @@ from medden.transforms.corruption import (
     RandCorruption,
     RandGaussianSigmaNoise,
     RandImpulseNoise,
+    RandPoissonGaussianNoise,
     RandPoissonNoise,
+    RandRicianSigmaNoise,
 )
 from medden.transforms.text_overlay import RandTextOverlay
 from medden.validation import lookup_by_name
@@ -19,6 +21,8 @@ CORRUPTIONS: dict[str, type[RandCorruption]] = {
     "poisson": RandPoissonNoise,
     "bernoulli": RandBernoulliNoise,
     "impulse": RandImpulseNoise,
+    "poisson_gaussian": RandPoissonGaussianNoise,
+    "rician": RandRicianSigmaNoise,
     "text": RandTextOverlay,
 }
 
