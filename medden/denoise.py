@@ -43,7 +43,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_BUNDLE", "LoadedBundle", "denoise_path", "load_bundle", "noise_sigma", "resolve_bundle",
+__all__ = ["DEFAULT_BUNDLE", "LoadedBundle", "denoise_path", "load_bundle", "noise_figures", "resolve_bundle",
            "shipped_bundles", "shipped_bundles_dir", "write_preview"]
 
 DEFAULT_BUNDLE = "general_denoiser"
@@ -189,20 +189,30 @@ def _check_percentiles(value: Any, root: Path) -> tuple[float, float]:
     return low, high
 
 
-def noise_sigma(volume: np.ndarray, max_slices: int = 16) -> float:
-    """Robust noise standard deviation (wavelet-detail MAD, scikit-image), averaged over slices.
+def noise_figures(before: np.ndarray, after: np.ndarray, max_slices: int = 16) -> dict[str, Any]:
+    """The report's noise estimates for one series, before and after denoising.
 
-    ``volume`` is ``(C, X, Y[, N])`` in its own units; returns the same units. At most
-    ``max_slices`` evenly spaced slices are used: enough for a stable estimate, and it keeps
-    the report from costing more than the denoising.
+    * ``noise_sigma_before/after``: wavelet-detail MAD averaged over at most ``max_slices``
+      slices (:func:`medden.noise_estimation.estimate_noise_sigma`), in the series' units.
+    * ``background_sigma_before/after``: for magnitude MR, the noise of the background air
+      with the Rician (Rayleigh) correction (:func:`medden.noise_estimation.rician_background_sigma`,
+      the air found once, on ``before``); None with ``background_note`` saying why when the
+      image has no usable air (CT, radiographs, zero-filled or multi-coil backgrounds).
+
+    ``before`` and ``after`` are ``(C, X, Y[, N])`` in the same units.
     """
-    from skimage.restoration import estimate_sigma
+    from medden.noise_estimation import estimate_noise_sigma, find_background, rician_background_sigma
 
-    arr = np.asarray(volume)
-    if arr.ndim == 3:
-        arr = arr[..., None]
-    picks = np.unique(np.linspace(0, arr.shape[-1] - 1, min(max_slices, arr.shape[-1])).round().astype(int))
-    return float(np.mean([estimate_sigma(arr[0, ..., k].astype(np.float64)) for k in picks]))
+    before, after = np.asarray(before), np.asarray(after)
+    figures: dict[str, Any] = {"noise_sigma_before": estimate_noise_sigma(before, max_slices),
+                               "noise_sigma_after": estimate_noise_sigma(after, max_slices)}
+    try:
+        air = find_background(before)
+        figures.update(background_sigma_before=rician_background_sigma(before, air),
+                       background_sigma_after=rician_background_sigma(after, air))
+    except ValueError as err:
+        figures.update(background_sigma_before=None, background_sigma_after=None, background_note=str(err))
+    return figures
 
 
 def write_preview(path: Path, before: np.ndarray, after: np.ndarray) -> Path:
@@ -325,8 +335,8 @@ def _denoise_series(plan: Any, loading: Future, output_dir: Path, bundle: Loaded
         preview = write_preview(output_dir / "previews" / f"{_safe_name(plan.series_uid)}.png",
                                 series.volume, np.asarray(denoised))
         row.update(status="done", files=len(paths), output=str(paths[0].parent.relative_to(output_dir)),
-                   preview=str(preview.relative_to(output_dir)), noise_sigma_before=noise_sigma(series.volume),
-                   noise_sigma_after=noise_sigma(denoised), notes=series.notes)
+                   preview=str(preview.relative_to(output_dir)), **noise_figures(series.volume, denoised),
+                   notes=series.notes)
     except (ValueError, RuntimeError, OSError) as err:
         row.update(status="failed", reason=f"{type(err).__name__}: {err}")
     row["seconds"] = round(time.perf_counter() - started, 3)
@@ -381,7 +391,7 @@ def _denoise_nifti(input_path: Path, output_dir: Path, bundle: LoadedBundle, ran
             volume, denoised = denoise_nifti_file(path, out_path, bundle.network, bundle.inferer,
                                                   percentiles=bundle.percentiles, overwrite=True)
             row.update(status="done", output=str(out_path.relative_to(output_dir)),
-                       noise_sigma_before=noise_sigma(volume.numpy()), noise_sigma_after=noise_sigma(denoised.numpy()))
+                       **noise_figures(volume.numpy(), denoised.numpy()))
         except (ValueError, RuntimeError, OSError) as err:
             row.update(status="failed", reason=f"{type(err).__name__}: {err}")
         row["seconds"] = round(time.perf_counter() - started, 3)
@@ -407,7 +417,7 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
         The report: ``{"input_kind", "bundle", "series": [...], "skipped": [...],
         "processed": int, "failed": int}``; each series row has its status (``"done"``,
         ``"done (resumed, skipped)"`` or ``"failed"`` with a ``reason``), timing and the
-        noise estimate (:func:`noise_sigma`) before and after.
+        noise estimates (:func:`noise_figures`) before and after.
 
     Raises:
         FileNotFoundError: the input does not exist.
