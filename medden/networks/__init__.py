@@ -1,5 +1,6 @@
 """Networks: thin additions to ``monai.networks`` (reuse MONAI's U-Nets where they fit)."""
 
+from medden.networks.general import GENERAL_CHANNELS, FastResUNet, general_denoiser_net
 from medden.networks.residual import ResidualDenoiser
 
-__all__ = ["ResidualDenoiser"]
+__all__ = ["GENERAL_CHANNELS", "FastResUNet", "ResidualDenoiser", "general_denoiser_net"]

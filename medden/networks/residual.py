@@ -34,7 +34,7 @@ class ResidualDenoiser(nn.Module):
         correction = self.net(x)
         if correction.shape != x.shape:
             raise ValueError(
-                f"the inner network must keep the input shape {tuple(x.shape)}, got {tuple(correction.shape)}; "
-                "give it out_channels equal to in_channels, and pad inputs to a size it accepts."
+                "the inner network must keep the input shape " + str(x.shape) + ", got " + str(correction.shape)
+                + "; give it out_channels equal to in_channels, and pad inputs to a size it accepts."
             )
         return x + correction
