@@ -10,6 +10,7 @@ Examples:
     medden samples --export ./samples --names CT_small mni152
     medden denoise ./dicom_in ./dicom_out --bundle recorruption_ixi_bernoulli
     medden denoise ./scan.nii.gz ./out --bundle ./my_bundle --batch-size 4 --device cpu
+    medden denoise ./dicom_in ./dicom_out --fit --fit-minutes 10
 
 Exit codes: 0 success, 1 failure (the error is printed on stderr; for ``denoise``: nothing
 could be processed), 2 bad usage.
@@ -89,6 +90,11 @@ def _add_denoise_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
                         help="slices or windows per network call, >= 1 (default: the bundle's own); "
                              "lower it if the GPU runs out of memory")
+    parser.add_argument("--fit", action="store_true",
+                        help="first fine-tune the bundle on the input itself (self-supervised, no clean data), "
+                             "save it as OUTPUT/fitted_bundle, then denoise with it")
+    parser.add_argument("--fit-minutes", type=_positive_float, default=3.0, metavar="MIN",
+                        help="time budget of --fit in minutes (default: %(default)s)")
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="redo series a previous run already finished")
     parser.set_defaults(func=_run_denoise)
@@ -99,16 +105,25 @@ def _run_denoise(args: argparse.Namespace) -> int:
     from medden.engines.distributed import cleanup, is_main_process
 
     try:
-        bundle = load_bundle(args.bundle, args.device, batch_size=args.batch_size)
+        bundle_dir = args.bundle
+        if args.fit:
+            from medden.fit import fit_on_input
+
+            print(f"fitting {args.bundle} to the input for {args.fit_minutes:g} min ...", flush=True)
+            bundle_dir = fit_on_input(args.input, args.output, args.bundle, args.fit_minutes, args.device)
+            print(f"fitted bundle saved to {bundle_dir} (reuse it with --bundle)", flush=True)
+        bundle = load_bundle(bundle_dir, args.device, batch_size=args.batch_size)
         report = denoise_path(args.input, args.output, bundle, resume=args.resume)
     finally:
         main_process = is_main_process()
         cleanup()  # leave the torchrun process group, if one was joined
     if not main_process:
         return 0 if report["processed"] else 1
-    rows = [("series / file", "status", "seconds")]
+    rows = [("series / file", "status", "seconds", "noise before", "noise after")]
     for row in report["series"]:
-        rows.append((str(row.get("series_uid", row.get("file"))), row["status"], str(row.get("seconds", ""))))
+        noise = [f"{row[k]:.4g}" if isinstance(row.get(k), float) else "" for k in
+                 ("noise_sigma_before", "noise_sigma_after")]
+        rows.append((str(row.get("series_uid", row.get("file"))), row["status"], str(row.get("seconds", "")), *noise))
     _print_table(rows)
     print(f"{report['processed']} done, {report['failed']} failed, {len(report['skipped'])} file(s) skipped; "
           f"report: {args.output}/medden_report.json")
@@ -137,6 +152,17 @@ def _run_demo(args: argparse.Namespace) -> int:
     print(f"clean:    {result['clean_dicom']}\nnoisy:    {result['noisy_dicom']}\n"
           f"denoised: {result['denoised_dicom']}\nreport:   {result['report']}")
     return 0
+
+
+def _positive_float(text: str) -> float:
+    """argparse type: a finite number > 0 (anything else is a usage error, exit code 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return value
 
 
 def _positive_int(text: str) -> int:
