@@ -43,8 +43,8 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_BUNDLE", "LoadedBundle", "denoise_path", "load_bundle", "noise_figures", "resolve_bundle",
-           "shipped_bundles", "shipped_bundles_dir", "write_preview"]
+__all__ = ["DEFAULT_BUNDLE", "LoadedBundle", "check_paths", "denoise_path", "load_bundle", "noise_figures",
+           "resolve_bundle", "shipped_bundles", "shipped_bundles_dir", "write_preview"]
 
 DEFAULT_BUNDLE = "general_denoiser"
 MANIFEST = "medden_manifest.json"
@@ -199,11 +199,15 @@ def noise_figures(before: np.ndarray, after: np.ndarray, max_slices: int = 16) -
       the air found once, on ``before``); None with ``background_note`` saying why when the
       image has no usable air (CT, radiographs, zero-filled or multi-coil backgrounds).
 
-    ``before`` and ``after`` are ``(C, X, Y[, N])`` in the same units.
+    ``before`` and ``after`` are ``(C, X, Y[, N])`` in the same units; volumes are measured on
+    at most ``max_slices`` evenly spaced slices, so the report costs little next to denoising.
     """
     from medden.noise_estimation import estimate_noise_sigma, find_background, rician_background_sigma
 
     before, after = np.asarray(before), np.asarray(after)
+    if before.ndim == 4:  # the same evenly spaced slices for every figure, as few as give a stable one
+        picks = np.unique(np.linspace(0, before.shape[-1] - 1, min(max_slices, before.shape[-1])).round().astype(int))
+        before, after = before[..., picks], after[..., picks]
     figures: dict[str, Any] = {"noise_sigma_before": estimate_noise_sigma(before, max_slices),
                                "noise_sigma_after": estimate_noise_sigma(after, max_slices)}
     try:
@@ -244,7 +248,8 @@ def _safe_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in ".-" else "_" for c in text)[:120]
 
 
-def _check_paths(input_path: Path, output_dir: Path) -> None:
+def check_paths(input_path: Path, output_dir: Path) -> None:
+    """Refuse a missing input, OUTPUT inside INPUT (or its folder) and INPUT inside OUTPUT."""
     src, dst = input_path.resolve(), output_dir.resolve()
     if not input_path.exists():
         raise FileNotFoundError(f"input {str(input_path)!r} does not exist.")
@@ -424,7 +429,7 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
         ValueError: output inside input (or the reverse), or an input with nothing to read.
     """
     input_path, output_dir = Path(input_path), Path(output_dir)
-    _check_paths(input_path, output_dir)
+    check_paths(input_path, output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     rank, world = _shard()
     if rank == 0:

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 RESULTS = Path("docs/results")
-BUNDLE = Path("bundles/recorruption_ixi_bernoulli")
+BUNDLE = Path("bundles/general_denoiser")  # the default of medden denoise
 
 _MEMORY_PROBE = """
 import resource, sys
@@ -83,10 +83,10 @@ def main() -> None:
     series, _ = read_dicom_folder(work / "in")
     from medden.inference import denoise_image
 
-    denoise_image(series[0].volume[..., :4], bundle.network, bundle.inferer)  # warm-up
+    denoise_image(series[0].volume[..., :4], bundle.network, bundle.inferer, bundle.percentiles)  # warm-up
     started = time.perf_counter()
     for s in series:
-        denoise_image(s.volume, bundle.network, bundle.inferer)
+        denoise_image(s.volume, bundle.network, bundle.inferer, bundle.percentiles)
     forward = time.perf_counter() - started
 
     build_large(work / "large")

@@ -14,3 +14,28 @@ def as_numpy(x):
 def to_backend(x: np.ndarray, backend: str):
     """``x`` as numpy (``"numpy"``) or as a plain torch tensor (``"torch"``)."""
     return torch.as_tensor(x) if backend == "torch" else x
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[1]
+BUNDLE_FILES = ("configs/metadata.json", "configs/train.json", "configs/evaluate.json", "configs/inference.json",
+                "configs/multi_gpu_train.json", "configs/logging.conf", "docs/README.md", "LICENSE", "models/model.pt")
+
+
+def run_bundle(*args, timeout=600, threads="2"):
+    """``python -m monai.bundle ARGS`` from the repository root; fails the test on a non-zero exit."""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS=threads)
+    result = subprocess.run([sys.executable, "-m", "monai.bundle", *args], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=timeout)
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
+    return result
+
+
+def assert_standard_bundle(bundle, max_model_bytes=8 * 2**20):
+    """A MONAI bundle's standard file set is present and its model is small enough to ship."""
+    for name in BUNDLE_FILES:
+        assert (bundle / name).is_file(), name
+    assert (bundle / "models/model.pt").stat().st_size < max_model_bytes

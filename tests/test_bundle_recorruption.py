@@ -11,38 +11,29 @@ import numpy as np
 import pytest
 import torch
 
+from helpers import assert_standard_bundle, run_bundle
+
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "recorruption_ixi_bernoulli"
 CONFIGS = BUNDLE / "configs"
 TINY_NET = "[4,8,8,16]"  # UNet channels for fast smoke runs
 
 
-def _bundle(*args, timeout=600):
-    env = dict(os.environ, OMP_NUM_THREADS="2")
-    result = subprocess.run([sys.executable, "-m", "monai.bundle", *args], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
-    return result
-
-
 def test_bundle_has_the_standard_files():
-    for name in ("configs/metadata.json", "configs/train.json", "configs/evaluate.json", "configs/inference.json",
-                 "configs/multi_gpu_train.json", "configs/logging.conf", "docs/README.md", "LICENSE", "models/model.pt"):
-        assert (BUNDLE / name).is_file(), name
-    assert (BUNDLE / "models/model.pt").stat().st_size < 8 * 2**20
+    assert_standard_bundle(BUNDLE)
 
 
 def test_train_config_runs_as_written(tmp_path):
-    _bundle("run", "--config_file", str(CONFIGS / "train.json"), "--max_epochs", "1", "--repeats_per_epoch", "1",
-            "--output_dir", str(tmp_path), "--save_model_to", str(tmp_path / "model.pt"),
-            "--network_def#channels", TINY_NET)
+    run_bundle("run", "--config_file", str(CONFIGS / "train.json"), "--max_epochs", "1", "--repeats_per_epoch", "1",
+               "--output_dir", str(tmp_path), "--save_model_to", str(tmp_path / "model.pt"),
+               "--network_def#channels", TINY_NET)
     state = torch.load(tmp_path / "model.pt", weights_only=True)
     assert any(key.endswith("weight") for key in state)
     assert (tmp_path / "last.pt").is_file()
 
 
 def test_evaluate_config_scores_the_shipped_model(tmp_path):
-    _bundle("run", "--config_file", str(CONFIGS / "evaluate.json"), "--output_dir", str(tmp_path))
+    run_bundle("run", "--config_file", str(CONFIGS / "evaluate.json"), "--output_dir", str(tmp_path))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     # the shipped model must beat the noisy input (about 10.5 dB at keep probability 0.5) by far
     assert metrics["one_pass"]["val_psnr"] > 25 and metrics["refined"]["val_psnr"] > 20
@@ -55,8 +46,8 @@ def test_inference_config_denoises_a_nifti_folder_keeping_the_affine(tmp_path):
     from medden.transforms import RandBernoulliNoise
 
     source = write_corrupted_mni_slab(tmp_path / "in" / "slab.nii.gz", RandBernoulliNoise(0.5))
-    _bundle("run", "--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(tmp_path / "in"),
-            "--output_dir", str(tmp_path / "out"))
+    run_bundle("run", "--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(tmp_path / "in"),
+               "--output_dir", str(tmp_path / "out"))
     out = nib.load(tmp_path / "out" / "slab_denoised.nii.gz")
     original = nib.load(source)
     np.testing.assert_allclose(out.affine, original.affine)
@@ -80,12 +71,12 @@ def test_multi_gpu_config_runs_under_torchrun_on_two_cpu_processes(tmp_path):
     assert (tmp_path / "model.pt").is_file()
 
 
-def test_monai_bundle_tooling_accepts_the_bundle(tmp_path):
+def test_monai_bundle_tooling_accepts_therun_bundle(tmp_path):
     meta, inference = str(CONFIGS / "metadata.json"), str(CONFIGS / "inference.json")
-    _bundle("verify_metadata", "--meta_file", meta, "--filepath", str(ROOT / "bundles" / "meta_schema.json"))
-    _bundle("verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", inference, "--n", "4")
-    _bundle("ckpt_export", "network_def", "--filepath", str(tmp_path / "model.ts"), "--ckpt_file",
-            str(BUNDLE / "models/model.pt"), "--meta_file", meta, "--config_file", inference)
+    run_bundle("verify_metadata", "--meta_file", meta, "--filepath", str(ROOT / "bundles" / "meta_schema.json"))
+    run_bundle("verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", inference, "--n", "4")
+    run_bundle("ckpt_export", "network_def", "--filepath", str(tmp_path / "model.ts"), "--ckpt_file",
+               str(BUNDLE / "models/model.pt"), "--meta_file", meta, "--config_file", inference)
     scripted = torch.jit.load(str(tmp_path / "model.ts"))
     x = torch.rand(1, 1, 64, 64)
     assert scripted(x).shape == x.shape
@@ -110,7 +101,7 @@ def test_train_config_reads_an_ixi_t1_folder(tmp_path):
         vol = np.zeros((12, 40, 36), np.float32)
         vol[2:-2, 4:-4, 4:-4] = rng.uniform(100, 900, (8, 32, 28))
         nib.save(nib.Nifti1Image(vol, affine), data / f"IXI{i:03d}-Guys-{1000 + i}-T1.nii.gz")
-    _bundle("run", "--config_file", str(CONFIGS / "train.json"), "--dataset_dir", str(data), "--max_epochs", "1",
-            "--repeats_per_epoch", "1", "--batch_size", "4", "--output_dir", str(tmp_path / "run"),
-            "--save_model_to", str(tmp_path / "model.pt"), "--network_def#channels", TINY_NET)
+    run_bundle("run", "--config_file", str(CONFIGS / "train.json"), "--dataset_dir", str(data), "--max_epochs", "1",
+               "--repeats_per_epoch", "1", "--batch_size", "4", "--output_dir", str(tmp_path / "run"),
+               "--save_model_to", str(tmp_path / "model.pt"), "--network_def#channels", TINY_NET)
     assert (tmp_path / "model.pt").is_file()

@@ -10,10 +10,10 @@ from medden.demo import default_bundle_dir, run_demo
 
 def test_demo_denoises_a_corrupted_sample_series_and_scores_it(tmp_path, capsys):
     result = run_demo(tmp_path)
-    assert result["denoised"]["psnr"] > result["noisy"]["psnr"] + 10  # measured: 14.5 -> 32.9 dB
+    assert result["denoised"]["psnr"] > result["noisy"]["psnr"] + 6  # measured: 26.0 -> 34.3 dB (30-epoch model)
     assert result["denoised"]["ssim"] > result["noisy"]["ssim"]
     report = json.loads(open(result["report"]).read())
-    assert report["processed"] == 1 and report["bundle"].startswith("recorruption_ixi_bernoulli")
+    assert report["processed"] == 1 and report["bundle"].startswith("general_denoiser")
     files = sorted((tmp_path / "denoised" / "dicom").rglob("*.dcm"))
     assert len(files) == 20 and "DERIVED" in pydicom.dcmread(files[0]).ImageType
     # the CLI on the same folder resumes instead of redoing the work, and prints the scores
