@@ -142,3 +142,28 @@ def test_shipped_model_loads_and_denoises_every_modality():
         noisy = item.image + np.float32(20 / 255) * rng.standard_normal(item.image.shape).astype(np.float32)
         out = np.asarray(denoise_image(noisy[..., None], bundle.network, bundle.inferer, bundle.percentiles))[..., 0]
         assert float(psnr(out, item.image, 1.0)) > float(psnr(noisy, item.image, 1.0)) + 3.0, item.modality
+
+
+def test_robust_normalisation_round_trips_every_intensity():
+    """Scaling by the 0.5-99.5th percentiles is undone exactly, outliers included (nothing is clipped)."""
+    from monai.inferers import SliceInferer
+
+    class Identity(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.scale = torch.nn.Parameter(torch.ones(()))
+
+        def forward(self, x):
+            seen.append((float(x.min()), float(x.max())))
+            return x * self.scale
+
+    seen = []
+    rng = np.random.default_rng(3)
+    volume = rng.normal(-300.0, 200.0, (1, 32, 32, 4)).astype(np.float32)  # CT-like units
+    volume[0, 0, 0, 0], volume[0, 1, 1, 1] = -3000.0, 9000.0  # outliers beyond the percentiles
+    inferer = SliceInferer(spatial_dim=2, roi_size=(32, 32), sw_batch_size=4)
+    out = denoise_image(volume, Identity(), inferer, percentiles=(0.5, 99.5))
+    np.testing.assert_allclose(out, volume, rtol=1e-5, atol=1e-3)
+    low, high = np.percentile(volume, [0.5, 99.5])
+    assert seen[0][0] < 0 and seen[0][1] > 1  # the network saw the outliers outside [0, 1], unclipped
+    assert (9000.0 - low) / (high - low) == pytest.approx(seen[0][1], rel=1e-4)
