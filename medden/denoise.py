@@ -9,7 +9,9 @@ A bundle is a folder (``configs/inference.json``, ``models/model.pt``) or the na
 shipped in the source checkout's ``bundles/`` folder (:func:`resolve_bundle`); the command's
 default is :data:`DEFAULT_BUNDLE`. Its ``inference.json`` may declare
 ``intensity_percentiles`` (two numbers in [0, 100]): the intensities mapped to [0, 1]
-before the network, as in training (default: the image's minimum and maximum).
+before the network, as in training (default: the image's minimum and maximum), and
+``intensity_smoothing`` (pixels): measure those percentiles on a box-smoothed copy, so noise
+does not move them (see :func:`medden.inference.volumes.intensity_range`).
 
 Guarantees:
 
@@ -50,6 +52,7 @@ DEFAULT_BUNDLE = "general_denoiser"
 MANIFEST = "medden_manifest.json"
 REPORT = "medden_report.json"
 PERCENTILES_KEY = "intensity_percentiles"
+SMOOTHING_KEY = "intensity_smoothing"
 BUNDLE_CONFIG = Path("configs") / "inference.json"
 # atomic_write's temporary files: "." + stem + "." + 8 random characters (tempfile.mkstemp) + ".tmp" + suffixes
 _TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(\..+)?")
@@ -61,7 +64,8 @@ class LoadedBundle:
     """A trained bundle ready for inference: network, inferer and what to record about it.
 
     ``percentiles`` are the intensity percentiles that :func:`~medden.inference.denoise_image`
-    maps to [0, 1] for this network (the bundle's ``intensity_percentiles``).
+    maps to [0, 1] for this network (the bundle's ``intensity_percentiles``), measured after a
+    ``smoothing`` x ``smoothing`` box mean (``intensity_smoothing``; 0 = on the image itself).
     """
 
     name: str
@@ -69,6 +73,7 @@ class LoadedBundle:
     inferer: Callable
     parameters: dict[str, Any]
     percentiles: tuple[float, float] = (0.0, 100.0)
+    smoothing: int = 0
 
 
 def shipped_bundles_dir() -> Path:
@@ -154,8 +159,15 @@ def load_bundle(bundle_dir: str | os.PathLike, device: str | torch.device | None
     if PERCENTILES_KEY in parser:
         percentiles = _check_percentiles(parser[PERCENTILES_KEY], root)
         parameters[PERCENTILES_KEY] = list(percentiles)  # they change the pixels, so they belong in the UIDs
+    smoothing = parser[SMOOTHING_KEY] if SMOOTHING_KEY in parser else 0
+    if isinstance(smoothing, bool) or not isinstance(smoothing, int) or smoothing < 0:
+        raise ValueError(f"{SMOOTHING_KEY} in {str(root / BUNDLE_CONFIG)!r} must be a whole number of pixels >= 0; "
+                         f"got {smoothing!r}.")
+    if smoothing:
+        parameters[SMOOTHING_KEY] = smoothing
     name = f"{root.resolve().name} {meta.get('version', '')}".strip()
-    return LoadedBundle(name=name, network=network, inferer=inferer, parameters=parameters, percentiles=percentiles)
+    return LoadedBundle(name=name, network=network, inferer=inferer, parameters=parameters, percentiles=percentiles,
+                        smoothing=smoothing)
 
 
 def _set_batch_size(inferer: Callable, batch_size: int) -> None:
@@ -334,7 +346,8 @@ def _denoise_series(plan: Any, loading: Future, output_dir: Path, bundle: Loaded
         skipped.extend(problems)
         if series is None:
             raise ValueError("no slice of this series could be decoded")
-        denoised = denoise_image(series.volume, bundle.network, bundle.inferer, percentiles=bundle.percentiles)
+        denoised = denoise_image(series.volume, bundle.network, bundle.inferer, percentiles=bundle.percentiles,
+                                 smoothing=bundle.smoothing)
         paths = write_derived_series(series, denoised, output_dir / "dicom", method="medden denoise",
                                      model=bundle.name, parameters=bundle.parameters, overwrite=True)
         preview = write_preview(output_dir / "previews" / f"{_safe_name(plan.series_uid)}.png",
@@ -394,7 +407,8 @@ def _denoise_nifti(input_path: Path, output_dir: Path, bundle: LoadedBundle, ran
         try:
             out_path = output_dir / "nifti" / f"{nifti_stem(path)}_denoised.nii.gz"
             volume, denoised = denoise_nifti_file(path, out_path, bundle.network, bundle.inferer,
-                                                  percentiles=bundle.percentiles, overwrite=True)
+                                                  percentiles=bundle.percentiles, overwrite=True,
+                                                  smoothing=bundle.smoothing)
             row.update(status="done", output=str(out_path.relative_to(output_dir)),
                        **noise_figures(volume.numpy(), denoised.numpy()))
         except (ValueError, RuntimeError, OSError) as err:
@@ -414,7 +428,7 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
     DICOM series become derived series under ``output_dir/dicom/<new series UID>/``, each with
     a before | after PNG of its middle slice in ``output_dir/previews/``; NIfTI
     files become ``output_dir/nifti/<name>_denoised.nii.gz`` with their affine. Every image is
-    scaled by ``bundle.percentiles`` before the network. The report is also written to
+    scaled by ``bundle.percentiles`` (after ``bundle.smoothing``) before the network. The report is also written to
     ``output_dir/medden_report.json``. One run at a time may write to ``output_dir``: a new
     run first deletes temporary files left there by a killed one.
 

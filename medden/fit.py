@@ -54,12 +54,12 @@ class FitResult:
     losses: list[float] = field(default_factory=list)
 
 
-def fit_slices(volumes: Sequence[np.ndarray], percentiles: tuple[float, float], max_slices: int = 64
-               ) -> list[np.ndarray]:
+def fit_slices(volumes: Sequence[np.ndarray], percentiles: tuple[float, float], max_slices: int = 64,
+               smoothing: int = 0) -> list[np.ndarray]:
     """2D training slices from ``(C, X, Y[, N])`` volumes, each volume scaled as at inference.
 
-    Every volume maps its ``percentiles`` to [0, 1] (not clipped), exactly as
-    :func:`medden.inference.denoise_image` does, so the network is fitted to what it will see;
+    Every volume maps its ``percentiles`` (measured after ``smoothing``) to [0, 1], not
+    clipped, exactly as :func:`medden.inference.denoise_image` does, so the network is fitted to what it will see;
     channels are averaged to grey. At most ``max_slices`` slices, evenly spaced over all
     volumes.
 
@@ -71,15 +71,17 @@ def fit_slices(volumes: Sequence[np.ndarray], percentiles: tuple[float, float], 
     """
     if not volumes:
         raise ValueError("no images to fit on.")
+    from medden.inference.volumes import intensity_range
+
     slices = []
     for volume in volumes:
         arr = np.asarray(volume, np.float32)
         if not np.isfinite(arr).all():
             raise ValueError("an image to fit on has non-finite values (NaN or inf).")
         arr = arr[..., None] if arr.ndim == 3 else arr
-        low, high = np.percentile(arr, percentiles)
-        if high <= low:
+        if arr.min() == arr.max():
             continue
+        low, high = intensity_range(arr, percentiles, smoothing)
         grey = (arr.mean(axis=0) - low) / (high - low)
         slices.extend(grey[None, ..., k] for k in range(grey.shape[-1]))
     if not slices:
@@ -281,7 +283,7 @@ def fit_on_input(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
     check_paths(input_path, output_dir)
     base_dir = resolve_bundle(base_bundle)
     bundle = load_bundle(base_dir, device)
-    slices = fit_slices(read_input_volumes(input_path, max_slices), bundle.percentiles, max_slices)
+    slices = fit_slices(read_input_volumes(input_path, max_slices), bundle.percentiles, max_slices, bundle.smoothing)
     result = fit_network(bundle.network, slices, minutes)
     logger.info("fit: %d iterations in %.0f s", result.iterations, result.seconds)
     return save_fitted_bundle(base_dir, output_dir / FITTED_BUNDLE, bundle.network, result, minutes)

@@ -83,10 +83,11 @@ def main() -> None:
     series, _ = read_dicom_folder(work / "in")
     from medden.inference import denoise_image
 
-    denoise_image(series[0].volume[..., :4], bundle.network, bundle.inferer, bundle.percentiles)  # warm-up
+    denoise_image(series[0].volume[..., :4], bundle.network, bundle.inferer, bundle.percentiles,
+                  smoothing=bundle.smoothing)  # warm-up
     started = time.perf_counter()
     for s in series:
-        denoise_image(s.volume, bundle.network, bundle.inferer, bundle.percentiles)
+        denoise_image(s.volume, bundle.network, bundle.inferer, bundle.percentiles, smoothing=bundle.smoothing)
     forward = time.perf_counter() - started
 
     build_large(work / "large")

@@ -61,12 +61,12 @@ def anchors(noise: str) -> dict:
     return {"BM3D": lambda y: bm3d_denoise(y, sigma), "NLM": lambda y: nlm_denoise(y, sigma)}
 
 
-def model_fn(network, inferer, percentiles):
+def model_fn(network, inferer, percentiles, smoothing):
     """``(1, H, W)`` noisy -> denoised, the way medden denoise runs a bundle."""
     from medden.inference import denoise_image
 
     def run(noisy: np.ndarray) -> np.ndarray:
-        return np.asarray(denoise_image(noisy[..., None], network, inferer, percentiles))[..., 0]
+        return np.asarray(denoise_image(noisy[..., None], network, inferer, percentiles, smoothing=smoothing))[..., 0]
 
     return run
 
@@ -108,7 +108,7 @@ def speed(network, run, anchor_fns) -> dict:
     return result
 
 
-def load_variant(spec: str, inferer, percentiles):
+def load_variant(spec: str, inferer, percentiles, smoothing):
     from medden.io import load_network_weights
     from medden.networks import general_denoiser_net
 
@@ -116,7 +116,7 @@ def load_variant(spec: str, inferer, percentiles):
     conditioned = weights.endswith(":conditioned")
     weights = weights.removesuffix(":conditioned")
     network = load_network_weights(general_denoiser_net(conditioned=conditioned), weights).eval()
-    return name, model_fn(network, inferer, percentiles)
+    return name, model_fn(network, inferer, percentiles, smoothing)
 
 
 def figure(path: Path, rows: list[tuple[str, list[tuple[str, np.ndarray]]]]) -> None:
@@ -164,8 +164,8 @@ def main() -> None:
 
     bundle = load_bundle(args.bundle, device="cpu")
     percentiles = tuple(bundle.percentiles)
-    methods = {args.model_name: model_fn(bundle.network, bundle.inferer, percentiles)}
-    methods.update(load_variant(spec, bundle.inferer, percentiles) for spec in args.variant)
+    methods = {args.model_name: model_fn(bundle.network, bundle.inferer, percentiles, bundle.smoothing)}
+    methods.update(load_variant(spec, bundle.inferer, percentiles, bundle.smoothing) for spec in args.variant)
     images = general_test_images(1 if args.quick else 3)
     noises = ["gaussian"] if args.quick else list(NOISES)
     fit_cases = {tuple(c.split("/")) for c in args.fit_cases.split(",") if c}
@@ -193,10 +193,10 @@ def main() -> None:
             if (modality, noise) not in fit_cases:
                 continue
             network = copy.deepcopy(bundle.network)
-            slices = fit_slices([noisy for _, noisy in pairs], percentiles)
+            slices = fit_slices([noisy for _, noisy in pairs], percentiles, smoothing=bundle.smoothing)
 
             def snapshot(minutes: float, net, pairs=pairs, modality=modality, noise=noise) -> None:
-                fn = model_fn(net, bundle.inferer, percentiles)
+                fn = model_fn(net, bundle.inferer, percentiles, bundle.smoothing)
                 for item, noisy in pairs:
                     p, s = scores(fn(noisy), item.image)
                     records.append({"modality": modality, "image": item.name, "noise": noise,

@@ -102,9 +102,9 @@ def score(name: str, bundle, out_dir: Path) -> dict:
     from medden.noise_estimation import edge_preservation, estimate_noise_sigma, residual_whiteness
 
     noisy, source = IMAGES[name]()
-    percentiles = getattr(bundle, "percentiles", (0.0, 100.0))
+    percentiles = bundle.percentiles
     started = time.perf_counter()
-    denoised = denoise_image(noisy, bundle.network, bundle.inferer, percentiles=percentiles)
+    denoised = denoise_image(noisy, bundle.network, bundle.inferer, percentiles=percentiles, smoothing=bundle.smoothing)
     seconds = time.perf_counter() - started
     notes: list[str] = []
     bg_before, bg_after = background_sigmas(noisy, denoised, notes)
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     report = {
         "written_by": "scripts/real_noisy_mr.py",
         "bundle": bundle.name,
-        "percentiles": list(getattr(bundle, "percentiles", (0.0, 100.0))),
+        "percentiles": list(bundle.percentiles),
         "device": str(next(bundle.network.parameters()).device),
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

@@ -248,9 +248,9 @@ def test_bundle_intensity_percentiles_are_used(tmp_path, monkeypatch):
 
     seen = []
 
-    def recording(image, network, inferer, percentiles=(0.0, 100.0), device=None):
+    def recording(image, network, inferer, percentiles=(0.0, 100.0), device=None, smoothing=0):
         seen.append(percentiles)
-        return denoise_image(image, network, inferer, percentiles, device)
+        return denoise_image(image, network, inferer, percentiles, device, smoothing)
 
     monkeypatch.setattr(medden.inference, "denoise_image", recording)
     _ct_series(tmp_path / "dicom_in" / "a", n=2)
@@ -263,6 +263,15 @@ def test_bundle_intensity_percentiles_are_used(tmp_path, monkeypatch):
 def test_bad_bundle_percentiles_are_refused(tmp_path, value):
     with pytest.raises(ValueError, match=r"intensity_percentiles in .*inference.json"):
         load_bundle(_bundle_variant(tmp_path, intensity_percentiles=value), device="cpu")
+
+
+def test_bundle_intensity_smoothing_is_loaded_and_checked(tmp_path):
+    bundle = load_bundle(_bundle_variant(tmp_path, intensity_smoothing=5), device="cpu")
+    assert bundle.smoothing == 5 and bundle.parameters["intensity_smoothing"] == 5
+    assert load_bundle(_bundle_variant(tmp_path / "plain"), device="cpu").smoothing == 0
+    for value in (-1, 2.5, True):
+        with pytest.raises(ValueError, match=r"intensity_smoothing in .*inference.json"):
+            load_bundle(_bundle_variant(tmp_path / str(value), intensity_smoothing=value), device="cpu")
 
 
 def test_next_series_is_read_while_the_current_one_is_denoised(tmp_path, bundle, monkeypatch):

@@ -109,5 +109,5 @@ def test_cli_fit_then_denoise(tmp_path, capsys):
     report = json.loads((out / "medden_report.json").read_text())
     assert report["bundle"].startswith(FITTED_BUNDLE) and report["processed"] == 1
     assert "fitted bundle saved" in capsys.readouterr().out
-    with pytest.raises(SystemExit):
-        main(["denoise", str(path), str(out), "--fit", "--fit-minutes", "0"])
+    assert main(["denoise", str(path), str(out), "--fit", "--fit-minutes", "0"]) == 2
+    assert "expected a number > 0, got '0'" in capsys.readouterr().err

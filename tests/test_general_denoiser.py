@@ -167,3 +167,17 @@ def test_robust_normalisation_round_trips_every_intensity():
     low, high = np.percentile(volume, [0.5, 99.5])
     assert seen[0][0] < 0 and seen[0][1] > 1  # the network saw the outliers outside [0, 1], unclipped
     assert (9000.0 - low) / (high - low) == pytest.approx(seen[0][1], rel=1e-4)
+
+
+def test_intensity_range_measured_after_smoothing_resists_noise():
+    from medden.inference.volumes import intensity_range
+
+    rng = np.random.default_rng(4)
+    clean = np.zeros((1, 96, 96, 2), np.float32)
+    clean[:, 24:72, 24:72] = 1.0  # a bright object in dark air
+    noisy = clean + 0.05 * rng.standard_normal(clean.shape).astype(np.float32)
+    raw_low, _ = intensity_range(noisy, (0.5, 99.5))
+    smooth_low, smooth_high = intensity_range(noisy, (0.5, 99.5), smoothing=5)
+    assert raw_low < -0.1  # noise drags the dark percentile about 2.6 sigma below the air
+    assert abs(smooth_low) < 0.35 * abs(raw_low) and smooth_high == pytest.approx(1.0, abs=0.05)
+    assert intensity_range(np.full((1, 4, 4), 3.0, np.float32)) == (3.0, 4.0)  # constant: a unit range

@@ -19,15 +19,36 @@ from monai.utils import convert_to_dst_type, convert_to_tensor
 
 from medden.validation import check_channel_first, check_finite, check_range
 
-__all__ = ["NIFTI_SUFFIXES", "denoise_image", "denoise_nifti_file", "denoise_nifti_folder", "list_nifti_files",
-           "nifti_stem"]
+__all__ = ["NIFTI_SUFFIXES", "denoise_image", "denoise_nifti_file", "denoise_nifti_folder", "intensity_range",
+           "list_nifti_files", "nifti_stem"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
+def intensity_range(image: np.ndarray, percentiles: tuple[float, float] = (0.0, 100.0), smoothing: int = 0
+                    ) -> tuple[float, float]:
+    """The intensities ``(low, high)`` that map to [0, 1] before a network sees ``image``.
+
+    ``low`` and ``high`` are the ``percentiles`` of ``image`` (``(C, X, Y[, N])``), measured on
+    a copy smoothed in-plane by a ``smoothing`` x ``smoothing`` box mean when ``smoothing > 1``:
+    noise widens the extreme percentiles of a noisy image (dark air reads about 2.6 sigma
+    below its true level), and smoothing keeps the mapping close to that of the clean
+    images the network was trained on. ``high <= low`` (a constant image) gives ``(low, low + 1)``.
+    """
+    low_pct, high_pct = check_range(percentiles, "percentiles", 0.0, 100.0)
+    arr = np.asarray(image, dtype=np.float32)
+    if smoothing > 1:
+        from scipy.ndimage import uniform_filter
+
+        size = [1, smoothing, smoothing] + [1] * (arr.ndim - 3)
+        arr = uniform_filter(arr, size=size, mode="reflect")
+    low, high = (float(v) for v in np.percentile(arr, [low_pct, high_pct]))
+    return (low, high) if high > low else (low, low + 1.0)
+
+
 def denoise_image(image: NdarrayOrTensor, network: torch.nn.Module, inferer: Inferer | Callable,
-                  percentiles: tuple[float, float] = (0.0, 100.0), device: torch.device | str | None = None
-                  ) -> NdarrayOrTensor:
+                  percentiles: tuple[float, float] = (0.0, 100.0), device: torch.device | str | None = None,
+                  smoothing: int = 0) -> NdarrayOrTensor:
     """Denoise one ``(C, H, W[, D])`` image in its own units.
 
     The values at ``percentiles`` map to [0, 1] (not clipped), ``inferer(batch, network)``
@@ -40,16 +61,17 @@ def denoise_image(image: NdarrayOrTensor, network: torch.nn.Module, inferer: Inf
             wrapped in :class:`~medden.inference.RefinementInferer` for refinement.
         percentiles: intensity percentiles that define the [0, 1] range.
         device: where to run; default: the network's device.
+        smoothing: measure the percentiles on an in-plane box-smoothed copy (see
+            :func:`intensity_range`); 0 measures them on the image itself.
 
     Returns:
         The denoised image, same shape and container type as ``image``, float32.
     """
     check_channel_first(image, "image")
     check_finite(image, "image")
-    low_pct, high_pct = check_range(percentiles, "percentiles", 0.0, 100.0)
     img_t = convert_to_tensor(image, track_meta=False, dtype=torch.float32)
-    low, high = np.percentile(img_t.numpy(), [low_pct, high_pct])
-    scale = float(high - low) if high > low else 1.0
+    low, high = intensity_range(img_t.numpy(), percentiles, smoothing)
+    scale = high - low
     if device is None:
         device = next(network.parameters()).device
     with torch.no_grad():
@@ -81,7 +103,7 @@ def nifti_stem(path: Path) -> str:
 
 def denoise_nifti_file(path: str | os.PathLike, out_path: str | os.PathLike, network: torch.nn.Module,
                        inferer: Inferer | Callable, percentiles: tuple[float, float] = (0.0, 100.0),
-                       overwrite: bool = False):
+                       overwrite: bool = False, smoothing: int = 0):
     """Denoise one NIfTI file into ``out_path`` with the input's affine (2D files as one slice).
 
     Returns:
@@ -100,7 +122,7 @@ def denoise_nifti_file(path: str | os.PathLike, out_path: str | os.PathLike, net
     flat = image.ndim == 3
     volume = image[..., None] if flat else image
     try:
-        denoised = denoise_image(volume, network, inferer, percentiles)
+        denoised = denoise_image(volume, network, inferer, percentiles, smoothing=smoothing)
     except ValueError as err:
         raise ValueError(f"{path.name}: {err}") from None
     write_nifti(denoised[..., 0] if flat else denoised, out_path, image.affine, overwrite=overwrite)
@@ -109,7 +131,7 @@ def denoise_nifti_file(path: str | os.PathLike, out_path: str | os.PathLike, net
 
 def denoise_nifti_folder(input_dir: str | os.PathLike, output_dir: str | os.PathLike, network: torch.nn.Module,
                          inferer: Inferer | Callable, percentiles: tuple[float, float] = (0.0, 100.0),
-                         suffix: str = "_denoised", overwrite: bool = False) -> list[Path]:
+                         suffix: str = "_denoised", overwrite: bool = False, smoothing: int = 0) -> list[Path]:
     """Denoise every NIfTI file in ``input_dir`` into ``output_dir/<name><suffix>.nii.gz``.
 
     Each output keeps its input's affine (voxel-to-world geometry); inputs are only read, and
@@ -129,6 +151,6 @@ def denoise_nifti_folder(input_dir: str | os.PathLike, output_dir: str | os.Path
     network.eval()
     for path in files:
         out_path = out_dir / f"{nifti_stem(path)}{suffix}.nii.gz"
-        denoise_nifti_file(path, out_path, network, inferer, percentiles, overwrite)
+        denoise_nifti_file(path, out_path, network, inferer, percentiles, overwrite, smoothing)
         written.append(out_path)
     return written
