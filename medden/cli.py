@@ -93,8 +93,9 @@ def _add_denoise_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--fit", action="store_true",
                         help="first fine-tune the bundle on the input itself (self-supervised, no clean data), "
                              "save it as OUTPUT/fitted_bundle, then denoise with it")
-    parser.add_argument("--fit-minutes", type=_positive_float, default=3.0, metavar="MIN",
-                        help="time budget of --fit in minutes (default: %(default)s)")
+    parser.add_argument("--fit-minutes", type=_positive_float, default=1.0, metavar="MIN",
+                        help="time budget of --fit in minutes (default: %(default)s; on a single image longer "
+                             "budgets start to learn its noise, see docs/results/general_denoiser.md)")
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="redo series a previous run already finished")
     parser.set_defaults(func=_run_denoise)

@@ -147,7 +147,8 @@ def estimate_noise_sigma(volume: Any, max_slices: int = 16) -> float:
 
     ``skimage.restoration.estimate_sigma`` (median absolute finest diagonal Daubechies detail
     / 0.6745) on each of at most ``max_slices`` evenly spaced slices along the last axis, each
-    channel separately, averaged. A few slices give a stable figure and keep a report cheaper
+    channel separately, averaged; constant slices (empty air) are skipped, and a volume with
+    only constant slices reads 0. A few slices give a stable figure and keep a report cheaper
     than the denoising. The caveats of :func:`wavelet_noise_sigma` apply (texture reads as
     noise; magnitude MR air reads about 0.66 sigma, so an image that is mostly air reads low).
 
@@ -173,7 +174,10 @@ def estimate_noise_sigma(volume: Any, max_slices: int = 16) -> float:
     if arr.ndim == 3:
         arr = arr[..., None]
     picks = np.unique(np.linspace(0, arr.shape[-1] - 1, min(max_slices, arr.shape[-1])).round().astype(int))
-    return float(np.mean([estimate_sigma(channel[..., k]) for channel in arr for k in picks]))
+    # a constant slice (e.g. empty air at the end of a volume) has no detail to measure: skip it
+    values = [float(estimate_sigma(plane)) for channel in arr for k in picks
+              if (plane := channel[..., k]).max() > plane.min()]
+    return float(np.mean(values)) if values else 0.0
 
 
 def _magnitude(magnitude: Any) -> np.ndarray:

@@ -256,3 +256,11 @@ def test_edge_preservation_rejects_bad_input():
         edge_preservation(image, image, smoothing=-1.0)
     with pytest.raises(ValueError, match="non-finite"):
         edge_preservation(image, np.full_like(image, np.nan))
+
+
+def test_report_estimator_skips_constant_slices():
+    rng = np.random.default_rng(5)
+    volume = np.zeros((1, 48, 48, 6), np.float32)
+    volume[..., 2:4] = rng.normal(0.5, 0.05, (1, 48, 48, 2))  # only two slices hold signal and noise
+    assert estimate_noise_sigma(volume) == pytest.approx(0.05, rel=0.1)
+    assert estimate_noise_sigma(np.zeros((1, 16, 16, 3), np.float32)) == 0.0
