@@ -165,6 +165,13 @@ def test_new_unique_uids_and_kept_study_patient_geometry(tmp_path, ct_series):
     assert pydicom.dcmread(next((tmp_path / "other").rglob("*.dcm"))).SeriesNumber == 7
 
 
+def test_source_headers_in_memory_are_left_untouched(tmp_path, ct_series):
+    """Derived instances copy their source headers element by element; the sources never change."""
+    before = [(h.to_json_dict(), list(h.keys())) for h in ct_series.headers]
+    write_derived_series(ct_series, ct_series.volume, tmp_path / "out", method="m", model="x", parameters={})
+    assert [(h.to_json_dict(), list(h.keys())) for h in ct_series.headers] == before
+
+
 def test_derived_marking_references_and_equipment(tmp_path, ct_series):
     paths = write_derived_series(ct_series, ct_series.volume, tmp_path / "out", **DERIVE)
     for new, old in zip(_read(paths), _read(ct_series.paths)):

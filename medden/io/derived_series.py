@@ -357,12 +357,16 @@ def _code(value: str, scheme: str, meaning: str) -> Dataset:
 
 
 def _copy_header(header: Dataset) -> Dataset:
-    """A deep copy as a plain Dataset (no file meta) ready to be written little endian."""
-    source = copy.deepcopy(header)
-    big_endian = source.original_encoding[1] is False
+    """A copy as a plain Dataset (no file meta) ready to be written little endian.
+
+    Each element is copied on its own (sequences deeply, the rest shallowly: their values are
+    replaced, never edited in place, when the derived instance is built), which is several
+    times cheaper than deep-copying the whole dataset and leaves ``header`` untouched.
+    """
+    big_endian = header.original_encoding[1] is False
     ds = Dataset()
-    for element in source:  # iterating converts raw elements to values
-        ds.add(element)
+    for element in header:  # iterating converts raw elements to values
+        ds.add(copy.deepcopy(element) if element.VR == "SQ" else copy.copy(element))
     if big_endian:  # byte-ordered binary values must be swapped for a little-endian file
 
         def swap(dataset: Dataset, element) -> None:
