@@ -131,20 +131,14 @@ def classical(masks: dict[int, np.ndarray]):
 
     ``masks`` maps ``id(noisy slice)`` to its true observation mask (1 = observed).
     """
-    import bm3d
-    from skimage.restoration import denoise_nl_means, estimate_sigma, inpaint_biharmonic
+    from skimage.restoration import inpaint_biharmonic
 
-    def nlm(y):
-        sigma = float(estimate_sigma(y[0]))
-        return denoise_nl_means(y[0], h=0.8 * sigma, sigma=sigma, patch_size=5, patch_distance=6, fast_mode=True)[None]
-
-    def bm3d_fn(y):
-        return np.asarray(bm3d.bm3d(y[0], sigma_psd=max(float(estimate_sigma(y[0])), 1e-3)), np.float32)[None]
+    from medden.anchors import bm3d_denoise, nlm_denoise
 
     def biharmonic(y):
         return inpaint_biharmonic(y[0], masks[id(y)][0] == 0)[None]
 
-    return {"NLM (scikit-image)": nlm, "BM3D": bm3d_fn, "biharmonic inpainting, known mask": biharmonic}
+    return {"NLM (scikit-image)": nlm_denoise, "BM3D": bm3d_denoise, "biharmonic inpainting, known mask": biharmonic}
 
 
 def figure(path: Path, rows: list[tuple[str, np.ndarray]]) -> None:
