@@ -214,11 +214,11 @@ def noise_figures(before: np.ndarray, after: np.ndarray, max_slices: int = 16) -
     ``before`` and ``after`` are ``(C, X, Y[, N])`` in the same units; volumes are measured on
     at most ``max_slices`` evenly spaced slices, so the report costs little next to denoising.
     """
-    from medden.noise_estimation import estimate_noise_sigma, find_background, rician_background_sigma
+    from medden.noise_estimation import estimate_noise_sigma, evenly_spaced, find_background, rician_background_sigma
 
     before, after = np.asarray(before), np.asarray(after)
     if before.ndim == 4:  # the same evenly spaced slices for every figure, as few as give a stable one
-        picks = np.unique(np.linspace(0, before.shape[-1] - 1, min(max_slices, before.shape[-1])).round().astype(int))
+        picks = evenly_spaced(before.shape[-1], max_slices)
         before, after = before[..., picks], after[..., picks]
     figures: dict[str, Any] = {"noise_sigma_before": estimate_noise_sigma(before, max_slices),
                                "noise_sigma_after": estimate_noise_sigma(after, max_slices)}

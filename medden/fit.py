@@ -41,7 +41,7 @@ import torch
 
 from medden.io._files import atomic_write
 from medden.io.checkpoint import save_checkpoint
-from medden.noise_estimation import wavelet_noise_sigma
+from medden.noise_estimation import evenly_spaced, wavelet_noise_sigma
 from medden.validation import check_positive
 
 __all__ = ["FITTED_BUNDLE", "FitResult", "fit_network", "fit_on_input", "fit_slices", "read_input_volumes",
@@ -67,8 +67,8 @@ def fit_slices(volumes: Sequence[np.ndarray], percentiles: tuple[float, float], 
     """2D training slices from ``(C, X, Y[, N])`` volumes, each volume scaled as at inference.
 
     Every volume maps its ``percentiles`` (measured after ``smoothing``) to [0, 1], not
-    clipped, exactly as :func:`medden.inference.denoise_image` does, so the network is fitted to what it will see;
-    channels are averaged to grey. At most ``max_slices`` slices, evenly spaced over all
+    clipped, exactly as :func:`medden.inference.denoise_image` does, so the network is fitted
+    to what it will see; channels are averaged to grey. At most ``max_slices`` slices, evenly spaced over all
     volumes.
 
     Returns:
@@ -94,13 +94,13 @@ def fit_slices(volumes: Sequence[np.ndarray], percentiles: tuple[float, float], 
         slices.extend(grey[None, ..., k] for k in range(grey.shape[-1]))
     if not slices:
         raise ValueError("every image to fit on is constant; there is nothing to learn.")
-    picks = np.unique(np.linspace(0, len(slices) - 1, min(max_slices, len(slices))).round().astype(int))
+    picks = evenly_spaced(len(slices), max_slices)
     return [np.ascontiguousarray(slices[i]) for i in picks]
 
 
 def _patches(slices: list[np.ndarray], sigmas: np.ndarray, patch: int, batch_size: int,
              rng: np.random.Generator) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Endless batches ``(y, sigma)``: random crops (zero-padded up to ``patch``), flips."""
+    """Endless batches ``(y, sigma)``: random crops (mirror-padded up to ``patch``), flips."""
     padded = []
     for image in slices:
         pad = [(0, 0)] + [(0, max(patch - n, 0)) for n in image.shape[1:]]

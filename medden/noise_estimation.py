@@ -34,6 +34,7 @@ __all__ = [
     "MIN_BACKGROUND_VOXELS",
     "edge_preservation",
     "estimate_noise_sigma",
+    "evenly_spaced",
     "find_background",
     "residual_whiteness",
     "rician_background_sigma",
@@ -142,6 +143,16 @@ def _check_fraction(value: float, name: str) -> float:
     return float(value)
 
 
+def evenly_spaced(count: int, at_most: int) -> np.ndarray:
+    """At most ``at_most`` distinct indices in ``range(count)``, evenly spaced, first and last included.
+
+    Example:
+        >>> evenly_spaced(10, 4).tolist()
+        [0, 3, 6, 9]
+    """
+    return np.unique(np.linspace(0, count - 1, min(at_most, count)).round().astype(int))
+
+
 def estimate_noise_sigma(volume: Any, max_slices: int = 16) -> float:
     """Robust Gaussian noise std of a volume for reports (wavelet-detail MAD, scikit-image).
 
@@ -173,7 +184,7 @@ def estimate_noise_sigma(volume: Any, max_slices: int = 16) -> float:
     max_slices = _check_int(max_slices, "max_slices", 1)
     if arr.ndim == 3:
         arr = arr[..., None]
-    picks = np.unique(np.linspace(0, arr.shape[-1] - 1, min(max_slices, arr.shape[-1])).round().astype(int))
+    picks = evenly_spaced(arr.shape[-1], max_slices)
     # a constant slice (e.g. empty air at the end of a volume) has no detail to measure: skip it
     values = [float(estimate_sigma(plane)) for channel in arr for k in picks
               if (plane := channel[..., k]).max() > plane.min()]

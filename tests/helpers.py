@@ -39,3 +39,36 @@ def assert_standard_bundle(bundle, max_model_bytes=8 * 2**20):
     for name in BUNDLE_FILES:
         assert (bundle / name).is_file(), name
     assert (bundle / "models/model.pt").stat().st_size < max_model_bytes
+
+
+def run_bundle_training_under_torchrun(bundle, out_dir, *overrides):
+    """train.json + multi_gpu_train.json of ``bundle`` under torchrun, two CPU (gloo) processes."""
+    import os
+    import subprocess
+    import sys
+
+    configs = bundle / "configs"
+    config_list = f"['{configs / 'train.json'}','{configs / 'multi_gpu_train.json'}']"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "monai.bundle",
+         "run", "--config_file", config_list, *overrides, "--output_dir", str(out_dir), "--save_model_to",
+         str(out_dir / "model.pt"), "--meta_file", str(configs / "metadata.json"),
+         "--logging_file", str(configs / "logging.conf")],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert (out_dir / "model.pt").is_file()
+
+
+def check_bundle_tooling(bundle, tmp_path):
+    """MONAI's verify_metadata, verify_net_in_out and ckpt_export (TorchScript) accept ``bundle``."""
+    import torch
+
+    meta, inference = str(bundle / "configs" / "metadata.json"), str(bundle / "configs" / "inference.json")
+    run_bundle("verify_metadata", "--meta_file", meta, "--filepath", str(REPO / "bundles" / "meta_schema.json"))
+    run_bundle("verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", inference, "--n", "4")
+    run_bundle("ckpt_export", "network_def", "--filepath", str(tmp_path / "model.ts"), "--ckpt_file",
+               str(bundle / "models/model.pt"), "--meta_file", meta, "--config_file", inference)
+    scripted = torch.jit.load(str(tmp_path / "model.ts"))
+    x = torch.rand(1, 1, 64, 64)
+    assert scripted(x).shape == x.shape

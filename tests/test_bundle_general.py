@@ -1,16 +1,13 @@
 """The general_denoiser bundle runs as written: train, evaluate, inference, torchrun, MONAI tooling."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import nibabel as nib
 import numpy as np
 import torch
 
-from helpers import assert_standard_bundle, run_bundle
+from helpers import assert_standard_bundle, check_bundle_tooling, run_bundle, run_bundle_training_under_torchrun
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "general_denoiser"
@@ -57,24 +54,8 @@ def test_inference_config_denoises_a_nifti_folder_keeping_the_affine(tmp_path):
 
 
 def test_multi_gpu_config_runs_under_torchrun_on_two_cpu_processes(tmp_path):
-    configs = f"['{CONFIGS / 'train.json'}','{CONFIGS / 'multi_gpu_train.json'}']"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "monai.bundle",
-         "run", "--config_file", configs, *TINY, "--output_dir", str(tmp_path), "--save_model_to",
-         str(tmp_path / "model.pt"), "--meta_file", str(CONFIGS / "metadata.json"),
-         "--logging_file", str(CONFIGS / "logging.conf")],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-4000:]
-    assert (tmp_path / "model.pt").is_file()
+    run_bundle_training_under_torchrun(BUNDLE, tmp_path, *TINY)
 
 
-def test_monai_bundle_tooling_accepts_therun_bundle(tmp_path):
-    meta, inference = str(CONFIGS / "metadata.json"), str(CONFIGS / "inference.json")
-    run_bundle("verify_metadata", "--meta_file", meta, "--filepath", str(ROOT / "bundles" / "meta_schema.json"))
-    run_bundle("verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", inference, "--n", "4")
-    run_bundle("ckpt_export", "network_def", "--filepath", str(tmp_path / "model.ts"), "--ckpt_file",
-               str(BUNDLE / "models/model.pt"), "--meta_file", meta, "--config_file", inference)
-    scripted = torch.jit.load(str(tmp_path / "model.ts"))
-    x = torch.rand(1, 1, 64, 64)
-    assert scripted(x).shape == x.shape
+def test_monai_bundle_tooling_accepts_the_bundle(tmp_path):
+    check_bundle_tooling(BUNDLE, tmp_path)

@@ -134,7 +134,8 @@ def general_images(split: str) -> list[ModalityImage]:
     images = [ModalityImage("brain MR", f"mni152 {split} slice {i}", s) for i, s in enumerate(mni_slices(split))]
     for source in _TRAIN_SOURCES:
         images.append(ModalityImage(source.modality, source.name, _column_split(_unit(_load_plane(source)), split)))
-    left_half = _histology()[:, : _histology().shape[1] // 2]
+    histology = _histology()
+    left_half = histology[:, : histology.shape[1] // 2]
     images.append(ModalityImage("histology", "immunohistochemistry left half", _column_split(left_half, split)))
     return images
 
