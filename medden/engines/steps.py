@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -20,14 +20,16 @@ def _to(value: Any, engine) -> Any:
 
 
 def make_train_step(input_key: str = Keys.INPUT, target_key: str = Keys.TARGET,
-                    mask_key: str | None = Keys.TARGET_MASK) -> Callable:
+                    mask_key: str | None = Keys.TARGET_MASK, loss_kwargs: Mapping[str, str] | None = None) -> Callable:
     """Build the ``iteration_update`` of a ``monai.engines.SupervisedTrainer``.
 
     The step feeds ``batch[input_key]`` through ``engine.inferer`` and ``engine.network`` and
     minimises ``engine.loss_function(pred, batch[target_key], batch.get(mask_key))`` (the
     medden loss signature, see :mod:`medden.losses`). It serves recorruption (``y' -> y``),
     Noise2Noise (``a -> b``) and supervised (``y -> x``) training alike: only the batch
-    contents differ. Mixed precision follows ``engine.amp``.
+    contents differ. ``loss_kwargs`` maps further loss keyword arguments to batch keys, e.g.
+    ``{"input_kspace": "kspace", "input_mask": "kspace_mask"}`` for
+    :class:`~medden.losses.FourierDomainLoss`. Mixed precision follows ``engine.amp``.
 
     Returns:
         ``step(engine, batch) -> dict`` with MONAI's ``image``, ``label``, ``pred`` and
@@ -37,12 +39,13 @@ def make_train_step(input_key: str = Keys.INPUT, target_key: str = Keys.TARGET,
     def step(engine, batch: dict) -> dict:
         inputs, targets = _to(batch[input_key], engine), _to(batch[target_key], engine)
         mask = _to(batch.get(mask_key) if mask_key is not None else None, engine)
+        extra = {name: _to(batch[key], engine) for name, key in (loss_kwargs or {}).items()}
         engine.network.train()
         engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
         device_type = engine.state.device.type if engine.state.device is not None else "cpu"
         with torch.autocast(device_type=device_type, enabled=bool(engine.amp)):
             preds = engine.inferer(inputs, engine.network)
-            loss = engine.loss_function(preds, targets, mask)
+            loss = engine.loss_function(preds, targets, mask, **extra)
         if engine.amp and engine.scaler is not None:
             engine.scaler.scale(loss).backward()
             engine.scaler.step(engine.optimizer)
@@ -56,16 +59,22 @@ def make_train_step(input_key: str = Keys.INPUT, target_key: str = Keys.TARGET,
     return step
 
 
-def make_prepare_batch(input_key: str = Keys.INPUT, target_key: str = Keys.CLEAN) -> Callable:
+def make_prepare_batch(input_key: str = Keys.INPUT, target_key: str = Keys.CLEAN,
+                       network_kwargs: Mapping[str, str] | None = None) -> Callable:
     """Build a MONAI ``prepare_batch`` that reads ``(input, target)`` from named keys.
 
     Used by evaluators: ``batch[input_key]`` is denoised and compared with ``batch[target_key]``
-    (the clean image when the validation set has one).
+    (the clean image when the validation set has one). ``network_kwargs`` maps keyword
+    arguments of the network's ``forward`` to batch keys (e.g. the measured k-space and mask
+    for data consistency, see :class:`~medden.networks.KspaceDenoiser`).
     """
 
     def prepare_batch(batch: dict, device=None, non_blocking: bool = False, **kwargs):
         inputs = batch[input_key].to(device, non_blocking=non_blocking)
         targets = batch[target_key].to(device, non_blocking=non_blocking)
-        return inputs, targets
+        if not network_kwargs:
+            return inputs, targets
+        extra = {name: batch[key].to(device, non_blocking=non_blocking) for name, key in network_kwargs.items()}
+        return inputs, targets, (), extra
 
     return prepare_batch

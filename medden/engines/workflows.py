@@ -7,6 +7,7 @@ TensorBoard, the progress bar, validation, checkpoints and loss schedules are ha
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
@@ -40,19 +41,21 @@ _PRED_LABEL = from_engine([CommonKeys.PRED, CommonKeys.LABEL])
 
 def build_evaluator(network: torch.nn.Module, val_loader, device: torch.device | str = "cpu",
                     data_range: float = 1.0, inferer: Inferer | None = None, input_key: str = Keys.INPUT,
-                    target_key: str = Keys.CLEAN, spatial_dims: int = 2) -> SupervisedEvaluator:
+                    target_key: str = Keys.CLEAN, spatial_dims: int = 2,
+                    network_kwargs: Mapping[str, str] | None = None) -> SupervisedEvaluator:
     """An evaluator scoring ``network(batch[input_key])`` against ``batch[target_key]``.
 
     Metrics: ``val_psnr`` (key metric) and ``val_ssim``, both with the explicit
     ``data_range`` (1.0 for images scaled to [0, 1]). ``inferer`` may be a
     :class:`~medden.inference.RefinementInferer` to validate the refined output, or a sliding
-    window for large images.
+    window for large images. ``network_kwargs`` maps ``forward`` keyword arguments to batch
+    keys (see :func:`~medden.engines.make_prepare_batch`).
     """
     data_range = check_positive(data_range, "data_range")
     handlers = [StatsHandler(iteration_log=False)] if is_main_process() else []
     return SupervisedEvaluator(
         device=torch.device(device), val_data_loader=val_loader, network=network,
-        inferer=inferer or SimpleInferer(), prepare_batch=make_prepare_batch(input_key, target_key),
+        inferer=inferer or SimpleInferer(), prepare_batch=make_prepare_batch(input_key, target_key, network_kwargs),
         key_val_metric={VAL_PSNR: PeakSignalToNoiseRatio(max_val=data_range, output_transform=_PRED_LABEL)},
         additional_metrics={VAL_SSIM: IgniteMetricHandler(
             metric_fn=SSIMMetric(spatial_dims=spatial_dims, data_range=data_range), output_transform=_PRED_LABEL)},
@@ -77,7 +80,8 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
                   evaluator: SupervisedEvaluator | None = None, val_interval: int = 1,
                   resume_from: str | os.PathLike | None = None, amp: bool = False, lr_scheduler=None,
                   input_key: str = Keys.INPUT, target_key: str = Keys.TARGET,
-                  mask_key: str | None = Keys.TARGET_MASK, progress_bar: bool = True) -> SupervisedTrainer:
+                  mask_key: str | None = Keys.TARGET_MASK, progress_bar: bool = True,
+                  loss_kwargs: Mapping[str, str] | None = None) -> SupervisedTrainer:
     """A ``SupervisedTrainer`` running medden's step with the standard handlers attached.
 
     Handlers (on rank 0 where they write): loss to the log (``StatsHandler``) and TensorBoard
@@ -90,6 +94,8 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
         loss_function: a medden loss, ``loss(pred, target, mask)``.
         train_loader: batches of dicts with ``input_key``, ``target_key`` and optionally
             ``mask_key``.
+        loss_kwargs: further loss arguments read from the batch, see
+            :func:`~medden.engines.make_train_step`.
         resume_from: a ``last.pt`` to continue from (network, optimizer, scheduler and epoch).
         lr_scheduler: a ``torch.optim.lr_scheduler`` stepped once per epoch.
     """
@@ -111,7 +117,7 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
     trainer = SupervisedTrainer(
         device=torch.device(device), max_epochs=max_epochs, train_data_loader=train_loader, network=network,
         optimizer=optimizer, loss_function=loss_function, inferer=SimpleInferer(),
-        iteration_update=make_train_step(input_key, target_key, mask_key), train_handlers=handlers, amp=amp,
+        iteration_update=make_train_step(input_key, target_key, mask_key, loss_kwargs), train_handlers=handlers, amp=amp,
     )
     checkpoints = CheckpointHandler(output_dir, network, optimizer, VAL_PSNR if evaluator else None, lr_scheduler)
     checkpoints.attach(trainer, evaluator)

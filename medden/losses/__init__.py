@@ -33,10 +33,15 @@ Gaussian, Poisson         :class:`MaskedMSELoss` (the mean), optionally plus a s
 Bernoulli (pixels lost)   :class:`MaskedMSELoss` with the target's keep mask
 text overlay              :class:`MaskedL1Loss` (the median)
 random-valued impulse     :class:`AnnealedL0Loss` (the mode)
+undersampled MRI          :class:`FourierDomainLoss` (k-space, see :mod:`medden.losses.fourier`)
 ========================  =============================================================
+
+:func:`noise2noise_loss` gives the table's choice by noise name. :class:`FourierDomainLoss`
+keeps the ``(pred, target, mask)`` order but takes k-space targets; see its docstring.
 """
 
 from medden.losses.composite import WeightedSumLoss
+from medden.losses.fourier import FOURIER_RESTRICTIONS, FourierDomainLoss
 from medden.losses.perceptual import VGG16_LAYERS, PerceptualLoss
 from medden.losses.pixelwise import (
     AnnealedL0Loss,
@@ -57,4 +62,44 @@ __all__ = [
     "PerceptualLoss",
     "VGG16_LAYERS",
     "WeightedSumLoss",
+    "FOURIER_RESTRICTIONS",
+    "FourierDomainLoss",
+    "NOISE2NOISE_LOSSES",
+    "noise2noise_loss",
+    "noise2noise_uses_mask",
 ]
+
+#: the loss that recovers the right statistic for each noise (Noise2Noise, Lehtinen et al. 2018)
+NOISE2NOISE_LOSSES = {
+    "gaussian": MaskedMSELoss,
+    "poisson": MaskedMSELoss,
+    "poisson_gaussian": MaskedMSELoss,
+    "rician": MaskedMSELoss,
+    "bernoulli": MaskedMSELoss,
+    "text": MaskedL1Loss,
+    "impulse": AnnealedL0Loss,
+}
+
+
+def noise2noise_loss(noise: str, **kwargs):
+    """The loss for Noise2Noise training under ``noise`` (a corruption name, e.g. ``"text"``).
+
+    L2 for zero-mean noise (the mean), L2 on observed pixels for Bernoulli, L1 for text (the
+    median), annealed L0 for random-valued impulse noise (the mode). ``kwargs`` go to the loss.
+
+    Example:
+        >>> type(noise2noise_loss("text")).__name__
+        'MaskedL1Loss'
+    """
+    if noise not in NOISE2NOISE_LOSSES:
+        raise ValueError(f"unknown noise {noise!r}; choose one of {sorted(NOISE2NOISE_LOSSES)}.")
+    return NOISE2NOISE_LOSSES[noise](**kwargs)
+
+
+def noise2noise_uses_mask(noise: str) -> bool:
+    """Whether the target's observation mask enters the loss: only where missing pixels are
+    visible in the data (Bernoulli: zeros). Text and impulse positions are unknown in real
+    data, so their masks are never used."""
+    if noise not in NOISE2NOISE_LOSSES:
+        raise ValueError(f"unknown noise {noise!r}; choose one of {sorted(NOISE2NOISE_LOSSES)}.")
+    return noise == "bernoulli"

@@ -1,6 +1,7 @@
 """Networks: thin additions to ``monai.networks`` (reuse MONAI's U-Nets where they fit)."""
 
 from medden.networks.general import GENERAL_CHANNELS, FastResUNet, general_denoiser_net
+from medden.networks.kspace import KspaceDenoiser
 from medden.networks.residual import ResidualDenoiser
 
-__all__ = ["GENERAL_CHANNELS", "FastResUNet", "ResidualDenoiser", "general_denoiser_net"]
+__all__ = ["GENERAL_CHANNELS", "FastResUNet", "KspaceDenoiser", "ResidualDenoiser", "general_denoiser_net"]

@@ -84,20 +84,25 @@ class FastResUNet(nn.Module):
 
 
 def general_denoiser_net(conditioned: bool = False, channels: Sequence[int] = GENERAL_CHANNELS,
-                         blocks: int = 1) -> nn.Module:
-    """The general denoiser: ``y -> y + FastResUNet(y)`` on one-channel 2D images.
+                         blocks: int = 1, image_channels: int = 1) -> nn.Module:
+    """The general denoiser: ``y -> y + FastResUNet(y)`` on 2D images.
 
     Args:
         conditioned: when True, the U-Net also sees a constant map of the input's own noise
             level (estimated inside ``forward``, FFDNet style; see
             :class:`~medden.networks.conditioned.NoiseConditionedDenoiser`); else it is blind.
         channels, blocks: see :class:`FastResUNet`.
+        image_channels: channels of the image (2 for one complex image as real/imaginary
+            channels); the noise-conditioned variant takes one-channel images only.
 
     Shapes:
-        ``(B, 1, H, W)`` float in [0, 1] (nominally), H and W multiples of
+        ``(B, image_channels, H, W)`` float in [0, 1] (nominally), H and W multiples of
         ``2 ** len(channels)``, to the same shape.
     """
-    unet = FastResUNet(in_channels=2 if conditioned else 1, out_channels=1, channels=channels, blocks=blocks)
+    if conditioned and image_channels != 1:
+        raise ValueError(f"the noise-conditioned denoiser takes one-channel images, got image_channels={image_channels}.")
+    unet = FastResUNet(in_channels=image_channels + int(conditioned), out_channels=image_channels, channels=channels,
+                       blocks=blocks)
     if conditioned:
         from medden.networks.conditioned import NoiseConditionedDenoiser
 

@@ -4,11 +4,16 @@ Layouts (see :mod:`medden`): a real image is ``(C, H, W[, D])``; complex data is
 trailing (real, imaginary) axis, ``(C, H, W[, D], 2)``; k-space is centred and orthonormal
 (``monai.data.fft_utils.fftn_centered``), so ``ifft(fft(x)) == x`` and norms are preserved.
 
-* :func:`apply_pattern` — keep the sampled frequencies (and divide by their density).
-* :func:`reconstruct` — inverse FFT of (undersampled) k-space: complex, real part or magnitude.
-* :class:`RandKspaceUndersample` — image in, :class:`Undersampled` (k-space, mask,
+* :func:`apply_pattern` — keep the sampled frequencies (optionally divided by their density).
+* :func:`reconstruct` — inverse FFT of (undersampled) k-space: complex, complex as channels,
+  real part or magnitude.
+* :class:`RandKspaceUndersample` — image in, :class:`Undersampled` (measured k-space, mask,
   zero-filled image) out; :class:`RandKspacePair` makes two independent undersamplings of
-  one image for Noise2Noise.
+  one image for Noise2Noise (or a fully sampled target for clean-target training).
+
+The measured k-space holds the raw samples, as a scanner delivers them; density
+compensation (dividing by the sampling probability, the Noise2Noise paper's unbiased
+zero-filled estimate) is applied only to the zero-filled image.
 """
 
 from __future__ import annotations
@@ -40,17 +45,19 @@ __all__ = [
     "RandKspacePaird", "RandKspacePairD", "RandKspacePairDict",
 ]
 
-RECON_OUTPUTS = ("magnitude", "real", "complex")
+RECON_OUTPUTS = ("magnitude", "real", "complex", "channels")
 
 
 class Undersampled(NamedTuple):
     """One undersampled acquisition.
 
     Attributes:
-        kspace: ``(C, *spatial, 2)`` float32 centred k-space, zero where not sampled.
+        kspace: ``(C, *spatial, 2)`` float32 centred k-space: the raw measured samples, zero
+            where not sampled.
         mask: ``(1, *spatial)`` float32, 1 where sampled.
-        image: zero-filled reconstruction, ``(C, *spatial)`` (magnitude or real) or
-            ``(C, *spatial, 2)`` (complex).
+        image: zero-filled reconstruction of the density-compensated samples, ``(C, *spatial)``
+            (magnitude or real), ``(C, *spatial, 2)`` (complex) or ``(2C, *spatial)``
+            (channels: real parts then imaginary parts).
     """
 
     kspace: NdarrayOrTensor
@@ -82,15 +89,20 @@ def image_to_kspace(img: NdarrayOrTensor, is_complex: bool = False) -> NdarrayOr
     return fftn_centered(img, spatial_dims=spatial_dims, is_complex=is_complex)
 
 
-def apply_pattern(kspace: torch.Tensor, pattern: SamplingPattern) -> torch.Tensor:
-    """Keep the sampled frequencies of ``(C, *spatial, 2)`` k-space, each divided by its density.
+def apply_pattern(kspace: torch.Tensor, pattern: SamplingPattern, compensate: bool = False) -> torch.Tensor:
+    """Keep the sampled frequencies of ``(C, *spatial, 2)`` k-space.
+
+    Args:
+        compensate: divide each sample by its sampling probability (``pattern.density``), so
+            the result is an unbiased estimate of the full k-space.
 
     Returns:
         ``(C, *spatial, 2)`` tensor, zero at unsampled frequencies.
     """
-    mask = torch.as_tensor(pattern.mask, dtype=kspace.dtype, device=kspace.device)
-    density = torch.as_tensor(pattern.density, dtype=kspace.dtype, device=kspace.device)
-    weight = torch.where(mask > 0, mask / density, torch.zeros_like(mask))
+    weight = torch.as_tensor(pattern.mask, dtype=kspace.dtype, device=kspace.device)
+    if compensate:
+        density = torch.as_tensor(pattern.density, dtype=kspace.dtype, device=kspace.device)
+        weight = torch.where(weight > 0, weight / density, torch.zeros_like(weight))
     return kspace * weight[None, ..., None]
 
 
@@ -100,7 +112,9 @@ def reconstruct(kspace: NdarrayOrTensor, output: str = "magnitude") -> NdarrayOr
     Args:
         kspace: ``(C, H, W[, D], 2)`` centred k-space.
         output: ``"magnitude"`` (``(C, *spatial)``, >= 0), ``"real"`` (real part; exact for a
-            real image under a Hermitian-symmetric mask) or ``"complex"`` (``(C, *spatial, 2)``).
+            real image under a Hermitian-symmetric mask), ``"complex"`` (``(C, *spatial, 2)``)
+            or ``"channels"`` (``(2C, *spatial)``: real parts, then imaginary parts, the
+            layout networks take, see :mod:`medden.fourier`).
     """
     if output not in RECON_OUTPUTS:
         raise ValueError(f"output must be one of {RECON_OUTPUTS}, got {output!r}.")
@@ -108,6 +122,9 @@ def reconstruct(kspace: NdarrayOrTensor, output: str = "magnitude") -> NdarrayOr
     image = ifftn_centered(kspace, spatial_dims=spatial_dims, is_complex=True)
     if output == "complex":
         return image
+    if output == "channels":
+        image_t = convert_to_tensor(image, track_meta=False)
+        return convert_to_dst_type(torch.cat([image_t[..., 0], image_t[..., 1]], dim=0), image)[0]
     if output == "real":
         return image[..., 0]
     return (image[..., 0] ** 2 + image[..., 1] ** 2) ** 0.5
@@ -121,7 +138,8 @@ class RandKspaceUndersample(Randomizable, Transform):
         mask_kwargs: keyword arguments for a mask given by name.
         is_complex: the input is ``(C, *spatial, 2)`` complex instead of ``(C, *spatial)`` real.
         output: zero-filled output, see :func:`reconstruct`. Noise2Noise on real magnitude
-            images with the radial mask uses ``"real"``.
+            images with the radial mask uses ``"real"``; complex data for a network uses
+            ``"channels"``.
 
     ``__call__(img)`` returns :class:`Undersampled` in ``img``'s container type (a
     ``MetaTensor`` keeps its meta on every output).
@@ -164,8 +182,9 @@ class RandKspaceUndersample(Randomizable, Transform):
         if self.pattern is None:
             raise RuntimeError("RandKspaceUndersample needs a pattern: call randomize(spatial_shape) first.")
         img_t = img_t.to(torch.float64 if img_t.dtype == torch.float64 else torch.float32)
-        kspace = apply_pattern(image_to_kspace(img_t, self.is_complex), self.pattern)
-        image = reconstruct(kspace, self.output)
+        full = image_to_kspace(img_t, self.is_complex)
+        kspace = apply_pattern(full, self.pattern)
+        image = reconstruct(apply_pattern(full, self.pattern, compensate=True), self.output)
         mask = torch.broadcast_to(torch.as_tensor(self.pattern.mask), spatial)[None].clone()
         return Undersampled(*(convert_to_dst_type(x, img, dtype=x.dtype)[0] for x in (kspace, mask, image)))
 
@@ -173,12 +192,35 @@ class RandKspaceUndersample(Randomizable, Transform):
 class RandKspacePair(RandKspaceUndersample):
     """Two independent undersamplings of one image (Noise2Noise for MRI).
 
-    Takes the same arguments as :class:`RandKspaceUndersample`; each realisation draws its
-    own pattern. ``__call__(img)`` returns ``(input, target)``, both :class:`Undersampled`.
+    Each realisation draws its own pattern from its own state: the draws are independent.
+
+    Args:
+        target_mask: mask function (or name) for the target; None uses ``mask`` (Noise2Noise),
+            ``"full"`` gives a fully sampled target, i.e. the clean image (Noise2Clean with
+            everything else unchanged).
+        target_mask_kwargs: keyword arguments for a target mask given by name.
+        Other arguments: see :class:`RandKspaceUndersample`.
+
+    ``__call__(img)`` returns ``(input, target)``, both :class:`Undersampled`.
     """
 
+    def __init__(self, mask: str | KspaceMaskFunc = "radial_bernoulli", mask_kwargs: dict | None = None,
+                 is_complex: bool = False, output: str = "magnitude", target_mask: str | KspaceMaskFunc | None = None,
+                 target_mask_kwargs: dict | None = None) -> None:
+        super().__init__(mask, mask_kwargs, is_complex, output)
+        self.target = None
+        if target_mask is not None:
+            self.target = RandKspaceUndersample(target_mask, target_mask_kwargs, is_complex, output)
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        if self.target is not None:  # its own stream, derived from the input's generator
+            self.target.set_random_state(int(self.mask_func.R.randint(0, 2**31 - 1)))
+        return self
+
     def __call__(self, img: NdarrayOrTensor) -> tuple[Undersampled, Undersampled]:  # always draws twice
-        return super().__call__(img), super().__call__(img)
+        second = super().__call__ if self.target is None else self.target
+        return super().__call__(img), second(img)
 
 
 class RandKspaceUndersampled(Randomizable, MapTransform):
@@ -221,19 +263,21 @@ class RandKspacePaird(RandKspaceUndersampled):
 
     Writes the input realisation under ``kspace_key``/``mask_key``/``image_key`` and the
     independent target realisation under ``target_kspace_key``/``target_mask_key``/
-    ``target_image_key``.
+    ``target_image_key``. ``target_mask="full"`` makes the target the clean image.
     """
 
     _array_class = RandKspacePair
 
     def __init__(self, keys: KeysCollection, mask: str | KspaceMaskFunc = "radial_bernoulli",
                  mask_kwargs: dict | None = None, is_complex: bool = False, output: str = "magnitude",
+                 target_mask: str | KspaceMaskFunc | None = None, target_mask_kwargs: dict | None = None,
                  kspace_key: str = Keys.KSPACE, mask_key: str = Keys.KSPACE_MASK,
                  image_key: str = Keys.ZERO_FILLED, target_kspace_key: str = Keys.TARGET_KSPACE,
                  target_mask_key: str = Keys.TARGET_KSPACE_MASK, target_image_key: str = Keys.TARGET_ZERO_FILLED,
                  allow_missing_keys: bool = False) -> None:
         super().__init__(keys, mask, mask_kwargs, is_complex, output, kspace_key, mask_key, image_key,
                          allow_missing_keys)
+        self.undersample = RandKspacePair(mask, mask_kwargs, is_complex, output, target_mask, target_mask_kwargs)
         self.target_keys = (target_kspace_key, target_mask_key, target_image_key)
 
     def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
