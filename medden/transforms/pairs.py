@@ -4,26 +4,28 @@
   noise fields (Noise2Noise) or ``(noisy, x)`` (supervised, Noise2Clean).
 * :class:`Recorrupt` turns one noisy image ``y`` into ``(y', y)`` where ``y'`` is ``y``
   corrupted once more (recorruption, Noisier2Noise): the network learns ``y' -> y``.
+* :class:`RandSwapPair` swaps input and target of a real Noise2Noise pair (two acquisitions),
+  which is symmetric, doubling the pairs a network sees.
 
-Both return a :class:`CorruptedPair`; masks are ``(1, *spatial)`` float32 (1 = observed) or
+The first two return a :class:`CorruptedPair`; masks are ``(1, *spatial)`` float32 (1 = observed) or
 None when every pixel is observed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
 import torch
 from monai.config import KeysCollection, NdarrayOrTensor
 from monai.data.meta_obj import get_track_meta
-from monai.transforms import MapTransform, Randomizable, Transform
-from monai.utils import convert_to_dst_type, convert_to_tensor
+from monai.transforms import MapTransform, Randomizable, RandomizableTransform, Transform
+from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
-from medden.keys import Keys
+from medden.keys import MASK_SUFFIX, Keys
 from medden.transforms.corruption import RandCorruption
-from medden.validation import check_channel_first, check_finite
+from medden.validation import check_channel_first, check_finite, check_probability
 
 __all__ = [
     "CorruptedPair",
@@ -31,6 +33,8 @@ __all__ = [
     "Recorrupt",
     "NoisyPaird", "NoisyPairD", "NoisyPairDict",
     "Recorruptd", "RecorruptD", "RecorruptDict",
+    "RandSwapPair",
+    "RandSwapPaird", "RandSwapPairD", "RandSwapPairDict",
 ]
 
 PAIR_MODES = ("n2n", "n2c")
@@ -220,3 +224,91 @@ class Recorruptd(_PairToKeys, Randomizable):
 
 NoisyPairD = NoisyPairDict = NoisyPaird
 RecorruptD = RecorruptDict = Recorruptd
+
+
+_ABSENT = object()  # marks a key missing from the dictionary while swapping
+
+
+class RandSwapPair(RandomizableTransform):
+    """Swap the two images of a pair with probability ``prob``: ``(a, b) -> (b, a)``.
+
+    Noise2Noise is symmetric in input and target (both are independent noisy realisations),
+    so swapping them doubles the training pairs. One draw decides for the whole pair; the
+    images themselves are returned untouched (same objects, container types and meta).
+
+    Args:
+        prob: probability of swapping.
+
+    Returns (from ``__call__``):
+        ``(a, b)`` or ``(b, a)`` as a tuple; images of any shape, e.g. ``(C, H, W[, D])``.
+
+    Example:
+        >>> RandSwapPair(prob=1.0)(("a", "b"))
+        ('b', 'a')
+    """
+
+    backend = [TransformBackends.TORCH, TransformBackends.NUMPY]
+
+    def __init__(self, prob: float = 0.5) -> None:
+        RandomizableTransform.__init__(self, check_probability(prob, "prob"))
+        self.R = np.random.RandomState()  # own generator, never MONAI's shared class default
+
+    def randomize(self, data: object = None) -> None:
+        """Draw whether the next pair is swapped (``self._do_transform``)."""
+        super().randomize(None)
+
+    def __call__(self, pair: Sequence[object], randomize: bool = True) -> tuple[object, object]:
+        """Swap ``pair`` if the draw says so; ``randomize=False`` reuses the last draw."""
+        if isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence):
+            raise TypeError(f"pair must be a tuple (a, b) of two images, got {type(pair).__name__}.")
+        if len(pair) != 2:
+            raise ValueError(f"pair must hold exactly two images (a, b), got {len(pair)}.")
+        if randomize:
+            self.randomize()
+        first, second = pair
+        return (second, first) if self._do_transform else (first, second)
+
+
+class RandSwapPaird(RandomizableTransform, MapTransform):
+    """Dictionary twin of :class:`RandSwapPair`: swaps the values of two keys, and their masks.
+
+    When a swap is drawn the masks move with their images: ``<key>_mask`` entries (see
+    :data:`medden.keys.MASK_SUFFIX`) are swapped too, also when only one of them is present.
+
+    Args:
+        keys: the two keys to swap (input and target by default).
+        prob: probability of swapping.
+        allow_missing_keys: don't raise if an image key is absent (its partner moves alone).
+    """
+
+    backend = RandSwapPair.backend
+
+    def __init__(
+        self,
+        keys: KeysCollection = (Keys.INPUT, Keys.TARGET),
+        prob: float = 0.5,
+        allow_missing_keys: bool = False,
+    ) -> None:
+        MapTransform.__init__(self, keys, allow_missing_keys)
+        RandomizableTransform.__init__(self, prob=1.0)
+        if len(self.keys) != 2:
+            raise ValueError(f"keys must name exactly two images to swap, got {self.keys!r}.")
+        self.swap = RandSwapPair(prob)
+        self.mask_keys = tuple(f"{key}{MASK_SUFFIX}" for key in self.keys)
+
+    def set_random_state(self, seed: int | None = None, state: np.random.RandomState | None = None):
+        super().set_random_state(seed, state)
+        self.swap.set_random_state(seed, state)
+        return self
+
+    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
+        d = dict(data)
+        list(self.key_iterator(d))  # raises KeyError for a missing image key unless allowed
+        self.swap.randomize()
+        for pair_keys in (self.keys, self.mask_keys):
+            values = self.swap(tuple(d.pop(key, _ABSENT) for key in pair_keys), randomize=False)
+            d.update({key: value for key, value in zip(pair_keys, values) if value is not _ABSENT})
+        return d
+
+
+RandSwapPairD = RandSwapPairDict = RandSwapPaird
