@@ -1,4 +1,4 @@
-"""Datasets of corrupted images for training and validation, with one fixed draw per image.
+"""Datasets of corrupted or undersampled images for training and validation, one fixed draw per image.
 
 The recorruption seed forms **one** ``y'`` per noisy ``y`` (the network never sees several
 recorruptions of the same image). :class:`CorruptedImageDataset` makes that reproducible
@@ -15,9 +15,10 @@ from torch.utils.data import Dataset
 
 from medden.keys import Keys
 from medden.transforms.corruption import RandCorruption
+from medden.transforms.kspace import RandKspaceUndersample
 from medden.transforms.pairs import Recorrupt
 
-__all__ = ["CorruptedImageDataset"]
+__all__ = ["CorruptedImageDataset", "UndersampledDataset"]
 
 _NOISE_STREAM, _RECORRUPT_STREAM = 0, 1
 
@@ -95,3 +96,38 @@ class CorruptedImageDataset(Dataset):
         if target_mask is not None:
             item[Keys.TARGET_MASK] = target_mask
         return item
+
+
+class UndersampledDataset(Dataset):
+    """Clean images with one fixed simulated undersampling each, for validation and testing.
+
+    Args:
+        images: clean ``(C, H, W)`` real or ``(C, H, W, 2)`` complex arrays.
+        undersample: the acquisition to simulate; its ``output`` sets the zero-filled layout
+            (``"real"`` or ``"magnitude"`` for real images, ``"channels"`` for complex ones).
+        seed: item ``i`` draws its pattern from a generator seeded by ``(seed, i)``.
+
+    Items:
+        dict of float32 arrays: ``Keys.INPUT`` the zero-filled image (the network input),
+        ``Keys.CLEAN`` the clean image in the same layout, ``Keys.KSPACE`` the raw measured
+        ``(C, H, W, 2)`` k-space and ``Keys.KSPACE_MASK`` its ``(1, H, W)`` mask.
+    """
+
+    def __init__(self, images: Sequence[np.ndarray], undersample: RandKspaceUndersample, seed: int = 0) -> None:
+        if len(images) == 0:
+            raise ValueError("images is empty: there is nothing to validate on.")
+        self.images = images
+        self.undersample = undersample
+        self.seed = int(seed)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> dict[str, np.ndarray]:
+        image = np.asarray(self.images[index], dtype=np.float32)
+        self.undersample.set_random_state(state=_item_state(self.seed, index, _NOISE_STREAM))
+        kspace, mask, zero_filled = self.undersample(image)
+        clean = image
+        if self.undersample.is_complex and self.undersample.output == "channels":
+            clean = np.concatenate([image[..., 0], image[..., 1]], axis=0)
+        return {Keys.INPUT: zero_filled, Keys.CLEAN: clean, Keys.KSPACE: kspace, Keys.KSPACE_MASK: mask}
