@@ -1,4 +1,10 @@
-"""Data: sample images shipped by installed packages (dataset readers will join them)."""
+"""Data: sample images shipped by installed packages, and readers for real datasets.
+
+Submodules: ``samples`` (installed sample images), ``slices`` (MNI152 slabs, IXI T1),
+``modalities`` (the general model's mixed images), ``datasets`` (corrupted and undersampled
+datasets), ``fastmri`` (single-coil ``.h5``), ``mri`` (k-space slices), ``paired`` (real
+Noise2Noise pairs).
+"""
 
 from medden.data.samples import (
     Sample,
