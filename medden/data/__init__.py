@@ -3,7 +3,8 @@
 Submodules: ``samples`` (installed sample images), ``slices`` (MNI152 slabs, IXI T1),
 ``modalities`` (the general model's mixed images), ``datasets`` (corrupted and undersampled
 datasets), ``fastmri`` (single-coil ``.h5``), ``mri`` (k-space slices), ``paired`` (real
-Noise2Noise pairs).
+Noise2Noise pairs), ``jsrt`` (raw JSRT chest radiographs), ``camelyon`` (histology patch folders
+and the embedded histology default).
 """
 
 from medden.data.samples import (
