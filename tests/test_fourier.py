@@ -155,6 +155,19 @@ def test_reconstruction_keeps_measurements_and_refuses_phase_for_a_real_model():
     assert zero_filled_input(phased, torch.ones(1, 32, 32), is_complex=True).shape == (3, 2, 32, 32)
 
 
+def test_reconstruction_accepts_sizes_the_network_cannot_take_directly():
+    net = general_denoiser_net(channels=(4, 8))  # needs multiples of 4
+    torch.nn.init.normal_(net.net.tail[0].weight, std=0.1)
+    clean = torch.rand(2, 1, 30, 22)
+    mask = torch.as_tensor(RadialBernoulliMask().set_random_state(1)((30, 22)).mask)[None]
+    kspace = (to_kspace(clean) * mask[None, ..., None]).numpy()
+    recon = reconstruct_kspace(net, kspace, mask.numpy(), mask.numpy())
+    assert recon.shape == (2, 1, 30, 22)
+    measured = mask[None, ..., None].expand(2, 1, 30, 22, 2) > 0
+    torch.testing.assert_close(to_kspace(torch.as_tensor(recon))[measured], torch.as_tensor(kspace)[measured],
+                               atol=1e-5, rtol=0)
+
+
 def test_loss_by_noise_follows_noise2noise():
     assert type(noise2noise_loss("gaussian")).__name__ == "MaskedMSELoss"
     assert type(noise2noise_loss("text")).__name__ == "MaskedL1Loss"

@@ -77,6 +77,22 @@ def zero_filled_input(kspace: torch.Tensor, weights: torch.Tensor, is_complex: b
     return real
 
 
+def _size_multiple(network: torch.nn.Module) -> int:
+    """The multiple of height and width ``network`` needs (``divisor`` of medden's U-Nets), else 1."""
+    return max((int(getattr(module, "divisor", 1)) for module in network.modules()), default=1)
+
+
+def _padded_forward(network: torch.nn.Module, image: torch.Tensor, multiple: int) -> torch.Tensor:
+    """``network(image)`` with H and W zero-padded up to ``multiple`` (a wider field of view of
+    empty space), cropped back to ``image``'s size."""
+    height, width = image.shape[-2:]
+    pad_h, pad_w = -height % multiple, -width % multiple
+    if not (pad_h or pad_w):
+        return network(image)
+    padded = torch.nn.functional.pad(image, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+    return network(padded)[..., pad_h // 2:pad_h // 2 + height, pad_w // 2:pad_w // 2 + width]
+
+
 @torch.no_grad()
 def reconstruct_kspace(network: torch.nn.Module, kspace: np.ndarray, mask: np.ndarray, weights: np.ndarray,
                        is_complex: bool = False, batch_size: int = 8, device: str | torch.device = "cpu") -> np.ndarray:
@@ -92,19 +108,21 @@ def reconstruct_kspace(network: torch.nn.Module, kspace: np.ndarray, mask: np.nd
 
     Returns:
         ``(S, C, H, W)`` float32 magnitude (complex) or real-part (real) images in the
-        k-space's units, with the measured samples kept.
+        k-space's units, with the measured samples kept. Any H and W work: the image is
+        zero-padded to the size the network needs and cropped back before data consistency.
     """
     kspace_t, mask_t = torch.as_tensor(kspace, dtype=torch.float32), torch.as_tensor(mask, dtype=torch.float32)
     check_kspace(kspace_t, mask_t)
     model = network if isinstance(network, KspaceDenoiser) else KspaceDenoiser(network, is_complex)
     model.eval().to(device)
     weights_t = torch.as_tensor(weights, dtype=torch.float32)
+    multiple = _size_multiple(model.net)
     outputs = []
     for start in range(0, kspace_t.shape[0], batch_size):
         batch = kspace_t[start:start + batch_size].to(device)
         image = zero_filled_input(batch, weights_t.to(device), is_complex)
         batch_mask = mask_t.to(device).expand(batch.shape[0], 1, *mask_t.shape[-2:])
-        out = data_consistency(model.net(image), batch, batch_mask, is_complex)
+        out = data_consistency(_padded_forward(model.net, image, multiple), batch, batch_mask, is_complex)
         if is_complex:
             real, imaginary = out.chunk(2, dim=1)
             out = torch.sqrt(real.square() + imaginary.square())
