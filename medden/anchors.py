@@ -3,8 +3,9 @@ route for Poisson noise.
 
 Each anchor takes a ``(1, H, W)`` float image and its Gaussian noise standard deviation
 ``sigma`` (same units) and returns a ``(1, H, W)`` float32 image; ``sigma=None`` estimates it
-(wavelet MAD, scikit-image). :func:`with_anscombe` turns a Gaussian anchor into a Poisson one:
-variance-stabilise the counts, denoise at unit sigma, invert with the exact unbiased inverse.
+(wavelet MAD, scikit-image). :func:`with_anscombe` turns a Gaussian anchor into a Poisson (or
+Poisson-Gaussian) one: variance-stabilise the counts, denoise at unit sigma, invert with the
+exact unbiased inverse (:mod:`medden.variance_stabilization`).
 BM3D needs the ``bm3d`` package (the ``bench`` extra).
 """
 
@@ -14,7 +15,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from medden.validation import check_finite, check_positive
+from medden.validation import check_finite, check_positive, check_range
+from medden.variance_stabilization import generalized_anscombe, inverse_generalized_anscombe
 
 __all__ = ["anscombe", "bm3d_denoise", "inverse_anscombe", "nlm_denoise", "with_anscombe"]
 
@@ -58,8 +60,9 @@ def bm3d_denoise(image: np.ndarray, sigma: float | None = None) -> np.ndarray:
 
 
 def anscombe(counts: np.ndarray) -> np.ndarray:
-    """Anscombe transform ``2 sqrt(c + 3/8)``: Poisson counts to roughly unit-variance Gaussian."""
-    return 2.0 * np.sqrt(np.maximum(np.asarray(counts, np.float64), 0.0) + 0.375)
+    """Anscombe transform ``2 sqrt(c + 3/8)``: Poisson counts to roughly unit-variance Gaussian
+    (:func:`medden.variance_stabilization.generalized_anscombe` without read noise)."""
+    return generalized_anscombe(counts)
 
 
 def inverse_anscombe(stabilised: np.ndarray) -> np.ndarray:
@@ -68,22 +71,22 @@ def inverse_anscombe(stabilised: np.ndarray) -> np.ndarray:
     The algebraic inverse ``(D / 2)**2 - 3/8`` is biased at low counts; this one returns the
     expected count whose transform has mean ``D``. Values below the transform of zero map to 0.
     """
-    d = np.maximum(np.asarray(stabilised, np.float64), 2.0 * np.sqrt(0.375))
-    root = np.sqrt(1.5)
-    counts = d**2 / 4 + root / (4 * d) - 11 / (8 * d**2) + 5 * root / (8 * d**3) - 1 / 8
-    return np.maximum(counts, 0.0)
+    return inverse_generalized_anscombe(stabilised)
 
 
-def with_anscombe(anchor: Anchor, peak: float) -> Callable[[np.ndarray], np.ndarray]:
-    """A Poisson denoiser for ``y = Poisson(peak * x) / peak`` from a Gaussian ``anchor``.
+def with_anscombe(anchor: Anchor, peak: float, read_sigma: float = 0.0) -> Callable[[np.ndarray], np.ndarray]:
+    """A Poisson(-Gaussian) denoiser for ``y = Poisson(peak * x) / peak (+ N(0, read_sigma^2))``
+    from a Gaussian ``anchor``.
 
-    ``y * peak`` are the counts; they are stabilised, denoised at sigma 1, inverted and divided
-    by ``peak`` again, so the result is in ``y``'s units.
+    ``y * peak`` are the counts (read noise ``read_sigma * peak`` in counts); they are stabilised
+    with the generalised Anscombe transform, denoised at sigma 1, inverted with the exact
+    unbiased inverse and divided by ``peak`` again, so the result is in ``y``'s units.
     """
     peak = check_positive(peak, "peak")
+    sigma = check_range(read_sigma, "read_sigma", 0.0)[0] * peak
 
     def denoise(image: np.ndarray) -> np.ndarray:
-        stabilised = anscombe(_plane(image) * peak)[None]
-        return (inverse_anscombe(anchor(stabilised, 1.0)) / peak).astype(np.float32)
+        stabilised = generalized_anscombe(_plane(image) * peak, sigma=sigma)[None]
+        return (inverse_generalized_anscombe(anchor(stabilised, 1.0), sigma=sigma) / peak).astype(np.float32)
 
     return denoise
