@@ -60,7 +60,7 @@ def run_bundle_training_under_torchrun(bundle, out_dir, *overrides):
     assert (out_dir / "model.pt").is_file()
 
 
-def check_bundle_tooling(bundle, tmp_path):
+def check_bundle_tooling(bundle, tmp_path, channels=1):
     """MONAI's verify_metadata, verify_net_in_out and ckpt_export (TorchScript) accept ``bundle``."""
     import torch
 
@@ -70,5 +70,5 @@ def check_bundle_tooling(bundle, tmp_path):
     run_bundle("ckpt_export", "network_def", "--filepath", str(tmp_path / "model.ts"), "--ckpt_file",
                str(bundle / "models/model.pt"), "--meta_file", meta, "--config_file", inference)
     scripted = torch.jit.load(str(tmp_path / "model.ts"))
-    x = torch.rand(1, 1, 64, 64)
+    x = torch.rand(1, channels, 64, 64)
     assert scripted(x).shape == x.shape

@@ -170,3 +170,15 @@ def test_folder_errors(tmp_path):
         write_raw(tmp_path / sub / "JPCLN001.IMG", levels(0))
     with pytest.raises(ValueError, match="'JPCLN001.IMG' found twice"):
         JSRTFolder(tmp_path, image_size=SIZE).files()
+
+
+def test_default_chest_regions_are_disjoint_and_cover_the_plane():
+    from medden.data.jsrt import chest_images, chest_regions
+
+    covered = np.zeros((9, 7), int)
+    for rows, cols in chest_regions((9, 7)).values():
+        covered[rows, cols] += 1
+    assert (covered == 1).all()
+    shapes = {split: chest_images(split)[0].shape for split in ("train", "val", "test")}
+    assert all(len(s) == 3 and s[0] == 1 for s in shapes.values())
+    assert shapes["train"][1] == shapes["val"][1] + shapes["test"][1]

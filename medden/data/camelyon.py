@@ -23,7 +23,7 @@ from medden.data.slices import SPLITS
 
 __all__ = [
     "SPLIT_CSV", "TILE_SUFFIXES", "CamelyonPatchFolder", "camelyon_patches", "histology_patches",
-    "histology_regions", "read_tile",
+    "histology_regions", "read_tile", "write_noisy_tiles",
 ]
 
 #: name of the CSV (columns ``file,split``) that splits a flat or nested tile folder
@@ -248,3 +248,19 @@ def camelyon_patches(
     if dataset_dir is None:
         return histology_patches(split, patch_size)
     return CamelyonPatchFolder(dataset_dir, patch_size).patches(split)
+
+
+def write_noisy_tiles(folder: str | os.PathLike, noise, split: str = "test", patch_size=(128, 128),
+                      seed: int = 0) -> Path:
+    """Write the embedded histology ``split`` tiles with ``noise`` as 8-bit PNGs (unless the
+    folder exists): a ready-made input for the Camelyon bundle's inference config."""
+    from medden.io.tiles import write_tile
+
+    folder = Path(folder)
+    if folder.exists():
+        return folder
+    folder.mkdir(parents=True)
+    noise.set_random_state(seed)
+    for index, tile in enumerate(histology_patches(split, patch_size)):
+        write_tile(folder / f"histology_{split}_{index:02d}.png", noise(tile))
+    return folder

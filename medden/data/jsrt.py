@@ -23,7 +23,8 @@ import numpy as np
 from medden.data.slices import SPLITS
 from medden.io._files import atomic_write
 
-__all__ = ["JSRT_SIZE", "JSRTFolder", "jsrt_split", "read_jsrt_image", "write_jsrt_image"]
+__all__ = ["JSRT_SIZE", "JSRTFolder", "chest_images", "chest_regions", "jsrt_split", "read_jsrt_image",
+           "write_jsrt_image", "write_noisy_chest"]
 
 JSRT_SIZE = (2048, 2048)
 MAX_LEVEL = 4095  # 12-bit grey levels
@@ -220,3 +221,50 @@ class JSRTFolder:
                 image = np.clip(convert_to_numpy(resize(image)), 0.0, 1.0).astype(np.float32)
             out.append(image)
         return out
+
+
+#: the embedded default: pydicom-data's chest radiograph, block-averaged 4x (about 489 x 460)
+DEFAULT_CHEST, DEFAULT_DOWNSAMPLE = "RG1_UNCR.dcm", 4
+
+
+def chest_regions(shape: Sequence[int]) -> dict[str, tuple[slice, slice]]:
+    """Disjoint train/val/test regions of an ``(X, Y)`` plane: train the first half along Y,
+    val and test the two halves along X of the second half."""
+    half_x, half_y = shape[0] // 2, shape[1] // 2
+    return {"train": (slice(0, shape[0]), slice(0, half_y)), "val": (slice(0, half_x), slice(half_y, shape[1])),
+            "test": (slice(half_x, shape[0]), slice(half_y, shape[1]))}
+
+
+def chest_images(split: str, dataset_dir: str | os.PathLike | None = None,
+                 output_size: Sequence[int] = (512, 512)) -> list[np.ndarray]:
+    """Chest radiographs of ``split`` for the recorruption bundle: JSRT if ``dataset_dir`` is given.
+
+    Without ``dataset_dir`` the embedded default is one image, pydicom-data's ``RG1_UNCR`` chest
+    radiograph (block-averaged 4x, scaled by its 0.5-99.5th percentiles), cut into the disjoint
+    regions of :func:`chest_regions`; ``output_size`` applies to JSRT files only.
+
+    Returns:
+        ``(1, h, w)`` float32 images in [0, 1].
+    """
+    if dataset_dir is not None:
+        return JSRTFolder(dataset_dir, tuple(output_size)).images(split)
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+    from medden.data.modalities import sample_plane
+
+    plane = sample_plane(DEFAULT_CHEST, DEFAULT_DOWNSAMPLE)
+    rows, cols = chest_regions(plane.shape[1:])[split]
+    return [np.ascontiguousarray(plane[:, rows, cols])]
+
+
+def write_noisy_chest(path: str | os.PathLike, noise, split: str = "test", seed: int = 0) -> Path:
+    """Write the embedded chest radiograph's ``split`` region with ``noise`` as a one-slice
+    NIfTI (unless it exists): a ready-made input for the JSRT bundle's inference config."""
+    from medden.io.nifti import write_nifti
+
+    path = Path(path)
+    if path.exists():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = chest_images(split)[0][..., None]  # (1, X, Y, 1)
+    return write_nifti(noise.set_random_state(seed)(image), path)

@@ -35,6 +35,7 @@ __all__ = [
     "balanced_items",
     "general_images",
     "general_test_images",
+    "sample_plane",
 ]
 
 #: intensity percentiles mapped to [0, 1] (robust to a few hot or dead pixels)
@@ -112,6 +113,13 @@ def _unit(plane: np.ndarray) -> np.ndarray:
 def _column_split(image: np.ndarray, split: str) -> np.ndarray:
     cut = int(round(image.shape[1] * (1 - _VAL_FRACTION)))
     return image[:, :cut] if split == "train" else image[:, cut:]
+
+
+def sample_plane(name: str, downsample: int = 1) -> np.ndarray:
+    """One installed sample image (a pydicom-data file name, or ``"immunohistochemistry"``) as a
+    ``(1, X, Y)`` float32 plane in [0, 1], scaled by its 0.5-99.5th percentiles, downsampled by
+    block averaging."""
+    return _unit(_load_plane(_Source("", name, downsample)))
 
 
 def _histology() -> np.ndarray:

@@ -40,7 +40,7 @@ undersampled MRI          :class:`FourierDomainLoss` (k-space, see :mod:`medden.
 keeps the ``(pred, target, mask)`` order but takes k-space targets; see its docstring.
 """
 
-from medden.losses.composite import WeightedSumLoss
+from medden.losses.composite import WeightedSumLoss, mse_plus_perceptual
 from medden.losses.fourier import FOURIER_RESTRICTIONS, FourierDomainLoss
 from medden.losses.perceptual import VGG16_LAYERS, PerceptualLoss
 from medden.losses.pixelwise import (
@@ -62,6 +62,7 @@ __all__ = [
     "PerceptualLoss",
     "VGG16_LAYERS",
     "WeightedSumLoss",
+    "mse_plus_perceptual",
     "FOURIER_RESTRICTIONS",
     "FourierDomainLoss",
     "NOISE2NOISE_LOSSES",

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-__all__ = ["WeightedSumLoss"]
+__all__ = ["WeightedSumLoss", "mse_plus_perceptual"]
 
 
 def _check_weight(weight: Any, name: str) -> float:
@@ -131,3 +131,21 @@ class WeightedSumLoss(nn.Module):
 
     def extra_repr(self) -> str:
         return ", ".join(f"{name}: {weight:g}" for name, weight in zip(self.names, self.weights))
+
+
+def mse_plus_perceptual(perceptual_weight: float, vgg16_weights=None) -> WeightedSumLoss:
+    """``MSE + perceptual_weight * PerceptualLoss`` (VGG16 relu2_2), the recorruption seed's losses.
+
+    Args:
+        perceptual_weight: 0.5 for Camelyon/Gaussian, 0.2 for JSRT/Poisson; 0 drops the term
+            without building it (no weights needed).
+        vgg16_weights: a local torchvision-format VGG16 state dict file, or None to read the
+            ``MEDDEN_VGG16_WEIGHTS`` environment variable. With a weight > 0 and no weights
+            found, :class:`~medden.losses.PerceptualLoss` raises ``FileNotFoundError`` saying
+            what to provide: the loss never silently falls back to MSE alone.
+    """
+    from medden.losses.perceptual import PerceptualLoss
+    from medden.losses.pixelwise import MaskedMSELoss
+
+    perceptual = PerceptualLoss(weights=vgg16_weights) if perceptual_weight > 0 else None
+    return WeightedSumLoss([(MaskedMSELoss(), 1.0), (perceptual, perceptual_weight)])
