@@ -181,3 +181,19 @@ def test_intensity_range_measured_after_smoothing_resists_noise():
     assert raw_low < -0.1  # noise drags the dark percentile about 2.6 sigma below the air
     assert abs(smooth_low) < 0.35 * abs(raw_low) and smooth_high == pytest.approx(1.0, abs=0.05)
     assert intensity_range(np.full((1, 4, 4), 3.0, np.float32)) == (3.0, 4.0)  # constant: a unit range
+
+
+@pytest.mark.parametrize("anchor", ["nlm", "bm3d"])
+def test_anchors_take_rgb_images(anchor):
+    from medden.anchors import bm3d_denoise
+
+    fn = {"nlm": nlm_denoise, "bm3d": bm3d_denoise}[anchor]
+    rng = np.random.default_rng(0)
+    clean = np.stack([np.tile(np.linspace(0.2, 0.8, 48, dtype=np.float32), (48, 1))] * 3) * np.array([1, 0.8, 0.6],
+                                                                                                   np.float32)[:, None, None]
+    noisy = clean + rng.normal(0, 0.08, clean.shape).astype(np.float32)
+    out = fn(noisy, 0.08)
+    assert out.shape == (3, 48, 48) and out.dtype == np.float32
+    assert np.abs(out - clean).mean() < 0.5 * np.abs(noisy - clean).mean()
+    with pytest.raises(ValueError, match=r"grey \(1, H, W\) or RGB \(3, H, W\)"):
+        fn(noisy[:2], 0.08)
