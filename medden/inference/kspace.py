@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from medden.fourier import check_kspace, data_consistency, to_image
+from medden.io._files import separate_output_dir
 from medden.networks.kspace import KspaceDenoiser
 from medden.transforms.kspace_masks import make_kspace_mask
 
@@ -153,10 +154,7 @@ def reconstruct_h5_folder(input_dir: str | os.PathLike, output_dir: str | os.Pat
     files = sorted(Path(input_dir).glob("*.h5"))
     if not files:
         raise ValueError(f"no .h5 files in {str(input_dir)!r}.")
-    out_dir = Path(output_dir)
-    if out_dir.resolve() == Path(input_dir).resolve():
-        raise ValueError("output_dir must differ from input_dir: medden never writes next to the originals.")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = separate_output_dir(input_dir, output_dir)
     written = []
     for path in files:
         kspace, mask, scale = read_undersampled(path)

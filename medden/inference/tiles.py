@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from monai.inferers import Inferer
 
+from medden.io._files import separate_output_dir
+
 __all__ = ["denoise_tile_folder"]
 
 
@@ -31,10 +33,7 @@ def denoise_tile_folder(input_dir: str | os.PathLike, output_dir: str | os.PathL
     files = sorted(p for p in Path(input_dir).iterdir() if p.is_file() and p.suffix.lower() in suffixes)
     if not files:
         raise ValueError(f"no {'/'.join(suffixes)} tiles in {str(input_dir)!r}.")
-    out_dir = Path(output_dir)
-    if out_dir.resolve() == Path(input_dir).resolve():
-        raise ValueError("output_dir must differ from input_dir: medden never writes next to the originals.")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = separate_output_dir(input_dir, output_dir)
     network.eval()
     device = next(network.parameters()).device
     written = []

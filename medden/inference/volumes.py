@@ -17,6 +17,7 @@ from monai.config import NdarrayOrTensor
 from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
+from medden.io._files import separate_output_dir
 from medden.validation import check_channel_first, check_finite, check_range
 
 __all__ = ["NIFTI_SUFFIXES", "denoise_image", "denoise_nifti_file", "denoise_nifti_folder", "intensity_range",
@@ -143,10 +144,7 @@ def denoise_nifti_folder(input_dir: str | os.PathLike, output_dir: str | os.Path
         FileExistsError: an output exists and ``overwrite`` is False.
     """
     files = list_nifti_files(input_dir)
-    out_dir = Path(output_dir)
-    if out_dir.resolve() == Path(input_dir).resolve():
-        raise ValueError("output_dir must differ from input_dir: medden never writes next to the originals.")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = separate_output_dir(input_dir, output_dir)
     written = []
     network.eval()
     for path in files:

@@ -58,3 +58,16 @@ def atomic_write(
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def separate_output_dir(input_dir: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
+    """Create ``output_dir`` and return it, refusing the input folder itself (originals are never
+    written next to).
+
+    Raises:
+        ValueError: ``output_dir`` is ``input_dir``.
+    """
+    out_dir = Path(output_dir)
+    if out_dir.resolve() == Path(input_dir).resolve():
+        raise ValueError("output_dir must differ from input_dir: medden never writes next to the originals.")
+    return prepare_dir(out_dir, "output_dir")
