@@ -100,8 +100,8 @@ def reconstruct_kspace(network: torch.nn.Module, kspace: np.ndarray, mask: np.nd
     """Reconstruct a stack of undersampled slices.
 
     Args:
-        network: the trained image network (wrapped in
-            :class:`~medden.networks.KspaceDenoiser` here unless it already is one).
+        network: the trained image network, or a :class:`~medden.networks.KspaceDenoiser`
+            wrapping it; data consistency is applied here, after padding is cropped away.
         kspace: ``(S, C, H, W, 2)`` float32 raw measured samples.
         mask: ``(1, H, W)`` 0/1 sampling mask, shared by the slices.
         weights: ``(1, H, W)`` density weights for the network input (:func:`density_weights`).
@@ -114,16 +114,15 @@ def reconstruct_kspace(network: torch.nn.Module, kspace: np.ndarray, mask: np.nd
     """
     kspace_t, mask_t = torch.as_tensor(kspace, dtype=torch.float32), torch.as_tensor(mask, dtype=torch.float32)
     check_kspace(kspace_t, mask_t)
-    model = network if isinstance(network, KspaceDenoiser) else KspaceDenoiser(network, is_complex)
-    model.eval().to(device)
+    net = (network.net if isinstance(network, KspaceDenoiser) else network).eval().to(device)
     weights_t = torch.as_tensor(weights, dtype=torch.float32)
-    multiple = _size_multiple(model.net)
+    multiple = _size_multiple(net)
     outputs = []
     for start in range(0, kspace_t.shape[0], batch_size):
         batch = kspace_t[start:start + batch_size].to(device)
         image = zero_filled_input(batch, weights_t.to(device), is_complex)
         batch_mask = mask_t.to(device).expand(batch.shape[0], 1, *mask_t.shape[-2:])
-        out = data_consistency(_padded_forward(model.net, image, multiple), batch, batch_mask, is_complex)
+        out = data_consistency(_padded_forward(net, image, multiple), batch, batch_mask, is_complex)
         if is_complex:
             real, imaginary = out.chunk(2, dim=1)
             out = torch.sqrt(real.square() + imaginary.square())
