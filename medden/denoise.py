@@ -45,7 +45,8 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_BUNDLE", "LoadedBundle", "check_paths", "denoise_path", "load_bundle", "noise_figures",
+__all__ = ["DEFAULT_BUNDLE", "LoadedBundle", "bundle_network", "check_paths", "denoise_path", "load_bundle",
+           "noise_figures",
            "resolve_bundle", "shipped_bundles", "shipped_bundles_dir", "write_preview"]
 
 DEFAULT_BUNDLE = "general_denoiser"
@@ -168,6 +169,25 @@ def load_bundle(bundle_dir: str | os.PathLike, device: str | torch.device | None
     name = f"{root.resolve().name} {meta.get('version', '')}".strip()
     return LoadedBundle(name=name, network=network, inferer=inferer, parameters=parameters, percentiles=percentiles,
                         smoothing=smoothing)
+
+
+def bundle_network(bundle_dir: str | os.PathLike, weights: str | os.PathLike) -> torch.nn.Module:
+    """A bundle's ``network_def`` (from ``configs/inference.json``) with ``weights`` loaded, in eval
+    mode on the CPU: for scoring checkpoints other than the bundle's own ``models/model.pt``.
+
+    Raises:
+        FileNotFoundError: no such bundle (see :func:`resolve_bundle`) or weights file.
+        CheckpointError: the weights do not fit the network.
+    """
+    from monai.bundle import ConfigParser
+
+    from medden.io import load_network_weights
+
+    root = resolve_bundle(bundle_dir)
+    parser = ConfigParser()
+    parser.read_config(str(root / BUNDLE_CONFIG))
+    parser["bundle_root"] = str(root)
+    return load_network_weights(parser.get_parsed_content("network_def"), weights).eval()
 
 
 def _set_batch_size(inferer: Callable, batch_size: int) -> None:

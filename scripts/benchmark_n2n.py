@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medden.denoise import bundle_network
+
 ROOT = Path(__file__).resolve().parents[1]
 KSPACE_BUNDLE, IMAGE_BUNDLE = ROOT / "bundles" / "n2n_kspace_mri", ROOT / "bundles" / "n2n_image"
 SIGMA = 25 / 255
@@ -54,16 +56,6 @@ def train(bundle: Path, out_dir: Path, epochs: int, pair_mode: str, reuse: bool)
     record.write_text(json.dumps({"seconds": seconds, "epochs": epochs}) + "\n")
     print(f"trained {bundle.name} {pair_mode} for {epochs} epochs in {seconds:.0f} s")
     return weights, seconds
-
-
-def load_network(bundle: Path, weights: Path) -> torch.nn.Module:
-    from monai.bundle import ConfigParser
-
-    from medden.io import load_network_weights
-
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs/inference.json"))
-    return load_network_weights(parser.get_parsed_content("network_def"), weights).eval()
 
 
 def scores(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
@@ -276,7 +268,7 @@ def main() -> None:
         for mode in ("n2n", "n2c"):
             weights, seconds = train(bundle, args.work / f"{tag}_{mode}", epochs, mode, args.reuse)
             budget[f"{tag} {mode}"] = {"epochs": epochs, "seconds": seconds}
-            models[(tag, mode)] = load_network(bundle, weights)
+            models[(tag, mode)] = bundle_network(bundle, weights)
             if args.publish and mode == "n2n":
                 shutil.copyfile(weights, bundle / "models" / "model.pt")
     kspace = kspace_experiment({m: models[("kspace", m)] for m in ("n2n", "n2c")}, slice_region())

@@ -30,6 +30,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medden.denoise import bundle_network
+
 BUNDLE = Path("bundles/recorruption_ixi_bernoulli")
 RESULTS = Path("docs/results")
 TEST_KEEP = 0.5
@@ -51,16 +53,6 @@ def train_with_bundle(out_dir: Path, epochs: int | None, supervised: bool) -> Pa
     workflow.finalize()
     print(f"trained {'supervised' if supervised else 'recorruption'} in {time.perf_counter() - started:.0f} s")
     return out_dir / "model.pt"
-
-
-def load_network(weights: Path) -> torch.nn.Module:
-    from monai.bundle import ConfigParser
-
-    from medden.io import load_network_weights
-
-    parser = ConfigParser()
-    parser.read_config(str(BUNDLE / "configs/inference.json"))
-    return load_network_weights(parser.get_parsed_content("network_def"), weights).eval()
 
 
 def padded(img: np.ndarray, k: int = 16) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -174,10 +166,11 @@ def main() -> None:
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="medden-bench-"))
     if args.recorruption_weights:
-        recorruption_net = load_network(Path(args.recorruption_weights))
+        recorruption_net = bundle_network(BUNDLE, Path(args.recorruption_weights))
     else:
-        recorruption_net = load_network(train_with_bundle(work / "recorruption", args.epochs, supervised=False))
-    supervised_net = load_network(train_with_bundle(work / "supervised", args.epochs, supervised=True))
+        recorruption_weights = train_with_bundle(work / "recorruption", args.epochs, supervised=False)
+        recorruption_net = bundle_network(BUNDLE, recorruption_weights)
+    supervised_net = bundle_network(BUNDLE, train_with_bundle(work / "supervised", args.epochs, supervised=True))
     choice, alpha = tune(recorruption_net)
 
     seed_eta = max((eta for eta, k in choice.table if k == 10), key=lambda eta: choice.table[(eta, 10)])

@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medden.denoise import bundle_network
+
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = {
     "camelyon": {"bundle": "recorruption_camelyon_gaussian", "seed_eta": 0.01, "seed_steps": 10},
@@ -48,16 +50,6 @@ def train(bundle: Path, out_dir: Path, epochs: int | None, supervised: bool) -> 
     workflow.run()
     workflow.finalize()
     return out_dir / "model.pt", time.perf_counter() - started
-
-
-def load_network(bundle: Path, weights: Path) -> torch.nn.Module:
-    from monai.bundle import ConfigParser
-
-    from medden.io import load_network_weights
-
-    parser = ConfigParser()
-    parser.read_config(str(bundle / "configs/inference.json"))
-    return load_network_weights(parser.get_parsed_content("network_def"), weights).eval()
 
 
 def images(experiment: str, split: str) -> list[np.ndarray]:
@@ -160,7 +152,7 @@ def main() -> None:
     else:
         recorruption_weights, budget["recorruption"] = train(bundle, work / "recorruption", args.epochs, False)
     supervised_weights, budget["supervised"] = train(bundle, work / "supervised", args.epochs, True)
-    recorruption, supervised = load_network(bundle, recorruption_weights), load_network(bundle, supervised_weights)
+    recorruption, supervised = bundle_network(bundle, recorruption_weights), bundle_network(bundle, supervised_weights)
     choice, alpha = tune(recorruption, args.experiment)
     test = noisy_pairs(args.experiment, "test", 202)
     rows = []

@@ -11,6 +11,7 @@ import nibabel as nib
 import numpy as np
 import pydicom
 import pytest
+import torch
 from pydicom.data import get_testdata_file
 from pydicom.uid import generate_uid
 
@@ -318,3 +319,15 @@ def test_a_series_that_fails_to_read_is_reported_and_the_run_goes_on(tmp_path, b
     assert report["processed"] == 2 and report["failed"] == 1
     manifest = json.loads((tmp_path / "out" / "medden_manifest.json").read_text())
     assert sorted(manifest) == [uids[0], uids[2]]  # the failed one is retried by the next run
+
+
+def test_bundle_network_loads_other_weights_into_the_bundles_network(tmp_path):
+    from medden.denoise import bundle_network, load_bundle
+
+    shipped = load_bundle("general_denoiser").network
+    state = {key: value + 1 for key, value in shipped.state_dict().items()}
+    torch.save(state, tmp_path / "other.pt")
+    loaded = bundle_network("general_denoiser", tmp_path / "other.pt")
+    assert not loaded.training
+    for key, value in loaded.state_dict().items():
+        torch.testing.assert_close(value, state[key])
