@@ -154,3 +154,22 @@ def test_export_never_copies_a_file_onto_itself(tmp_path):
 
 def test_docstring_examples_run():
     assert doctest.testmod(samples_module, raise_on_error=False).failed == 0
+
+
+def test_block_averaging_drops_partial_edge_blocks_instead_of_zero_padding():
+    from medden.data.modalities import _downsample
+
+    plane = np.full((9, 11), 5.0, np.float32)  # 9 x 11 is not a multiple of 4 either way
+    small = _downsample(plane, 4)
+    assert small.shape == (2, 2)
+    np.testing.assert_allclose(small, 5.0)  # a zero-padded edge block would average below 5
+
+
+@pytest.mark.skipif(not SAMPLES["RG1_UNCR"].installed, reason="needs pydicom-data")
+def test_embedded_chest_radiograph_has_no_dark_edge_line():
+    from medden.data.modalities import sample_plane
+
+    plane = sample_plane("RG1_UNCR.dcm", 4)[0]
+    assert plane.shape == (1841 // 4, 1955 // 4)
+    for edge in (plane[0], plane[-1], plane[:, 0], plane[:, -1]):
+        assert edge.mean() > 0.2

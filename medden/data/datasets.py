@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from torch.utils.data import Dataset
 
 from medden.keys import Keys
@@ -46,7 +47,9 @@ class CorruptedImageDataset(Dataset):
         recorruption: the extra corruption for recorruption training.
         seed: base seed; item ``i`` uses generators seeded by ``(seed, i)``.
         fixed_recorruption: one ``y'`` per ``y`` for the whole training (the seed's
-            protocol); if False a fresh ``y'`` is drawn on every access (``y`` stays fixed).
+            protocol); if False a fresh ``y'`` is drawn on every access (``y`` stays fixed),
+            from torch's generator, so DataLoader workers (seeded apart) draw different ones
+            and ``monai.utils.set_determinism`` makes a run reproducible.
 
     Items:
         dict with ``Keys.INPUT``, optionally ``Keys.TARGET``, ``Keys.TARGET_MASK``,
@@ -65,7 +68,6 @@ class CorruptedImageDataset(Dataset):
         self.recorrupt = None if recorruption is None else Recorrupt(recorruption)
         self.seed = int(seed)
         self.fixed_recorruption = fixed_recorruption
-        self._fresh = np.random.RandomState(self.seed)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -90,7 +92,7 @@ class CorruptedImageDataset(Dataset):
         if self.fixed_recorruption:
             state = _item_state(self.seed, index, _RECORRUPT_STREAM)
         else:
-            state = np.random.RandomState(self._fresh.randint(0, 2**31 - 1))
+            state = np.random.RandomState(int(torch.randint(0, 2**31 - 1, ())))
         further, target, _, target_mask = self.recorrupt.set_random_state(state=state)(noisy, observed)
         item.update({Keys.INPUT: further, Keys.TARGET: target})
         if target_mask is not None:

@@ -223,7 +223,7 @@ class JSRTFolder:
         return out
 
 
-#: the embedded default: pydicom-data's chest radiograph, block-averaged 4x (about 489 x 460)
+#: the embedded default: pydicom-data's chest radiograph, block-averaged 4x (460 x 488)
 DEFAULT_CHEST, DEFAULT_DOWNSAMPLE = "RG1_UNCR.dcm", 4
 
 

@@ -77,11 +77,14 @@ class ModalityImage:
 
 
 def _downsample(plane: np.ndarray, factor: int) -> np.ndarray:
+    """Block-average ``factor`` x ``factor``; a partial block at the far edges is dropped, not
+    zero-padded (a padded block would be a dark line the size of one output pixel)."""
     if factor == 1:
         return plane
     from skimage.transform import downscale_local_mean
 
-    return downscale_local_mean(plane, (factor, factor)).astype(np.float32)
+    whole = plane[: plane.shape[0] // factor * factor, : plane.shape[1] // factor * factor]
+    return downscale_local_mean(whole, (factor, factor)).astype(np.float32)
 
 
 def _load_plane(source: _Source) -> np.ndarray:
