@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medden.benchmarking import image_scores
+
 RESULTS = Path("docs/results")
 NOISES = {
     "gaussian": "Gaussian sigma 20/255",
@@ -69,12 +71,6 @@ def model_fn(network, inferer, percentiles, smoothing):
         return np.asarray(denoise_image(noisy[..., None], network, inferer, percentiles, smoothing=smoothing))[..., 0]
 
     return run
-
-
-def scores(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
-    from medden.metrics import psnr, ssim
-
-    return float(psnr(out, clean, 1.0)), float(ssim(out.astype(np.float32), clean, 1.0))
 
 
 def timed(fn, *args) -> tuple[object, float]:
@@ -182,7 +178,7 @@ def main() -> None:
                 outputs[name], took = timed(fn, noisy)
                 seconds.setdefault(name, []).append(took)
             for name, out in outputs.items():
-                p, s = scores(out, item.image)
+                p, s = image_scores(out, item.image)
                 records.append({"modality": item.modality, "image": item.name, "noise": noise, "method": name,
                                 "psnr": p, "ssim": s})
             if noise == "gaussian" and item.modality not in {r[0] for r in figure_rows}:
@@ -198,7 +194,7 @@ def main() -> None:
             def snapshot(minutes: float, net, pairs=pairs, modality=modality, noise=noise) -> None:
                 fn = model_fn(net, bundle.inferer, percentiles, bundle.smoothing)
                 for item, noisy in pairs:
-                    p, s = scores(fn(noisy), item.image)
+                    p, s = image_scores(fn(noisy), item.image)
                     records.append({"modality": modality, "image": item.name, "noise": noise,
                                     "method": f"fit {minutes:g} min", "psnr": p, "ssim": s})
                 print(f"{noise:8s} {modality:12s} fit {minutes:g} min: {records[-1]['psnr']:.2f}", flush=True)

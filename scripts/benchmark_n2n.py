@@ -23,12 +23,12 @@ import argparse
 import json
 import platform
 import shutil
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from medden.benchmarking import image_scores, timed_outputs, train_bundle
 from medden.denoise import bundle_network
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,41 +36,6 @@ KSPACE_BUNDLE, IMAGE_BUNDLE = ROOT / "bundles" / "n2n_kspace_mri", ROOT / "bundl
 SIGMA = 25 / 255
 CS_LAMBDAS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 CS_ITERATIONS = 100
-
-
-def train(bundle: Path, out_dir: Path, epochs: int, pair_mode: str, reuse: bool) -> tuple[Path, float | None]:
-    """Run ``bundle``'s train config with ``pair_mode`` and return (weights, seconds)."""
-    from monai.bundle import ConfigWorkflow
-
-    weights, record = out_dir / "model.pt", out_dir / "training_seconds.json"
-    if reuse and weights.is_file():
-        return weights, json.loads(record.read_text())["seconds"] if record.is_file() else None
-    workflow = ConfigWorkflow(config_file=str(bundle / "configs/train.json"), workflow_type="train",
-                              output_dir=str(out_dir), save_model_to=str(weights), max_epochs=epochs,
-                              pair_mode=pair_mode, bundle_root=str(bundle))
-    workflow.initialize()
-    started = time.perf_counter()
-    workflow.run()
-    workflow.finalize()
-    seconds = time.perf_counter() - started
-    record.write_text(json.dumps({"seconds": seconds, "epochs": epochs}) + "\n")
-    print(f"trained {bundle.name} {pair_mode} for {epochs} epochs in {seconds:.0f} s")
-    return weights, seconds
-
-
-def scores(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
-    from medden.metrics import psnr, ssim
-
-    return psnr(out, clean, 1.0).item(), ssim(out.astype(np.float32), clean, 1.0).item()
-
-
-def median_seconds(fn, items) -> tuple[list, float]:
-    outs, times = [], []
-    for item in items:
-        start = time.perf_counter()
-        outs.append(fn(item))
-        times.append(time.perf_counter() - start)
-    return outs, float(np.median(times))
 
 
 # ---- k-space -------------------------------------------------------------------------------
@@ -112,7 +77,7 @@ def network_recon(network, kspace: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 
 def mean_psnr(fn, items, region) -> float:
-    return float(np.mean([scores(fn(k, m)[(slice(None), *region)], c[(slice(None), *region)])[0]
+    return float(np.mean([image_scores(fn(k, m)[(slice(None), *region)], c[(slice(None), *region)])[0]
                           for c, k, m, _ in items]))
 
 
@@ -142,8 +107,8 @@ def kspace_experiment(models: dict, region) -> dict:
     rows, outputs = {}, {}
     with torch.no_grad():
         for name, fn in methods.items():
-            outs, seconds = median_seconds(fn, test)
-            pairs = [scores(o[(slice(None), *region)], item[0][(slice(None), *region)]) for o, item in zip(outs, test)]
+            outs, seconds = timed_outputs(fn, test)
+            pairs = [image_scores(o[(slice(None), *region)], item[0][(slice(None), *region)]) for o, item in zip(outs, test)]
             rows[name] = {"psnr": float(np.mean([p for p, _ in pairs])), "ssim": float(np.mean([s for _, s in pairs])),
                           "seconds_per_slice": seconds}
             outputs[name] = outs[len(outs) // 2]
@@ -175,8 +140,8 @@ def gaussian_experiment(models: dict) -> dict:
     rows, figure_tiles = {}, [("clean", test[0][0].image)]
     with torch.no_grad():
         for name, fn in methods.items():
-            outs, seconds = median_seconds(fn, test)
-            per_image = {f"{pair[0].modality}: {pair[0].name}": scores(o, pair[0].image) for o, pair in zip(outs, test)}
+            outs, seconds = timed_outputs(fn, test)
+            per_image = {f"{pair[0].modality}: {pair[0].name}": image_scores(o, pair[0].image) for o, pair in zip(outs, test)}
             rows[name] = {"psnr": float(np.mean([p for p, _ in per_image.values()])),
                           "ssim": float(np.mean([s for _, s in per_image.values()])), "seconds_per_image": seconds,
                           "per_image": per_image}
@@ -266,7 +231,8 @@ def main() -> None:
     budget, models = {}, {}
     for bundle, epochs, tag in ((KSPACE_BUNDLE, args.kspace_epochs, "kspace"), (IMAGE_BUNDLE, args.image_epochs, "image")):
         for mode in ("n2n", "n2c"):
-            weights, seconds = train(bundle, args.work / f"{tag}_{mode}", epochs, mode, args.reuse)
+            weights, seconds = train_bundle(bundle, args.work / f"{tag}_{mode}", {"max_epochs": epochs, "pair_mode": mode},
+                                            args.reuse)
             budget[f"{tag} {mode}"] = {"epochs": epochs, "seconds": seconds}
             models[(tag, mode)] = bundle_network(bundle, weights)
             if args.publish and mode == "n2n":

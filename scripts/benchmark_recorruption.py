@@ -23,13 +23,13 @@ import json
 import os
 import platform
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from medden.benchmarking import image_scores, timed_outputs, train_bundle
 from medden.denoise import bundle_network
 
 BUNDLE = Path("bundles/recorruption_ixi_bernoulli")
@@ -39,20 +39,12 @@ TEST_KEEP = 0.5
 
 def train_with_bundle(out_dir: Path, epochs: int | None, supervised: bool) -> Path:
     """Run the bundle's train config (optionally supervised) and return the best weights."""
-    from monai.bundle import ConfigWorkflow
-
-    overrides = {"output_dir": str(out_dir), "save_model_to": str(out_dir / "model.pt")}
-    if epochs is not None:
-        overrides["max_epochs"] = epochs
+    overrides = {} if epochs is None else {"max_epochs": epochs}
     if supervised:  # same data, network, optimiser and budget; targets are the clean slices
         overrides["train#noisy_data#recorruption"] = None
-    workflow = ConfigWorkflow(config_file=str(BUNDLE / "configs/train.json"), workflow_type="train", **overrides)
-    workflow.initialize()
-    started = time.perf_counter()
-    workflow.run()
-    workflow.finalize()
-    print(f"trained {'supervised' if supervised else 'recorruption'} in {time.perf_counter() - started:.0f} s")
-    return out_dir / "model.pt"
+    weights, seconds = train_bundle(BUNDLE, out_dir, overrides)
+    print(f"trained {'supervised' if supervised else 'recorruption'} in {seconds:.0f} s")
+    return weights
 
 
 def padded(img: np.ndarray, k: int = 16) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -68,21 +60,10 @@ def run_net(fn, img: np.ndarray) -> np.ndarray:
         return fn(batch)[0, :, :h, :w].numpy()
 
 
-def timed(fn, slices) -> tuple[list[np.ndarray], float]:
-    outs, times = [], []
-    for s in slices:
-        start = time.perf_counter()
-        outs.append(fn(s))
-        times.append(time.perf_counter() - start)
-    return outs, float(np.median(times))
-
-
 def scores(outs, cleans) -> tuple[float, float]:
-    from medden.metrics import psnr, ssim
-
-    p = [psnr(o, c, 1.0).item() for o, c in zip(outs, cleans)]
-    s = [ssim(o.astype(np.float32), c, 1.0).item() for o, c in zip(outs, cleans)]
-    return float(np.mean(p)), float(np.mean(s))
+    """Mean (PSNR, SSIM) over slices."""
+    pairs = [image_scores(o, c) for o, c in zip(outs, cleans)]
+    return float(np.mean([p for p, _ in pairs])), float(np.mean([s for _, s in pairs]))
 
 
 def corrupted(split: str, seed: int, with_masks: bool = False):
@@ -162,7 +143,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
 
-    from medden.inference import RefinementInferer, iterative_refinement, keep_observed_pixels, noisier2noise_correction
+    from medden.inference import iterative_refinement, keep_observed_pixels, noisier2noise_correction
 
     work = Path(args.work_dir or tempfile.mkdtemp(prefix="medden-bench-"))
     if args.recorruption_weights:
@@ -195,7 +176,7 @@ def main() -> None:
     }
     rows, outputs = [], {}
     for name, fn in methods.items():
-        outs, seconds = timed(fn, noisy)
+        outs, seconds = timed_outputs(fn, noisy)
         p, s = scores(outs, clean)
         rows.append({"method": name, "psnr": p, "ssim": s, "seconds_per_slice": seconds})
         outputs[name] = outs
@@ -203,8 +184,8 @@ def main() -> None:
 
     square = np.zeros((1, 256, 256), np.float32)
     square[:, :197, :233] = noisy[0]
-    _, t_net = timed(lambda y: run_net(recorruption_net, y), [square] * 5)
-    _, t_bm3d = timed(anchors_fns["BM3D"], [square] * 2)
+    _, t_net = timed_outputs(lambda y: run_net(recorruption_net, y), [square] * 5)
+    _, t_bm3d = timed_outputs(anchors_fns["BM3D"], [square] * 2)
     speed = {"one_pass_ms_256": t_net * 1000, "bm3d_ms_256": t_bm3d * 1000, "speedup": t_bm3d / t_net}
 
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medden.benchmarking import image_scores, timed_outputs, train_bundle
 from medden.denoise import bundle_network
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,20 +37,12 @@ SIGMA, PEAK = 20 / 255, 255.0
 
 
 def train(bundle: Path, out_dir: Path, epochs: int | None, supervised: bool) -> tuple[Path, float]:
-    from monai.bundle import ConfigWorkflow
-
-    overrides = {"output_dir": str(out_dir), "save_model_to": str(out_dir / "model.pt"), "bundle_root": str(bundle),
-                 "perceptual_weight": 0.0}
+    overrides = {"perceptual_weight": 0.0}
     if epochs is not None:
         overrides["max_epochs"] = epochs
     if supervised:  # same data, network, optimiser and budget; the targets are the clean images
         overrides["train#noisy_data#recorruption"] = None
-    workflow = ConfigWorkflow(config_file=str(bundle / "configs/train.json"), workflow_type="train", **overrides)
-    workflow.initialize()
-    started = time.perf_counter()
-    workflow.run()
-    workflow.finalize()
-    return out_dir / "model.pt", time.perf_counter() - started
+    return train_bundle(bundle, out_dir, overrides)
 
 
 def images(experiment: str, split: str) -> list[np.ndarray]:
@@ -71,12 +64,6 @@ def noise(experiment: str):
 def noisy_pairs(experiment: str, split: str, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     corrupt = noise(experiment).set_random_state(seed)
     return [(corrupt(clean), clean) for clean in images(experiment, split)]
-
-
-def scores(out: np.ndarray, clean: np.ndarray) -> tuple[float, float]:
-    from medden.metrics import psnr, ssim
-
-    return psnr(out, clean, 1.0).item(), ssim(np.asarray(out, np.float32), clean, 1.0).item()
 
 
 def net_fn(inner):
@@ -162,7 +149,7 @@ def main() -> None:
             start = time.perf_counter()
             outs.append(fn(noisy))
             times.append(time.perf_counter() - start)
-        pairs = [scores(o, clean) for o, (_, clean) in zip(outs, test)]
+        pairs = [image_scores(o, clean) for o, (_, clean) in zip(outs, test)]
         rows.append({"method": name, "psnr": float(np.mean([p for p, _ in pairs])),
                      "ssim": float(np.mean([s for _, s in pairs])), "seconds_per_image": float(np.median(times))})
         print(f"{name:60s} PSNR {rows[-1]['psnr']:6.2f} SSIM {rows[-1]['ssim']:.4f}")

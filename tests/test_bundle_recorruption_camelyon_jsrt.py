@@ -55,9 +55,10 @@ def test_camelyon_trains_on_a_patch_folder(tmp_path):
            "--patch_size", "[64,64]", "--tile_size", "[96,96]")
 
 
-@pytest.mark.parametrize("stabilized", ["False", "True"])
-def test_jsrt_trains_on_the_default_radiograph(stabilized, tmp_path):
-    _train(JSRT, tmp_path, "--perceptual_weight", "0", "--repeats_per_epoch", "4", "--variance_stabilizing", stabilized)
+@pytest.mark.parametrize("stabilized, fixed", [("False", "True"), ("True", "False")])
+def test_jsrt_trains_on_the_default_radiograph(stabilized, fixed, tmp_path):
+    _train(JSRT, tmp_path, "--perceptual_weight", "0", "--repeats_per_epoch", "4", "--variance_stabilizing", stabilized,
+           "--fixed_recorruption", fixed)
 
 
 def test_jsrt_trains_on_raw_jsrt_files(tmp_path):
