@@ -1,20 +1,21 @@
 """What the benchmark scripts under ``scripts/`` share: training a bundle with overrides, PSNR and
-SSIM of one image, and median wall-clock seconds over a list of inputs."""
+SSIM of one image, median wall-clock seconds over a list of inputs, and labelled figures."""
 
 from __future__ import annotations
 
 import json
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from medden.io._files import atomic_write
 from medden.metrics import psnr, ssim
 
-__all__ = ["image_scores", "timed_outputs", "train_bundle"]
+__all__ = ["contact_sheet", "image_scores", "timed_outputs", "train_bundle"]
 
 TRAINING_RECORD = "training_seconds.json"
 
@@ -67,3 +68,51 @@ def timed_outputs(fn: Callable[[Any], Any], inputs: Iterable[Any]) -> tuple[list
         outputs.append(fn(item))
         seconds.append(time.perf_counter() - started)
     return outputs, float(np.median(seconds))
+
+
+LABEL_HEIGHT = 14
+
+
+def _display(image: np.ndarray) -> np.ndarray:
+    """``(C, X, Y)`` in [0, 1] (C 1 or 3) -> uint8 ``(rows, cols[, 3])`` with Y pointing up."""
+    image = np.asarray(image, np.float32)
+    if image.ndim != 3 or image.shape[0] not in (1, 3):
+        raise ValueError(f"figure tiles must be (1 or 3, X, Y) images, got shape {image.shape}.")
+    pixels = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8).transpose(2, 1, 0)[::-1]
+    return np.ascontiguousarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
+
+
+def contact_sheet(path: str | os.PathLike, rows: Sequence[Sequence[tuple[str, np.ndarray]]],
+                  tile_size: int | None = None, label_chars: int = 34) -> Path:
+    """Write a PNG grid of labelled images (written atomically, replacing ``path``).
+
+    Args:
+        path: the ``.png`` to write; its folder is created.
+        rows: one sequence of ``(label, image)`` per grid row; images are ``(1 or 3, X, Y)``
+            float arrays in [0, 1] (medden's plane layout), shown with X across and Y up.
+        tile_size: resize every tile to this square side; None keeps each at its own size
+            (cells are as large as the largest tile).
+        label_chars: labels are cut to this many characters.
+
+    Returns:
+        ``path``.
+    """
+    from PIL import Image, ImageDraw
+
+    tiles = [[(label[:label_chars], Image.fromarray(_display(image))) for label, image in row] for row in rows]
+    if not any(tiles):
+        raise ValueError("contact_sheet needs at least one image.")
+    if tile_size is not None:
+        tiles = [[(label, tile.resize((tile_size, tile_size))) for label, tile in row] for row in tiles]
+    cell_w = max(tile.width for row in tiles for _, tile in row)
+    cell_h = max(tile.height for row in tiles for _, tile in row) + LABEL_HEIGHT
+    mode = "RGB" if any(tile.mode == "RGB" for row in tiles for _, tile in row) else "L"
+    sheet = Image.new(mode, (cell_w * max(len(row) for row in tiles), cell_h * len(tiles)), 0)
+    draw = ImageDraw.Draw(sheet)
+    for r, row in enumerate(tiles):
+        for c, (label, tile) in enumerate(row):
+            sheet.paste(tile.convert(mode), (c * cell_w, r * cell_h + LABEL_HEIGHT))
+            draw.text((c * cell_w + 2, r * cell_h + 1), label, fill="white" if mode == "RGB" else 255)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return atomic_write(path, lambda tmp: sheet.save(tmp, format="PNG"), overwrite=True)

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medden.benchmarking import image_scores
+from medden.benchmarking import contact_sheet, image_scores
 
 RESULTS = Path("docs/results")
 NOISES = {
@@ -113,22 +113,6 @@ def load_variant(spec: str, inferer, percentiles, smoothing):
     weights = weights.removesuffix(":conditioned")
     network = load_network_weights(general_denoiser_net(conditioned=conditioned), weights).eval()
     return name, model_fn(network, inferer, percentiles, smoothing)
-
-
-def figure(path: Path, rows: list[tuple[str, list[tuple[str, np.ndarray]]]]) -> None:
-    from PIL import Image, ImageDraw
-
-    size, label_h = 192, 14
-    n_cols = max(len(tiles) for _, tiles in rows)
-    sheet = Image.new("L", (n_cols * size, len(rows) * (size + label_h)), 0)
-    for r, (_, tiles) in enumerate(rows):
-        for c, (label, img) in enumerate(tiles):
-            arr = (np.clip(img[0].T[::-1], 0, 1) * 255).astype(np.uint8)
-            tile = Image.fromarray(arr).resize((size, size))
-            y = r * (size + label_h)
-            sheet.paste(tile, (c * size, y + label_h))
-            ImageDraw.Draw(sheet).text((c * size + 2, y + 1), label, fill=255)
-    sheet.save(path)
 
 
 def mean_rows(records: list[dict]) -> dict:
@@ -216,7 +200,7 @@ def main() -> None:
         "records": records, "seconds_per_image": {k: float(np.median(v)) for k, v in seconds.items()},
     }
     (out_dir / "general_denoiser.json").write_text(json.dumps(payload, indent=2) + "\n")
-    figure(out_dir / "general_denoiser.png", figure_rows)
+    contact_sheet(out_dir / "general_denoiser.png", [tiles for _, tiles in figure_rows], tile_size=192)
 
     lines = [
         "# General-purpose denoiser on every sample modality",

@@ -22,14 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from medden.benchmarking import image_scores, timed_outputs, train_bundle
+from medden.benchmarking import contact_sheet, image_scores, timed_outputs, train_bundle
 from medden.denoise import bundle_network
+from medden.io import publish_model
 
 ROOT = Path(__file__).resolve().parents[1]
 KSPACE_BUNDLE, IMAGE_BUNDLE = ROOT / "bundles" / "n2n_kspace_mri", ROOT / "bundles" / "n2n_image"
@@ -153,18 +153,6 @@ def gaussian_experiment(models: dict) -> dict:
 # ---- report --------------------------------------------------------------------------------
 
 
-def figure(path: Path, tiles: list[tuple[str, np.ndarray]]) -> None:
-    from PIL import Image, ImageDraw
-
-    size, label_h = 224, 14
-    sheet = Image.new("L", (len(tiles) * size, size + label_h), 0)
-    for col, (label, img) in enumerate(tiles):
-        tile = Image.fromarray((np.clip(np.asarray(img)[0].T[::-1], 0, 1) * 255).astype(np.uint8)).resize((size, size))
-        sheet.paste(tile, (col * size, label_h))
-        ImageDraw.Draw(sheet).text((col * size + 2, 1), label[:34], fill=255)
-    sheet.save(path)
-
-
 def table(rows: dict, seconds_key: str) -> list[str]:
     unit = seconds_key.replace("seconds_per_", "")
     lines = [f"| method | PSNR (dB) | SSIM | seconds per {unit} |", "| --- | --- | --- | --- |"]
@@ -236,12 +224,12 @@ def main() -> None:
             budget[f"{tag} {mode}"] = {"epochs": epochs, "seconds": seconds}
             models[(tag, mode)] = bundle_network(bundle, weights)
             if args.publish and mode == "n2n":
-                shutil.copyfile(weights, bundle / "models" / "model.pt")
+                publish_model(weights, bundle / "models" / "model.pt")
     kspace = kspace_experiment({m: models[("kspace", m)] for m in ("n2n", "n2c")}, slice_region())
     gaussian = gaussian_experiment({m: models[("image", m)] for m in ("n2n", "n2c")})
     args.output.mkdir(parents=True, exist_ok=True)
-    figure(args.output / "n2n_kspace.png", kspace.pop("figure"))
-    figure(args.output / "n2n_gaussian.png", gaussian.pop("figure"))
+    contact_sheet(args.output / "n2n_kspace.png", [kspace.pop("figure")], tile_size=224)
+    contact_sheet(args.output / "n2n_gaussian.png", [gaussian.pop("figure")], tile_size=224)
     write_report(args.output, kspace, gaussian, budget)
     (args.output / "n2n.json").write_text(json.dumps({"kspace": kspace, "gaussian": gaussian, "budget": budget},
                                                      indent=2) + "\n")

@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medden.benchmarking import image_scores, timed_outputs, train_bundle
+from medden.benchmarking import contact_sheet, image_scores, timed_outputs, train_bundle
 from medden.denoise import bundle_network
 
 BUNDLE = Path("bundles/recorruption_ixi_bernoulli")
@@ -112,25 +112,6 @@ def classical(masks: dict[int, np.ndarray]):
         return inpaint_biharmonic(y[0], masks[id(y)][0] == 0)[None]
 
     return {"NLM (scikit-image)": nlm_denoise, "BM3D": bm3d_denoise, "biharmonic inpainting, known mask": biharmonic}
-
-
-def figure(path: Path, rows: list[tuple[str, np.ndarray]]) -> None:
-    from PIL import Image, ImageDraw
-
-    tiles = []
-    for label, img in rows:
-        arr = (np.clip(img[0].T[::-1], 0, 1) * 255).astype(np.uint8)  # RAS (x, y) -> display rows
-        tile = Image.fromarray(arr).convert("L")
-        canvas = Image.new("L", (tile.width, tile.height + 18), 0)
-        canvas.paste(tile, (0, 18))
-        ImageDraw.Draw(canvas).text((3, 3), label, fill=255)
-        tiles.append(canvas)
-    sheet = Image.new("L", (sum(t.width for t in tiles), tiles[0].height))
-    x = 0
-    for t in tiles:
-        sheet.paste(t, (x, 0))
-        x += t.width
-    sheet.save(path)
 
 
 def main() -> None:
@@ -235,10 +216,10 @@ def main() -> None:
     ]
     (RESULTS / "recorruption_ixi.md").write_text("\n".join(lines))
     k = len(noisy) // 2
-    figure(RESULTS / "recorruption_ixi.png", [
+    contact_sheet(RESULTS / "recorruption_ixi.png", [[
         ("noisy", noisy[k]), ("recorruption+kept", outputs["recorruption, one pass, observed pixels kept"][k]),
         ("biharmonic", outputs["biharmonic inpainting, known mask"][k]),
-        ("supervised", outputs["supervised (clean targets), one pass"][k]), ("clean", clean[k])])
+        ("supervised", outputs["supervised (clean targets), one pass"][k]), ("clean", clean[k])]])
     print((RESULTS / "recorruption_ixi.md").read_text())
 
 

@@ -7,7 +7,9 @@ the seed's (eta, k), refined with (eta, k) tuned on the validation images, the N
 closed form (alpha tuned on validation), a supervised model (clean targets) trained with the
 same config and budget, NLM and BM3D (true noise level); for Poisson also BM3D after the
 Anscombe transform with the exact unbiased inverse. PSNR/SSIM (data range 1) and median
-seconds per image. Writes ``docs/results/recorruption_<experiment>.{md,json}``.
+seconds per image, over ``--draws`` noise draws per test image. Also a recorruption model
+trained with a fresh y' on every pass (``fixed_recorruption False``). Writes
+``docs/results/recorruption_<experiment>.{md,json,png}``.
 
     python scripts/benchmark_recorruption_seed.py --experiment jsrt [--recorruption-weights W] [--epochs N]
 """
@@ -18,15 +20,15 @@ import argparse
 import json
 import platform
 import tempfile
-import time
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from medden.benchmarking import image_scores, timed_outputs, train_bundle
+from medden.benchmarking import contact_sheet, image_scores, timed_outputs, train_bundle
 from medden.denoise import bundle_network
+from medden.io import publish_model
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = {
@@ -36,13 +38,14 @@ EXPERIMENTS = {
 SIGMA, PEAK = 20 / 255, 255.0
 
 
-def train(bundle: Path, out_dir: Path, epochs: int | None, supervised: bool) -> tuple[Path, float]:
-    overrides = {"perceptual_weight": 0.0}
+def train(bundle: Path, out_dir: Path, epochs: int | None, reuse: bool, supervised: bool = False,
+          fixed_recorruption: bool = True) -> tuple[Path, float | None]:
+    overrides = {"perceptual_weight": 0.0, "fixed_recorruption": fixed_recorruption}
     if epochs is not None:
         overrides["max_epochs"] = epochs
     if supervised:  # same data, network, optimiser and budget; the targets are the clean images
         overrides["train#noisy_data#recorruption"] = None
-    return train_bundle(bundle, out_dir, overrides)
+    return train_bundle(bundle, out_dir, overrides, reuse)
 
 
 def images(experiment: str, split: str) -> list[np.ndarray]:
@@ -98,23 +101,32 @@ def tune(network, experiment: str):
     return choice, max(alphas, key=alphas.get)
 
 
-def methods(experiment: str, recorruption, supervised, choice, alpha) -> dict:
+def methods(experiment: str, models: dict, choices: dict) -> dict:
+    """Name -> function of one noisy ``(C, H, W)`` image. ``models``: "fixed" (the seed's protocol),
+    "fresh" (a new y' per pass) and "supervised"; ``choices``: (refinement choice, alpha) per
+    recorruption model."""
     from medden.anchors import bm3d_denoise, nlm_denoise, with_anscombe
     from medden.inference import iterative_refinement, noisier2noise_correction
 
     setting = EXPERIMENTS[experiment]
     seed_eta, seed_steps = setting["seed_eta"], setting["seed_steps"]
     level = SIGMA if experiment == "camelyon" else None  # Poisson: Gaussian anchors estimate the level
+    fixed, fresh = models["fixed"], models["fresh"]
+    (choice, alpha), (fresh_choice, fresh_alpha) = choices["fixed"], choices["fresh"]
     table = {
         "noisy input": lambda y: y,
-        "recorruption, one pass": net_fn(lambda b, w: w(b, recorruption)),
+        "recorruption, one pass": net_fn(lambda b, w: w(b, fixed)),
         f"recorruption, refined, seed's (eta={seed_eta:g}, k={seed_steps})":
-            net_fn(lambda b, w: iterative_refinement(lambda x: w(x, recorruption), b, seed_eta, seed_steps)),
+            net_fn(lambda b, w: iterative_refinement(lambda x: w(x, fixed), b, seed_eta, seed_steps)),
         f"recorruption, refined, tuned (eta={choice.eta:g}, k={choice.steps})":
-            net_fn(lambda b, w: iterative_refinement(lambda x: w(x, recorruption), b, choice.eta, choice.steps)),
+            net_fn(lambda b, w: iterative_refinement(lambda x: w(x, fixed), b, choice.eta, choice.steps)),
         f"recorruption, Noisier2Noise closed form (alpha={alpha:g})":
-            net_fn(lambda b, w: noisier2noise_correction(w(b, recorruption), b, alpha)),
-        "supervised (clean targets), same budget": net_fn(lambda b, w: w(b, supervised)),
+            net_fn(lambda b, w: noisier2noise_correction(w(b, fixed), b, alpha)),
+        f"recorruption, fresh y', refined, tuned (eta={fresh_choice.eta:g}, k={fresh_choice.steps})":
+            net_fn(lambda b, w: iterative_refinement(lambda x: w(x, fresh), b, fresh_choice.eta, fresh_choice.steps)),
+        f"recorruption, fresh y', Noisier2Noise closed form (alpha={fresh_alpha:g})":
+            net_fn(lambda b, w: noisier2noise_correction(w(b, fresh), b, fresh_alpha)),
+        "supervised (clean targets), same budget": net_fn(lambda b, w: w(b, models["supervised"])),
         "NLM (scikit-image)" + (", true sigma" if level else ", sigma estimated"): lambda y: nlm_denoise(y, level),
         "BM3D" + (", true sigma" if level else ", sigma estimated"): lambda y: bm3d_denoise(y, level),
     }
@@ -123,58 +135,90 @@ def methods(experiment: str, recorruption, supervised, choice, alpha) -> dict:
     return table
 
 
+#: what the seed reports on its own data (PSNR dB), for the side-by-side in the report
+SEED_REPORTED = {"camelyon": {"noisy": 26.15, "BM3D": 29.20, "recorruption (seed)": 30.16},
+                 "jsrt": {"noisy": 24.25, "recorruption (seed)": 27.46}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), required=True)
     parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: the bundle's)")
     parser.add_argument("--recorruption-weights", default=None, help="score these weights instead of training")
+    parser.add_argument("--draws", type=int, default=3, help="noise draws per test image")
     parser.add_argument("--work-dir", type=Path, default=None)
+    parser.add_argument("--reuse", action="store_true", help="reuse models already trained in --work-dir")
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "results")
+    parser.add_argument("--publish", action="store_true",
+                        help="copy the recorruption model this run trained into the bundle's models/model.pt")
     args = parser.parse_args()
+    if args.publish and args.recorruption_weights:
+        parser.error("--publish copies the model this run trains; it cannot be used with --recorruption-weights.")
     bundle = ROOT / "bundles" / EXPERIMENTS[args.experiment]["bundle"]
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="medden-bench-"))
     budget = {}
     if args.recorruption_weights:
         recorruption_weights, budget["recorruption"] = Path(args.recorruption_weights), None
     else:
-        recorruption_weights, budget["recorruption"] = train(bundle, work / "recorruption", args.epochs, False)
-    supervised_weights, budget["supervised"] = train(bundle, work / "supervised", args.epochs, True)
-    recorruption, supervised = bundle_network(bundle, recorruption_weights), bundle_network(bundle, supervised_weights)
-    choice, alpha = tune(recorruption, args.experiment)
-    test = noisy_pairs(args.experiment, "test", 202)
-    rows = []
-    for name, fn in methods(args.experiment, recorruption, supervised, choice, alpha).items():
-        outs, times = [], []
-        for noisy, _ in test:
-            start = time.perf_counter()
-            outs.append(fn(noisy))
-            times.append(time.perf_counter() - start)
+        recorruption_weights, budget["recorruption"] = train(bundle, work / "recorruption", args.epochs, args.reuse)
+    fresh_weights, budget["recorruption, fresh y'"] = train(bundle, work / "fresh", args.epochs, args.reuse,
+                                                            fixed_recorruption=False)
+    supervised_weights, budget["supervised"] = train(bundle, work / "supervised", args.epochs, args.reuse,
+                                                     supervised=True)
+    if args.publish:
+        publish_model(recorruption_weights, bundle / "models" / "model.pt")
+    models = {name: bundle_network(bundle, weights) for name, weights in
+              (("fixed", recorruption_weights), ("fresh", fresh_weights), ("supervised", supervised_weights))}
+    choices = {name: tune(models[name], args.experiment) for name in ("fixed", "fresh")}
+    test = [pair for draw in range(args.draws) for pair in noisy_pairs(args.experiment, "test", 202 + draw)]
+    rows, figure = [], [("clean", test[0][1])]
+    for name, fn in methods(args.experiment, models, choices).items():
+        outs, seconds = timed_outputs(fn, [noisy for noisy, _ in test])
         pairs = [image_scores(o, clean) for o, (_, clean) in zip(outs, test)]
         rows.append({"method": name, "psnr": float(np.mean([p for p, _ in pairs])),
-                     "ssim": float(np.mean([s for _, s in pairs])), "seconds_per_image": float(np.median(times))})
-        print(f"{name:60s} PSNR {rows[-1]['psnr']:6.2f} SSIM {rows[-1]['ssim']:.4f}")
+                     "ssim": float(np.mean([s for _, s in pairs])), "seconds_per_image": seconds})
+        figure.append((name.split(" (")[0].replace("recorruption, ", ""), outs[0]))
+        print(f"{name:70s} PSNR {rows[-1]['psnr']:6.2f} SSIM {rows[-1]['ssim']:.4f}", flush=True)
     shape = "x".join(str(s) for s in test[0][1].shape)
-    report = {"experiment": args.experiment, "rows": rows, "test_images": len(test), "image_shape": shape,
-              "refinement_choice": {"eta": choice.eta, "steps": choice.steps}, "noisier2noise_alpha": alpha,
-              "epochs": args.epochs, "recorruption_weights": args.recorruption_weights, "training_seconds": budget}
+    report = {"experiment": args.experiment, "rows": rows, "test_images": len(test) // args.draws,
+              "noise_draws": args.draws, "image_shape": shape,
+              "refinement_choice": {k: {"eta": c.eta, "steps": c.steps} for k, (c, _) in choices.items()},
+              "noisier2noise_alpha": {k: a for k, (_, a) in choices.items()}, "epochs": args.epochs,
+              "recorruption_weights": args.recorruption_weights, "training_seconds": budget,
+              "seed_reported": SEED_REPORTED[args.experiment]}
     args.output.mkdir(parents=True, exist_ok=True)
-    (args.output / f"recorruption_{args.experiment}.json").write_text(json.dumps(report, indent=2) + "\n")
+    stem = f"recorruption_{args.experiment}"
+    (args.output / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    tiles = [*figure[1:], figure[0]]
+    half = (len(tiles) + 1) // 2
+    contact_sheet(args.output / f"{stem}.png", [tiles[:half], tiles[half:]], label_chars=30)
     noise_text = "Gaussian sigma 20/255" if args.experiment == "camelyon" else "Poisson, 255 counts per unit intensity"
+    ours = {r["method"]: r["psnr"] for r in rows}
     lines = [
         f"# Recorruption, {args.experiment} experiment (bundle `{bundle.name}`)", "",
         f"Written by `scripts/benchmark_recorruption_seed.py --experiment {args.experiment}` on "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}; do not edit by hand.", "",
-        f"Test data: {len(test)} held-out image(s) of the embedded default ({shape}, in [0, 1]), {noise_text}. "
-        "The recorruption model is "
-        + (f"`{args.recorruption_weights}`" if args.recorruption_weights else "trained by this run")
-        + "; the supervised model was trained by this run with the same config, epochs "
-        f"({args.epochs or 'bundle default'}) and data, clean targets; both with perceptual_weight 0 (no VGG16 "
-        "weights here). Refinement (eta, k) and alpha were chosen on the validation images. Seconds are medians "
-        "per image on this machine.", "",
+        f"Test data: {len(test) // args.draws} held-out image(s) of the embedded default ({shape}, in [0, 1]) x "
+        f"{args.draws} noise draws, {noise_text}. The recorruption model (the seed's protocol: one fixed y' per y) "
+        "is " + (f"`{args.recorruption_weights}`" if args.recorruption_weights else "trained by this run")
+        + "; the 'fresh y'' model (a new y' on every pass over the data, `fixed_recorruption False`) and the "
+        "supervised model (clean targets, the same fixed noisy inputs) were trained by this run with the same "
+        f"config, epochs ({args.epochs or 'bundle default'}) and data; all with perceptual_weight 0 (no VGG16 "
+        "weights here). Refinement (eta, k) and alpha were chosen on the validation images, per model. Seconds "
+        "are medians per image on this machine (2 CPU cores).", "",
         "| method | PSNR (dB) | SSIM | seconds / image |", "| --- | --- | --- | --- |",
         *[f"| {r['method']} | {r['psnr']:.2f} | {r['ssim']:.4f} | {r['seconds_per_image']:.3f} |" for r in rows], "",
+        "The seed's own figures are on its data (the full dataset, its resizing and noise), not this image; they "
+        "are listed for scale, not as a like-for-like comparison:", "",
+        "| quantity | seed, its data (dB) |", "| --- | --- |",
+        *[f"| {k} | {v:.2f} |" for k, v in SEED_REPORTED[args.experiment].items()], "",
+        f"Gain over the noisy input here: best recorruption variant "
+        f"{max(v for k, v in ours.items() if k.startswith('recorruption')) - ours['noisy input']:+.2f} dB; "
+        f"seed: {SEED_REPORTED[args.experiment]['recorruption (seed)'] - SEED_REPORTED[args.experiment]['noisy']:+.2f}"
+        " dB.", "",
+        f"![{', '.join(label for label, _ in figure[1:])}, clean]({stem}.png)", "",
     ]
-    (args.output / f"recorruption_{args.experiment}.md").write_text("\n".join(lines))
+    (args.output / f"{stem}.md").write_text("\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from medden.benchmarking import image_scores, timed_outputs, train_bundle
+from medden.benchmarking import contact_sheet, image_scores, timed_outputs, train_bundle
 
 JSRT = Path(__file__).resolve().parents[1] / "bundles" / "recorruption_jsrt_poisson"
 TINY = {"channels": [4, 8], "max_epochs": 1, "batch_size": 2, "val_interval": 1, "repeats_per_epoch": 4,
@@ -41,3 +41,24 @@ def test_image_scores_are_psnr_and_ssim_against_the_reference():
 def test_timed_outputs_keeps_order_and_returns_a_median():
     outputs, seconds = timed_outputs(lambda x: 2 * x, [1, 2, 3])
     assert outputs == [2, 4, 6] and seconds >= 0
+
+
+def test_contact_sheet_lays_out_labelled_grey_and_rgb_tiles(tmp_path):
+    from PIL import Image
+
+    grey = np.zeros((1, 20, 10), np.float32)
+    grey[0, :, -1] = 1.0  # the last Y column: shown as the top row (Y points up)
+    rgb = np.zeros((3, 20, 10), np.float32)
+    rgb[0] = 1.0  # pure red
+    path = contact_sheet(tmp_path / "figs" / "sheet.png", [[("a", grey), ("b", rgb)], [("c", grey)]])
+    sheet = np.asarray(Image.open(path))
+    assert sheet.shape == (2 * (10 + 14), 2 * 20, 3)  # 2 rows x 2 cells of 20 x 10 tiles + label strips
+    np.testing.assert_array_equal(sheet[14, :20], 255)  # the grey tile's top row is the Y = max column
+    assert (sheet[15:24, :20] == 0).all()
+    np.testing.assert_array_equal(sheet[20, 25], (255, 0, 0))
+    assert not list(tmp_path.glob("figs/.*"))  # no temporary file left behind
+
+
+def test_contact_sheet_refuses_non_image_tiles(tmp_path):
+    with pytest.raises(ValueError, match=r"\(1 or 3, X, Y\)"):
+        contact_sheet(tmp_path / "x.png", [[("flat", np.zeros((20, 10)))]])
