@@ -416,7 +416,8 @@ def _denoise_dicom(input_dir: Path, output_dir: Path, bundle: LoadedBundle, resu
 
 
 def _denoise_nifti(input_path: Path, output_dir: Path, bundle: LoadedBundle, rank: int, world: int) -> dict:
-    from medden.inference.volumes import denoise_nifti_file, list_nifti_files, nifti_stem
+    from medden.inference.volumes import denoise_nifti_file, nifti_stem
+    from medden.io.nifti import list_nifti_files
 
     files = ([input_path] if input_path.is_file() else list_nifti_files(input_path))[rank::world]
     (output_dir / "nifti").mkdir(parents=True, exist_ok=True)

@@ -238,7 +238,7 @@ def read_input_volumes(input_path: str | os.PathLike, max_slices: int = 64) -> l
     Raises:
         ValueError: nothing readable in ``input_path``.
     """
-    from medden.inference.volumes import NIFTI_SUFFIXES, list_nifti_files
+    from medden.io.nifti import NIFTI_SUFFIXES, list_nifti_files
 
     path = Path(input_path)
     volumes: list[np.ndarray] = []

@@ -15,7 +15,7 @@ from monai.utils import convert_to_tensor
 
 from medden.validation import check_channel_first, check_finite, check_positive
 
-__all__ = ["psnr", "ssim"]
+__all__ = ["mean_residual_statistics", "psnr", "residual_statistics", "ssim"]
 
 
 def _batched(pred: NdarrayOrTensor, target: NdarrayOrTensor, spatial_dims: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,3 +76,72 @@ def ssim(pred: NdarrayOrTensor, target: NdarrayOrTensor, data_range: float, spat
     metric = SSIMMetric(spatial_dims=spatial_dims, data_range=check_positive(data_range, "data_range"),
                         kernel_type=kernel_type, win_size=win_size, reduction="none")
     return metric(pred_t, target_t).reshape(-1)
+
+
+def residual_statistics(noisy: NdarrayOrTensor, denoised: NdarrayOrTensor, noise_model=None) -> dict[str, float]:
+    """What can be measured of a denoiser without ground truth, from ``r = noisy - denoised``.
+
+    Args:
+        noisy: ``(B, C, H, W)`` or ``(C, H, W)`` input images, data units.
+        denoised: the denoiser's output, same shape.
+        noise_model: optional module with ``log_likelihood(observed, signal)``
+            (:mod:`medden.networks.noise_models`), for the mean negative log-likelihood of the
+            input given the output.
+
+    Returns:
+        floats: ``residual_mean`` (bias; about 0 for an unbiased denoiser), ``residual_std``
+        (about the noise std when the denoiser removes only noise), ``residual_lag1_correlation``
+        (mean correlation of horizontally and vertically adjacent residual pixels: about 0
+        for white noise; positive when structure leaks into the residual),
+        ``input_noise_sigma`` / ``output_noise_sigma`` (median wavelet estimate of the noise
+        left in each) and, with ``noise_model``, ``noise_model_nll`` in nats per pixel.
+    """
+    from medden.noise_estimation import wavelet_noise_sigma
+
+    denoised_t, noisy_t = _batched(denoised, noisy, 2)  # errors name the output "pred"
+    residual = (noisy_t - denoised_t).double()
+    centred = residual - residual.mean(dim=(-2, -1), keepdim=True)
+
+    def lag1(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return (a * b).mean() / (a.pow(2).mean().sqrt() * b.pow(2).mean().sqrt()).clamp_min(1e-30)
+
+    stats = {
+        "residual_mean": float(residual.mean()),
+        "residual_std": float(residual.std()),
+        "residual_lag1_correlation": float(0.5 * (lag1(centred[..., 1:, :], centred[..., :-1, :])
+                                                  + lag1(centred[..., :, 1:], centred[..., :, :-1]))),
+        "input_noise_sigma": float(wavelet_noise_sigma(noisy_t).median()),
+        "output_noise_sigma": float(wavelet_noise_sigma(denoised_t).median()),
+    }
+    if noise_model is not None:
+        with torch.no_grad():
+            stats["noise_model_nll"] = float(-noise_model.log_likelihood(noisy_t, denoised_t).mean())
+    return stats
+
+
+def mean_residual_statistics(loader, network: torch.nn.Module, inferer=None, noise_model=None,
+                             input_key: str = "input") -> dict[str, float]:
+    """:func:`residual_statistics` averaged over the images of ``loader`` (no ground truth).
+
+    Args:
+        loader: iterable of dicts holding ``(B, C, H, W)`` noisy images under ``input_key``.
+        network: the denoiser (run in eval mode, on ``loader``'s tensors' device as given).
+        inferer: ``inferer(inputs, network)`` (a MONAI inferer); None calls ``network``.
+        noise_model: passed to :func:`residual_statistics`.
+
+    Returns:
+        the mean of each statistic over batches, plus ``images`` (how many were scored).
+    """
+    network.eval()
+    totals: dict[str, float] = {}
+    count = 0
+    with torch.no_grad():
+        for batch in loader:
+            noisy = torch.as_tensor(batch[input_key])
+            denoised = inferer(noisy, network) if inferer is not None else network(noisy)
+            for key, value in residual_statistics(noisy, denoised, noise_model).items():
+                totals[key] = totals.get(key, 0.0) + value * noisy.shape[0]
+            count += noisy.shape[0]
+    if count == 0:
+        raise ValueError("loader yielded no images to score.")
+    return {**{key: value / count for key, value in totals.items()}, "images": count}

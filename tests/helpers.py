@@ -60,15 +60,17 @@ def run_bundle_training_under_torchrun(bundle, out_dir, *overrides):
     assert (out_dir / "model.pt").is_file()
 
 
-def check_bundle_tooling(bundle, tmp_path, channels=1):
-    """MONAI's verify_metadata, verify_net_in_out and ckpt_export (TorchScript) accept ``bundle``."""
+def check_bundle_tooling(bundle, tmp_path, channels=1, trace=False):
+    """MONAI's verify_metadata, verify_net_in_out and ckpt_export (TorchScript; traced rather
+    than scripted with ``trace``) accept ``bundle``."""
     import torch
 
     meta, inference = str(bundle / "configs" / "metadata.json"), str(bundle / "configs" / "inference.json")
     run_bundle("verify_metadata", "--meta_file", meta, "--filepath", str(REPO / "bundles" / "meta_schema.json"))
     run_bundle("verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", inference, "--n", "4")
+    tracing = ["--use_trace", "True", "--input_shape", f"[1, {channels}, 64, 64]"] if trace else []
     run_bundle("ckpt_export", "network_def", "--filepath", str(tmp_path / "model.ts"), "--ckpt_file",
-               str(bundle / "models/model.pt"), "--meta_file", meta, "--config_file", inference)
+               str(bundle / "models/model.pt"), "--meta_file", meta, "--config_file", inference, *tracing)
     scripted = torch.jit.load(str(tmp_path / "model.ts"))
     x = torch.rand(1, channels, 64, 64)
     assert scripted(x).shape == x.shape

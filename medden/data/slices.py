@@ -166,6 +166,41 @@ class IXIT1Folder:
         return out
 
 
+def nifti_slices(dataset_dir: str | os.PathLike, split: str, fractions: Sequence[float] = (0.7, 0.15, 0.15),
+                 percentiles: tuple[float, float] = (0.0, 99.9)) -> list[np.ndarray]:
+    """Axial slices of a folder of (noisy) NIfTI volumes, for training without ground truth.
+
+    With 3 or more files the split is by file (:func:`split_subjects` on the sorted names);
+    with fewer, the slices of all files (in name order) are cut into disjoint slabs
+    (:func:`slab_split`). Each volume is reoriented to the closest RAS orientation and scaled
+    to [0, 1] by its ``percentiles`` (the noise is kept, only rescaled).
+
+    Returns:
+        ``(1, H, W)`` float32 slices in [0, 1] (mostly-empty slices dropped).
+
+    Raises:
+        ValueError: not a folder, no NIfTI file, or an unknown ``split``.
+    """
+    import nibabel as nib
+
+    from medden.io.nifti import list_nifti_files
+
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+    files = list_nifti_files(dataset_dir)
+
+    def slices_of(path: Path) -> list[np.ndarray]:
+        volume = np.asarray(nib.as_closest_canonical(nib.load(path)).get_fdata(dtype=np.float32))
+        volume = volume[..., None] if volume.ndim == 2 else volume
+        return axial_slices(scale_to_unit(volume, percentiles))
+
+    if len(files) >= 3:
+        chosen = set(split_subjects([f.name for f in files], (fractions[0], fractions[1], fractions[2]))[split])
+        return [s for f in files if f.name in chosen for s in slices_of(f)]
+    every = [s for f in files for s in slices_of(f)]
+    return [every[i] for i in slab_split(len(every), fractions)[split]]
+
+
 def t1_slices(split: str, dataset_dir: str | os.PathLike | None = None) -> list[np.ndarray]:
     """T1 axial slices for ``split``: the MNI152 slabs by default, an IXI T1 folder if given."""
     return mni_slices(split) if dataset_dir is None else IXIT1Folder(dataset_dir).slices(split)

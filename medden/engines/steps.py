@@ -10,7 +10,7 @@ from monai.utils import CommonKeys
 
 from medden.keys import Keys
 
-__all__ = ["make_prepare_batch", "make_train_step"]
+__all__ = ["make_prepare_batch", "make_train_step", "make_vae_direct_step"]
 
 
 def _to(value: Any, engine) -> Any:
@@ -40,21 +40,55 @@ def make_train_step(input_key: str = Keys.INPUT, target_key: str = Keys.TARGET,
         inputs, targets = _to(batch[input_key], engine), _to(batch[target_key], engine)
         mask = _to(batch.get(mask_key) if mask_key is not None else None, engine)
         extra = {name: _to(batch[key], engine) for name, key in (loss_kwargs or {}).items()}
-        engine.network.train()
-        engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
-        device_type = engine.state.device.type if engine.state.device is not None else "cpu"
-        with torch.autocast(device_type=device_type, enabled=bool(engine.amp)):
+
+        def losses() -> dict:
             preds = engine.inferer(inputs, engine.network)
-            loss = engine.loss_function(preds, targets, mask, **extra)
-        if engine.amp and engine.scaler is not None:
-            engine.scaler.scale(loss).backward()
-            engine.scaler.step(engine.optimizer)
-            engine.scaler.update()
-        else:
-            loss.backward()
-            engine.optimizer.step()
-        return {CommonKeys.IMAGE: inputs, CommonKeys.LABEL: targets, CommonKeys.PRED: preds,
-                CommonKeys.LOSS: loss.detach()}
+            return {CommonKeys.PRED: preds, CommonKeys.LOSS: engine.loss_function(preds, targets, mask, **extra)}
+
+        out = _optimise(engine, losses)
+        return {CommonKeys.IMAGE: inputs, CommonKeys.LABEL: targets, CommonKeys.PRED: out[CommonKeys.PRED],
+                CommonKeys.LOSS: out[CommonKeys.LOSS].detach()}
+
+    return step
+
+
+def _optimise(engine, losses: Callable[[], dict]) -> dict:
+    """One optimiser step on ``losses()[CommonKeys.LOSS]``, in train mode, autocast and
+    gradient scaling following ``engine.amp``; returns what ``losses()`` returned."""
+    engine.network.train()
+    engine.optimizer.zero_grad(set_to_none=engine.optim_set_to_none)
+    device_type = engine.state.device.type if engine.state.device is not None else "cpu"
+    with torch.autocast(device_type=device_type, enabled=bool(engine.amp)):
+        out = losses()
+    loss = out[CommonKeys.LOSS]
+    if engine.amp and engine.scaler is not None:
+        engine.scaler.scale(loss).backward()
+        engine.scaler.step(engine.optimizer)
+        engine.scaler.update()
+    else:
+        loss.backward()
+        engine.optimizer.step()
+    return out
+
+
+def make_vae_direct_step(stage: str = "cotrain", input_key: str = Keys.INPUT) -> Callable:
+    """Build the ``iteration_update`` for a :class:`~medden.networks.VAEDirectDenoiser`.
+
+    The network computes its own losses (``network(x, stage=stage)``, see
+    :meth:`~medden.networks.VAEDirectDenoiser.forward`): the ELBO of the VAE and/or the
+    Direct Denoiser's L2/L1 loss towards one detached posterior sample per input. One
+    optimiser steps on their sum; the two networks share no parameters, so this equals
+    separate updates. Only ``batch[input_key]`` (noisy images) is read: no clean data.
+
+    Returns:
+        ``step(engine, batch) -> dict`` with MONAI's ``image`` and ``loss`` and each detached
+        loss part (``elbo_loss``, ``kl``, ``log_likelihood``, ``direct_loss`` as computed).
+    """
+
+    def step(engine, batch: dict) -> dict:
+        inputs = _to(batch[input_key], engine)
+        out = _optimise(engine, lambda: engine.network(inputs, stage=stage))
+        return {CommonKeys.IMAGE: inputs, **{key: value.detach() for key, value in out.items()}}
 
     return step
 

@@ -7,7 +7,7 @@ TensorBoard, the progress bar, validation, checkpoints and loss schedules are ha
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -42,22 +42,25 @@ _PRED_LABEL = from_engine([CommonKeys.PRED, CommonKeys.LABEL])
 def build_evaluator(network: torch.nn.Module, val_loader, device: torch.device | str = "cpu",
                     data_range: float = 1.0, inferer: Inferer | None = None, input_key: str = Keys.INPUT,
                     target_key: str = Keys.CLEAN, spatial_dims: int = 2,
-                    network_kwargs: Mapping[str, str] | None = None) -> SupervisedEvaluator:
+                    network_kwargs: Mapping[str, str] | None = None, metric_prefix: str = "") -> SupervisedEvaluator:
     """An evaluator scoring ``network(batch[input_key])`` against ``batch[target_key]``.
 
     Metrics: ``val_psnr`` (key metric) and ``val_ssim``, both with the explicit
-    ``data_range`` (1.0 for images scaled to [0, 1]). ``inferer`` may be a
-    :class:`~medden.inference.RefinementInferer` to validate the refined output, or a sliding
-    window for large images. ``network_kwargs`` maps ``forward`` keyword arguments to batch
-    keys (see :func:`~medden.engines.make_prepare_batch`).
+    ``data_range`` (1.0 for images scaled to [0, 1]), named ``metric_prefix + "val_psnr"``
+    etc. (a prefix tells apart a second evaluator of the same run, e.g. ``"vae_"``).
+    ``inferer`` may be a :class:`~medden.inference.RefinementInferer` to validate the refined
+    output, a :class:`~medden.inference.PosteriorMeanInferer` for a VAE, or a sliding window
+    for large images. ``network_kwargs`` maps ``forward`` keyword arguments to batch keys
+    (see :func:`~medden.engines.make_prepare_batch`).
     """
     data_range = check_positive(data_range, "data_range")
     handlers = [StatsHandler(iteration_log=False)] if is_main_process() else []
     return SupervisedEvaluator(
         device=torch.device(device), val_data_loader=val_loader, network=network,
         inferer=inferer or SimpleInferer(), prepare_batch=make_prepare_batch(input_key, target_key, network_kwargs),
-        key_val_metric={VAL_PSNR: PeakSignalToNoiseRatio(max_val=data_range, output_transform=_PRED_LABEL)},
-        additional_metrics={VAL_SSIM: IgniteMetricHandler(
+        key_val_metric={metric_prefix + VAL_PSNR: PeakSignalToNoiseRatio(max_val=data_range,
+                                                                         output_transform=_PRED_LABEL)},
+        additional_metrics={metric_prefix + VAL_SSIM: IgniteMetricHandler(
             metric_fn=SSIMMetric(spatial_dims=spatial_dims, data_range=data_range), output_transform=_PRED_LABEL)},
         val_handlers=handlers,
     )
@@ -81,7 +84,8 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
                   resume_from: str | os.PathLike | None = None, amp: bool = False, lr_scheduler=None,
                   input_key: str = Keys.INPUT, target_key: str = Keys.TARGET,
                   mask_key: str | None = Keys.TARGET_MASK, progress_bar: bool = True,
-                  loss_kwargs: Mapping[str, str] | None = None) -> SupervisedTrainer:
+                  loss_kwargs: Mapping[str, str] | None = None, iteration_update: Callable | None = None,
+                  extra_evaluators: Sequence[SupervisedEvaluator] = ()) -> SupervisedTrainer:
     """A ``SupervisedTrainer`` running medden's step with the standard handlers attached.
 
     Handlers (on rank 0 where they write): loss to the log (``StatsHandler``) and TensorBoard
@@ -98,6 +102,12 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
             :func:`~medden.engines.make_train_step`.
         resume_from: a ``last.pt`` to continue from (network, optimizer, scheduler and epoch).
         lr_scheduler: a ``torch.optim.lr_scheduler`` stepped once per epoch.
+        iteration_update: a step other than :func:`~medden.engines.make_train_step` (e.g.
+            :func:`~medden.engines.make_vae_direct_step`, whose network computes its own
+            losses; ``loss_function`` may then be None). Every scalar the step returns is
+            written to TensorBoard.
+        extra_evaluators: run with ``evaluator`` every ``val_interval`` epochs; their metrics
+            are logged but do not choose ``best.pt`` (give them a ``metric_prefix``).
     """
     output_dir = Path(output_dir)
     main = is_main_process()
@@ -105,24 +115,28 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
     def loss_log(output: dict) -> float:
         return float(output[CommonKeys.LOSS])
 
+    def scalars_log(output: dict) -> dict[str, float]:
+        return {("train_loss" if key == CommonKeys.LOSS else f"train_{key}"): float(value)
+                for key, value in output.items() if isinstance(value, torch.Tensor) and value.ndim == 0}
+
     handlers = []
     if main:
         handlers += [StatsHandler(tag_name="train_loss", output_transform=loss_log),
-                     TensorBoardStatsHandler(log_dir=str(output_dir / "tensorboard"), tag_name="train_loss",
-                                             output_transform=loss_log)]
+                     TensorBoardStatsHandler(log_dir=str(output_dir / "tensorboard"), output_transform=scalars_log)]
     if lr_scheduler is not None:
         handlers.append(LrScheduleHandler(lr_scheduler, print_lr=False))
-    if evaluator is not None:
-        handlers.append(ValidationHandler(validator=evaluator, interval=val_interval, epoch_level=True))
+    for validator in ([evaluator] if evaluator is not None else []) + list(extra_evaluators):
+        handlers.append(ValidationHandler(validator=validator, interval=val_interval, epoch_level=True))
     trainer = SupervisedTrainer(
         device=torch.device(device), max_epochs=max_epochs, train_data_loader=train_loader, network=network,
         optimizer=optimizer, loss_function=loss_function, inferer=SimpleInferer(),
-        iteration_update=make_train_step(input_key, target_key, mask_key, loss_kwargs), train_handlers=handlers, amp=amp,
+        iteration_update=iteration_update or make_train_step(input_key, target_key, mask_key, loss_kwargs),
+        train_handlers=handlers, amp=amp,
     )
     checkpoints = CheckpointHandler(output_dir, network, optimizer, VAL_PSNR if evaluator else None, lr_scheduler)
     checkpoints.attach(trainer, evaluator)
-    if evaluator is not None:
-        trainer.add_event_handler(Events.COMPLETED, _validate_final_epoch, evaluator)
+    for validator in ([evaluator] if evaluator is not None else []) + list(extra_evaluators):
+        trainer.add_event_handler(Events.COMPLETED, _validate_final_epoch, validator)
     for schedulable in _schedulable(loss_function):
         LossScheduleHandler(schedulable).attach(trainer)
     if progress_bar and main:

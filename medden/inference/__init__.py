@@ -7,6 +7,9 @@
 * :func:`tune_refinement`: choose ``eta`` and ``k`` on ``(noisy, clean)`` validation pairs.
 * :func:`denoise_image` / :func:`denoise_nifti_folder`: whole images and NIfTI folders, in
   their own intensity units, affine kept.
+* :func:`posterior_statistics` and :class:`PosteriorMeanInferer`: a ladder VAE's posterior
+  mean/median (MMSE/MMAE) and per-pixel std; :func:`denoise_nifti_with_uncertainty` /
+  :func:`denoise_nifti_folder_with_uncertainty` write the estimate and its ``_std`` map.
 
 The inferers subclass ``monai.inferers.Inferer``; each network evaluation goes through a
 ``base_inferer``, so MONAI's ``SlidingWindowInferer`` (large images) and ``SliceInferer``
@@ -15,6 +18,14 @@ The inferers subclass ``monai.inferers.Inferer``; each network evaluation goes t
 """
 
 from medden.inference.noisier2noise import Noisier2NoiseInferer, noisier2noise_correction
+from medden.inference.posterior import (
+    PosteriorMeanInferer,
+    PosteriorStatistics,
+    denoise_image_with_uncertainty,
+    denoise_nifti_folder_with_uncertainty,
+    denoise_nifti_with_uncertainty,
+    posterior_statistics,
+)
 from medden.inference.refinement import RefinementInferer, iterative_refinement, keep_observed_pixels, refinement_path
 from medden.inference.tuning import TUNING_METRICS, RefinementChoice, tune_refinement
 from medden.inference.volumes import denoise_image, denoise_nifti_folder, list_nifti_files
@@ -32,4 +43,10 @@ __all__ = [
     "denoise_image",
     "denoise_nifti_folder",
     "list_nifti_files",
+    "posterior_statistics",
+    "PosteriorStatistics",
+    "PosteriorMeanInferer",
+    "denoise_image_with_uncertainty",
+    "denoise_nifti_with_uncertainty",
+    "denoise_nifti_folder_with_uncertainty",
 ]

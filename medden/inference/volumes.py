@@ -8,7 +8,7 @@ units, so denoised files stay in the units they came in (MR signal, HU, ...).
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +18,12 @@ from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
 from medden.io._files import separate_output_dir
+from medden.io.nifti import list_nifti_files
 from medden.validation import check_channel_first, check_finite, check_range
 
-__all__ = ["NIFTI_SUFFIXES", "denoise_image", "denoise_nifti_file", "denoise_nifti_folder", "intensity_range",
-           "list_nifti_files", "nifti_stem"]
+__all__ = ["denoise_image", "denoise_nifti_file", "denoise_nifti_folder", "intensity_range",
+           "list_nifti_files", "map_nifti_file", "nifti_stem", "to_unit_range"]
 
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 def intensity_range(image: np.ndarray, percentiles: tuple[float, float] = (0.0, 100.0), smoothing: int = 0
@@ -68,32 +68,37 @@ def denoise_image(image: NdarrayOrTensor, network: torch.nn.Module, inferer: Inf
     Returns:
         The denoised image, same shape and container type as ``image``, float32.
     """
+    unit, low, scale = to_unit_range(image, percentiles, smoothing)
+    if device is None:
+        device = next(network.parameters()).device
+    with torch.no_grad():
+        out = inferer(unit[None].to(device), network)[0].float().cpu() * scale + low
+    return convert_to_dst_type(out, image, dtype=torch.float32)[0]
+
+
+def to_unit_range(image: NdarrayOrTensor, percentiles: tuple[float, float] = (0.0, 100.0), smoothing: int = 0
+                  ) -> tuple[torch.Tensor, float, float]:
+    """Check ``image`` and scale it as a network sees it: its ``percentiles`` map to [0, 1].
+
+    Args:
+        image: ``(C, H, W[, D])`` numpy or torch (on the CPU), finite.
+        percentiles: see :func:`intensity_range`.
+        smoothing: see :func:`intensity_range`.
+
+    Returns:
+        ``(unit, low, scale)``: ``unit = (image - low) / scale``, a float32 CPU tensor of
+        ``image``'s shape without meta, not clipped. A network output ``r`` in those units maps
+        back to the image's units as ``r * scale + low``; a spread (a standard deviation) as
+        ``r * scale``.
+
+    Raises:
+        ValueError: ``image`` is not channel-first or holds NaN/inf.
+    """
     check_channel_first(image, "image")
     check_finite(image, "image")
     img_t = convert_to_tensor(image, track_meta=False, dtype=torch.float32)
     low, high = intensity_range(img_t.numpy(), percentiles, smoothing)
-    scale = high - low
-    if device is None:
-        device = next(network.parameters()).device
-    with torch.no_grad():
-        batch = ((img_t - float(low)) / scale)[None].to(device)
-        out = inferer(batch, network)[0].float().cpu() * scale + float(low)
-    return convert_to_dst_type(out, image, dtype=torch.float32)[0]
-
-
-def list_nifti_files(input_dir: str | os.PathLike) -> list[Path]:
-    """The ``.nii``/``.nii.gz`` files directly in ``input_dir``, sorted.
-
-    Raises:
-        ValueError: not a folder, or no NIfTI file in it.
-    """
-    folder = Path(input_dir)
-    if not folder.is_dir():
-        raise ValueError(f"input_dir {str(folder)!r} is not a folder of NIfTI files.")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
-    if not files:
-        raise ValueError(f"input_dir {str(folder)!r} holds no .nii or .nii.gz file.")
-    return files
+    return (img_t - low) / (high - low), low, high - low
 
 
 def nifti_stem(path: Path) -> str:
@@ -116,18 +121,48 @@ def denoise_nifti_file(path: str | os.PathLike, out_path: str | os.PathLike, net
             with the file name.
         FileExistsError: ``out_path`` exists and ``overwrite`` is False.
     """
+    volume, (denoised,) = map_nifti_file(
+        path, [out_path], lambda vol: (denoise_image(vol, network, inferer, percentiles, smoothing=smoothing),),
+        overwrite)
+    return volume, denoised
+
+
+def map_nifti_file(path: str | os.PathLike, out_paths: Sequence[str | os.PathLike],
+                   process: Callable[[NdarrayOrTensor], Sequence[NdarrayOrTensor]], overwrite: bool = False):
+    """Read a NIfTI file, compute images from it, and write each with the input's affine.
+
+    Args:
+        path: the input file; only read.
+        out_paths: one file per image ``process`` returns, each written atomically.
+        process: maps the input as a ``(C, X, Y, N)`` MetaTensor (a 2D file as one slice) to a
+            sequence of images of that shape, one per entry of ``out_paths``.
+        overwrite: replace existing outputs. If False, any existing output is refused before
+            ``process`` runs, so no output set is left half written.
+
+    Returns:
+        ``(volume, outputs)``: the input as ``process`` saw it and what it returned.
+
+    Raises:
+        ValueError: ``process`` raised one (e.g. non-finite values); the message starts with
+            the file name.
+        FileExistsError: an output exists and ``overwrite`` is False.
+    """
     from medden.io.nifti import read_nifti, write_nifti
 
-    path = Path(path)
+    path, out_paths = Path(path), [Path(p) for p in out_paths]
+    existing = [str(p) for p in out_paths if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{existing[0]!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it.")
     image = read_nifti(path)
     flat = image.ndim == 3
     volume = image[..., None] if flat else image
     try:
-        denoised = denoise_image(volume, network, inferer, percentiles, smoothing=smoothing)
+        outputs = process(volume)
     except ValueError as err:
         raise ValueError(f"{path.name}: {err}") from None
-    write_nifti(denoised[..., 0] if flat else denoised, out_path, image.affine, overwrite=overwrite)
-    return volume, denoised
+    for out, out_path in zip(outputs, out_paths, strict=True):
+        write_nifti(out[..., 0] if flat else out, out_path, image.affine, overwrite=overwrite)
+    return volume, outputs
 
 
 def denoise_nifti_folder(input_dir: str | os.PathLike, output_dir: str | os.PathLike, network: torch.nn.Module,

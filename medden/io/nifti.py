@@ -15,7 +15,9 @@ import torch
 from medden.io._files import atomic_write
 from medden.validation import check_channel_first
 
-__all__ = ["read_nifti", "write_nifti"]
+__all__ = ["NIFTI_SUFFIXES", "list_nifti_files", "read_nifti", "write_nifti"]
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 _NIFTI_INTENT_VECTOR = 1007
 
@@ -92,3 +94,18 @@ def read_nifti(path: str | os.PathLike):
         data = data[None]
     affine = torch.as_tensor(nii.affine, dtype=torch.float64)
     return MetaTensor(data, affine=affine, meta={"filename_or_obj": os.fspath(path)})
+
+
+def list_nifti_files(input_dir: str | os.PathLike) -> list[Path]:
+    """The ``.nii``/``.nii.gz`` files directly in ``input_dir``, sorted.
+
+    Raises:
+        ValueError: not a folder, or no NIfTI file in it.
+    """
+    folder = Path(input_dir)
+    if not folder.is_dir():
+        raise ValueError(f"input_dir {str(folder)!r} is not a folder of NIfTI files.")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(NIFTI_SUFFIXES))
+    if not files:
+        raise ValueError(f"input_dir {str(folder)!r} holds no .nii or .nii.gz file.")
+    return files

@@ -11,14 +11,19 @@ from medden.networks.noise_models import (
     NoiseModel,
     PoissonGaussianNoiseModel,
     build_noise_model,
+    calibrated_noise_model,
     estimate_poisson_gaussian,
+    noise_model_template,
 )
 from medden.networks.residual import ResidualDenoiser
 from medden.networks.stabilized import VarianceStabilized
+from medden.networks.vae_direct import DIRECT_LOSSES, STAGES, PairingError, VAEDirectDenoiser, check_pairing, load_teacher_vae
 
 __all__ = [
+    "DIRECT_LOSSES",
     "GENERAL_CHANNELS",
     "NOISE_MODELS",
+    "STAGES",
     "DirectDenoiser",
     "FastResUNet",
     "GaussianMixtureNoiseModel",
@@ -26,12 +31,18 @@ __all__ = [
     "KspaceDenoiser",
     "LadderVAE",
     "NoiseModel",
+    "PairingError",
     "PoissonGaussianNoiseModel",
     "ResidualDenoiser",
+    "VAEDirectDenoiser",
     "VAEKeys",
     "VarianceStabilized",
     "build_noise_model",
+    "calibrated_noise_model",
+    "check_pairing",
     "estimate_poisson_gaussian",
     "gaussian_kl",
+    "load_teacher_vae",
+    "noise_model_template",
     "general_denoiser_net",
 ]

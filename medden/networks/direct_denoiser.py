@@ -75,6 +75,8 @@ class DirectDenoiser(nn.Module):
                                  for a, b in pairs)
         self.merges = nn.ModuleList(_residual_block(2 * a, a) for a, _ in pairs)
         self.tail = _conv(widths[0], out_channels)
+        # the model_id of the LadderVAE whose posterior this network learned (0: none yet)
+        self.register_buffer("teacher_id", torch.zeros((), dtype=torch.int64))
 
     def _unet(self, x: torch.Tensor) -> torch.Tensor:
         features = self.head(x)

@@ -32,6 +32,8 @@ crops its output, so the model is a generative model of the unpadded image.
 
 from __future__ import annotations
 
+import secrets
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -206,6 +208,9 @@ class LadderVAE(nn.Module):
         self.noise_model = noise_model
         self.register_buffer("data_mean", torch.tensor(float(data_mean)))
         self.register_buffer("data_std", torch.tensor(float(data_std)))
+        # identifies this VAE in checkpoints, so a Direct Denoiser trained on its samples can be
+        # matched to it; drawn from the OS, not torch's (often seeded) generator
+        self.register_buffer("model_id", torch.tensor(secrets.randbits(62), dtype=torch.int64))
 
         self.stem = nn.Conv2d(in_channels, n_filters, 3, padding=1)
         self.bottom_up = nn.ModuleList(

@@ -565,3 +565,47 @@ NOISE_MODELS: dict[str, type[NoiseModel]] = {
 def build_noise_model(name: str, **kwargs) -> NoiseModel:
     """Build a noise model by name, e.g. ``build_noise_model("gaussian", sigma=0.1)``."""
     return lookup_by_name(NOISE_MODELS, name, "noise model")(**kwargs)
+
+
+def calibrated_noise_model(name: str, noisy_images, sigma: float | None = None) -> NoiseModel:
+    """A frozen noise model calibrated from noisy images alone (no clean data): what a bundle
+    uses as the VAE's likelihood when only noisy images exist.
+
+    Args:
+        name: ``"gaussian"`` (``sigma`` if given, else the median wavelet estimate over the
+            images), ``"poisson_gaussian"`` (:meth:`PoissonGaussianNoiseModel.from_noisy`) or
+            ``"gmm"`` (:meth:`GaussianMixtureNoiseModel.calibrate_from_noisy`).
+        noisy_images: ``(C, H, W)`` arrays or tensors; different sizes are centre-cropped to
+            the smallest common size before they are stacked.
+        sigma: the known noise level for ``"gaussian"``, data units.
+
+    Returns:
+        the model with ``requires_grad`` off (it is the likelihood, not something to learn).
+    """
+    from medden.noise_estimation import wavelet_noise_sigma
+
+    images = [torch.as_tensor(image, dtype=torch.float32) for image in noisy_images]
+    if not images:
+        raise ValueError("noisy_images is empty: there is nothing to calibrate the noise model on.")
+    height, width = min(i.shape[-2] for i in images), min(i.shape[-1] for i in images)
+    batch = torch.stack([i[..., (i.shape[-2] - height) // 2:(i.shape[-2] - height) // 2 + height,
+                           (i.shape[-1] - width) // 2:(i.shape[-1] - width) // 2 + width] for i in images])
+    lookup_by_name(NOISE_MODELS, name, "noise model")  # a clear error for an unknown name
+    if name == "gaussian":
+        level = sigma if sigma is not None else float(wavelet_noise_sigma(batch).median())
+        model = GaussianNoiseModel(level)
+    elif name == "poisson_gaussian":
+        model = PoissonGaussianNoiseModel.from_noisy(batch, learnable=False)
+    else:
+        model = GaussianMixtureNoiseModel.calibrate_from_noisy(batch)
+    return model.requires_grad_(False)
+
+
+def noise_model_template(name: str) -> NoiseModel:
+    """An uncalibrated, frozen noise model with the structure :func:`calibrated_noise_model`
+    builds for ``name``: the placeholder a bundle's inference config fills from a checkpoint
+    (the calibrated values are in the weights)."""
+    templates = {"gaussian": lambda: GaussianNoiseModel(1.0),
+                 "poisson_gaussian": lambda: PoissonGaussianNoiseModel(1.0, 1.0, learnable=False),
+                 "gmm": GaussianMixtureNoiseModel}
+    return lookup_by_name(templates, name, "noise model")().requires_grad_(False)
