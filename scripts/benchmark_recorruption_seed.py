@@ -140,6 +140,13 @@ SEED_REPORTED = {"camelyon": {"noisy": 26.15, "BM3D": 29.20, "recorruption (seed
                  "jsrt": {"noisy": 24.25, "recorruption (seed)": 27.46}}
 
 
+def provenance(seconds: float | None) -> str:
+    """How a model of this run came to be, for the report."""
+    if seconds is None:
+        return "reused (trained before this run with the same config; time not recorded)"
+    return f"trained by this run in {seconds:.0f} s"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", choices=sorted(EXPERIMENTS), required=True)
@@ -199,11 +206,13 @@ def main() -> None:
         f"Written by `scripts/benchmark_recorruption_seed.py --experiment {args.experiment}` on "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}; do not edit by hand.", "",
         f"Test data: {len(test) // args.draws} held-out image(s) of the embedded default ({shape}, in [0, 1]) x "
-        f"{args.draws} noise draws, {noise_text}. The recorruption model (the seed's protocol: one fixed y' per y) "
-        "is " + (f"`{args.recorruption_weights}`" if args.recorruption_weights else "trained by this run")
-        + "; the 'fresh y'' model (a new y' on every pass over the data, `fixed_recorruption False`) and the "
-        "supervised model (clean targets, the same fixed noisy inputs) were trained by this run with the same "
-        f"config, epochs ({args.epochs or 'bundle default'}) and data; all with perceptual_weight 0 (no VGG16 "
+        f"{args.draws} noise draws, {noise_text}. Three models share the bundle's train config, epochs "
+        f"({args.epochs or 'bundle default'}) and data: the recorruption model (the seed's protocol: one fixed y' "
+        "per y), the 'fresh y'' model (a new y' on every pass over the data, `fixed_recorruption False`) and the "
+        "supervised model (clean targets, the same fixed noisy inputs). Training: "
+        + "; ".join(f"{name} {provenance(seconds)}" for name, seconds in budget.items())
+        + (f" (weights `{args.recorruption_weights}`)" if args.recorruption_weights else "")
+        + ". All with perceptual_weight 0 (no VGG16 "
         "weights here). Refinement (eta, k) and alpha were chosen on the validation images, per model. Seconds "
         "are medians per image on this machine (2 CPU cores).", "",
         "| method | PSNR (dB) | SSIM | seconds / image |", "| --- | --- | --- | --- |",
