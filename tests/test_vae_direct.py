@@ -88,6 +88,10 @@ def test_forward_without_a_stage_is_the_direct_denoiser_and_bad_stages_are_refus
     torch.testing.assert_close(model(x), model.direct(x))
     with pytest.raises(ValueError, match="stage must be one of"):
         model(x, stage="both")
+    x[0, 0, 3, 4] = float("nan")
+    for stage in (None, "cotrain"):
+        with pytest.raises(ValueError, match="NaN"):
+            model(x, stage=stage)
 
 
 def test_a_direct_denoiser_from_another_vae_is_refused_and_a_teacher_load_repairs_it(tmp_path):

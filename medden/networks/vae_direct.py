@@ -24,6 +24,7 @@ from torch import nn
 
 from medden.networks.direct_denoiser import DirectDenoiser
 from medden.networks.ladder_vae import LadderVAE, VAEKeys
+from medden.validation import check_finite
 
 __all__ = ["DIRECT_LOSSES", "STAGES", "PairingError", "VAEDirectDenoiser", "check_pairing", "load_teacher_vae"]
 
@@ -105,7 +106,12 @@ class VAEDirectDenoiser(nn.Module):
             parts ``"elbo_loss"``, ``"kl"``, ``"log_likelihood"`` (nats per pixel) and
             ``"direct_loss"`` where computed. The Direct Denoiser's target, one posterior
             sample per input, is detached: its loss never updates the VAE.
+
+        Raises:
+            ValueError: ``x`` holds NaN or inf, or ``stage`` is unknown.
         """
+        if not torch.jit.is_tracing():  # a traced export keeps no Python-side checks
+            check_finite(x, "x")
         if stage is None:
             return self.direct(x)
         if stage not in STAGES:
