@@ -119,6 +119,18 @@ def split_subjects(subjects: Sequence[str], fractions: Sequence[float] = (0.8, 0
     return {"train": ordered[:n_train], "val": ordered[n_train:n_train + n_val], "test": ordered[n_train + n_val:]}
 
 
+def canonical_axial_slices(path: str | os.PathLike, percentiles: tuple[float, float] = (0.0, 99.9)
+                           ) -> list[np.ndarray]:
+    """Axial slices of one NIfTI volume (2D files as one slice): reoriented to the closest RAS
+    orientation, so the last axis is inferior-superior whatever the acquisition plane, and
+    scaled to [0, 1] by its ``percentiles``; ``(1, H, W)`` float32, mostly-empty slices dropped."""
+    import nibabel as nib
+
+    volume = np.asarray(nib.as_closest_canonical(nib.load(path)).get_fdata(dtype=np.float32))
+    volume = volume[..., None] if volume.ndim == 2 else volume
+    return axial_slices(scale_to_unit(volume, percentiles))
+
+
 @dataclass(frozen=True)
 class IXIT1Folder:
     """A folder of IXI T1 volumes (``IXI<nnn>-<site>-<id>-T1.nii.gz``), split by subject.
@@ -154,15 +166,12 @@ class IXIT1Folder:
         inferior-superior and the slices are axial whatever the acquisition plane (IXI T1
         volumes are stored sagittally).
         """
-        import nibabel as nib
-
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
         files = self.files()
         out = []
         for subject in split_subjects(list(files), self.fractions)[split]:
-            volume = np.asarray(nib.as_closest_canonical(nib.load(files[subject])).get_fdata(dtype=np.float32))
-            out.extend(axial_slices(scale_to_unit(volume, (0.0, 99.9))))
+            out.extend(canonical_axial_slices(files[subject]))
         return out
 
 
@@ -181,23 +190,15 @@ def nifti_slices(dataset_dir: str | os.PathLike, split: str, fractions: Sequence
     Raises:
         ValueError: not a folder, no NIfTI file, or an unknown ``split``.
     """
-    import nibabel as nib
-
     from medden.io.nifti import list_nifti_files
 
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
     files = list_nifti_files(dataset_dir)
-
-    def slices_of(path: Path) -> list[np.ndarray]:
-        volume = np.asarray(nib.as_closest_canonical(nib.load(path)).get_fdata(dtype=np.float32))
-        volume = volume[..., None] if volume.ndim == 2 else volume
-        return axial_slices(scale_to_unit(volume, percentiles))
-
     if len(files) >= 3:
-        chosen = set(split_subjects([f.name for f in files], (fractions[0], fractions[1], fractions[2]))[split])
-        return [s for f in files if f.name in chosen for s in slices_of(f)]
-    every = [s for f in files for s in slices_of(f)]
+        chosen = set(split_subjects([f.name for f in files], fractions)[split])
+        return [s for f in files if f.name in chosen for s in canonical_axial_slices(f, percentiles)]
+    every = [s for f in files for s in canonical_axial_slices(f, percentiles)]
     return [every[i] for i in slab_split(len(every), fractions)[split]]
 
 

@@ -125,7 +125,8 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
                      TensorBoardStatsHandler(log_dir=str(output_dir / "tensorboard"), output_transform=scalars_log)]
     if lr_scheduler is not None:
         handlers.append(LrScheduleHandler(lr_scheduler, print_lr=False))
-    for validator in ([evaluator] if evaluator is not None else []) + list(extra_evaluators):
+    validators = ([evaluator] if evaluator is not None else []) + list(extra_evaluators)
+    for validator in validators:
         handlers.append(ValidationHandler(validator=validator, interval=val_interval, epoch_level=True))
     trainer = SupervisedTrainer(
         device=torch.device(device), max_epochs=max_epochs, train_data_loader=train_loader, network=network,
@@ -135,7 +136,7 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
     )
     checkpoints = CheckpointHandler(output_dir, network, optimizer, VAL_PSNR if evaluator else None, lr_scheduler)
     checkpoints.attach(trainer, evaluator)
-    for validator in ([evaluator] if evaluator is not None else []) + list(extra_evaluators):
+    for validator in validators:
         trainer.add_event_handler(Events.COMPLETED, _validate_final_epoch, validator)
     for schedulable in _schedulable(loss_function):
         LossScheduleHandler(schedulable).attach(trainer)
