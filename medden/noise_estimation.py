@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medden.validation import check_channel_first, check_finite
+from medden.validation import check_channel_first, check_finite, check_int
 
 __all__ = [
     "AIR_THRESHOLD_IN_SIGMAS",
@@ -127,13 +127,6 @@ def _as_pair(noisy: Any, denoised: Any) -> tuple[np.ndarray, np.ndarray]:
     return noisy_a, denoised_a
 
 
-def _check_int(value: int, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} of type {type(value).__name__}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
-    return int(value)
-
 
 def _check_fraction(value: float, name: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -181,7 +174,7 @@ def estimate_noise_sigma(volume: Any, max_slices: int = 16) -> float:
     from skimage.restoration import estimate_sigma
 
     arr = _as_float_array(volume, "volume")
-    max_slices = _check_int(max_slices, "max_slices", 1)
+    max_slices = check_int(max_slices, "max_slices", 1)
     if arr.ndim == 3:
         arr = arr[..., None]
     picks = evenly_spaced(arr.shape[-1], max_slices)
@@ -258,7 +251,7 @@ def find_background(magnitude: Any, erode: int = 2) -> np.ndarray:
     from skimage.filters import threshold_otsu
 
     arr = _magnitude(magnitude)
-    erode = _check_int(erode, "erode", 0)
+    erode = check_int(erode, "erode", 0)
     image = arr.mean(axis=0)
     positive = image[image > 0]
     if positive.size == 0 or positive.min() == positive.max():
@@ -387,7 +380,7 @@ def residual_whiteness(noisy: Any, denoised: Any, max_lag: int = 3) -> float:
             everywhere (nothing was removed, so there is nothing to judge).
     """
     noisy_a, denoised_a = _as_pair(noisy, denoised)
-    max_lag = _check_int(max_lag, "max_lag", 1)
+    max_lag = check_int(max_lag, "max_lag", 1)
     if max_lag >= min(noisy_a.shape[1:3]):
         raise ValueError(f"max_lag must be below the in-plane size {noisy_a.shape[1:3]}, got {max_lag}.")
     residual = noisy_a - denoised_a

@@ -17,6 +17,7 @@ import torch
 __all__ = [
     "check_channel_first",
     "check_finite",
+    "check_int",
     "check_non_negative",
     "check_probability",
     "check_range",
@@ -80,6 +81,20 @@ def check_non_negative(img: Any, name: str = "img") -> None:
             f"{name} must be non-negative, got a minimum of {low:g}; rescale it to [0, 1] "
             "(e.g. monai.transforms.ScaleIntensity) before applying Poisson noise."
         )
+
+
+def check_int(value: int, name: str, minimum: int = 1, hint: str = "") -> int:
+    """Return ``value`` as ``int`` if it is an integer ``>= minimum`` (bools and floats are refused).
+
+    Raises:
+        TypeError: not an integer.
+        ValueError: below ``minimum``; the message names ``name``, the value and ``hint``.
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} of type {type(value).__name__}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}" + (f"; {hint}." if hint else "."))
+    return int(value)
 
 
 def check_probability(value: float, name: str) -> float:

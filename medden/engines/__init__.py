@@ -10,7 +10,7 @@ from medden.engines.distributed import (
     wrap_ddp,
 )
 from medden.engines.handlers import CheckpointHandler, LossScheduleHandler, resume_training, save_metrics
-from medden.engines.steps import make_prepare_batch, make_train_step, make_vae_direct_step
+from medden.engines.steps import make_noise_map_step, make_prepare_batch, make_train_step, make_vae_direct_step
 from medden.engines.workflows import VAL_PSNR, VAL_SSIM, build_evaluator, build_trainer
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "is_distributed",
     "is_main_process",
     "make_loader",
+    "make_noise_map_step",
     "make_prepare_batch",
     "make_train_step",
     "make_vae_direct_step",

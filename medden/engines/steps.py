@@ -10,7 +10,7 @@ from monai.utils import CommonKeys
 
 from medden.keys import Keys
 
-__all__ = ["make_prepare_batch", "make_train_step", "make_vae_direct_step"]
+__all__ = ["make_noise_map_step", "make_prepare_batch", "make_train_step", "make_vae_direct_step"]
 
 
 def _to(value: Any, engine) -> Any:
@@ -45,11 +45,15 @@ def make_train_step(input_key: str = Keys.INPUT, target_key: str = Keys.TARGET,
             preds = engine.inferer(inputs, engine.network)
             return {CommonKeys.PRED: preds, CommonKeys.LOSS: engine.loss_function(preds, targets, mask, **extra)}
 
-        out = _optimise(engine, losses)
-        return {CommonKeys.IMAGE: inputs, CommonKeys.LABEL: targets, CommonKeys.PRED: out[CommonKeys.PRED],
-                CommonKeys.LOSS: out[CommonKeys.LOSS].detach()}
+        return _step_output(inputs, targets, _optimise(engine, losses))
 
     return step
+
+
+def _step_output(inputs: torch.Tensor, targets: torch.Tensor, out: dict) -> dict:
+    """What a supervised step returns: MONAI's ``image``, ``label``, ``pred`` and a detached ``loss``."""
+    return {CommonKeys.IMAGE: inputs, CommonKeys.LABEL: targets, CommonKeys.PRED: out[CommonKeys.PRED],
+            CommonKeys.LOSS: out[CommonKeys.LOSS].detach()}
 
 
 def _optimise(engine, losses: Callable[[], dict]) -> dict:
@@ -89,6 +93,35 @@ def make_vae_direct_step(stage: str = "cotrain", input_key: str = Keys.INPUT) ->
         inputs = _to(batch[input_key], engine)
         out = _optimise(engine, lambda: engine.network(inputs, stage=stage))
         return {CommonKeys.IMAGE: inputs, **{key: value.detach() for key, value in out.items()}}
+
+    return step
+
+
+def make_noise_map_step(input_key: str = Keys.INPUT, target_key: str = Keys.TARGET, window: int = 7) -> Callable:
+    """Build the supervised ``iteration_update`` for a network that also estimates a noise map
+    (:class:`~medden.networks.CBDNet`: ``network(x, return_noise_map=True)``).
+
+    The loss is called as ``loss(pred, clean, None, noise_map=estimate, true_noise_map=truth)``
+    (:class:`~medden.losses.CBDNetLoss`), the truth being the local RMS of the known noise
+    ``input - target`` over ``window`` x ``window`` pixels
+    (:func:`~medden.losses.local_noise_level`), so any noise, even real noisy/clean pairs,
+    gives the estimator a target.
+
+    Returns:
+        ``step(engine, batch) -> dict`` with MONAI's ``image``, ``label``, ``pred`` and ``loss``.
+    """
+    from medden.losses import local_noise_level
+
+    def step(engine, batch: dict) -> dict:
+        inputs, targets = _to(batch[input_key], engine), _to(batch[target_key], engine)
+        true_map = local_noise_level(inputs, targets, window)
+
+        def losses() -> dict:
+            preds, noise_map = engine.inferer(inputs, engine.network, return_noise_map=True)
+            loss = engine.loss_function(preds, targets, None, noise_map=noise_map, true_noise_map=true_map)
+            return {CommonKeys.PRED: preds, CommonKeys.LOSS: loss}
+
+        return _step_output(inputs, targets, _optimise(engine, losses))
 
     return step
 

@@ -17,7 +17,10 @@ The inferers subclass ``monai.inferers.Inferer``; each network evaluation goes t
 ``(B, C, H, W)`` or ``(B, C, H, W, D)`` floating tensors (see :mod:`medden`).
 """
 
-from medden.inference.noisier2noise import Noisier2NoiseInferer, noisier2noise_correction
+from medden.inference.noisier2noise import (
+    Noisier2NoiseInferer,
+    noisier2noise_correction,
+)
 from medden.inference.posterior import (
     PosteriorMeanInferer,
     PosteriorStatistics,
@@ -26,9 +29,18 @@ from medden.inference.posterior import (
     denoise_nifti_with_uncertainty,
     posterior_statistics,
 )
-from medden.inference.refinement import RefinementInferer, iterative_refinement, keep_observed_pixels, refinement_path
+from medden.inference.refinement import (
+    RefinementInferer,
+    iterative_refinement,
+    keep_observed_pixels,
+    refinement_path,
+)
 from medden.inference.tuning import TUNING_METRICS, RefinementChoice, tune_refinement
-from medden.inference.volumes import denoise_image, denoise_nifti_folder, list_nifti_files
+from medden.inference.volumes import (
+    denoise_image,
+    denoise_nifti_folder,
+    list_nifti_files,
+)
 
 __all__ = [
     "iterative_refinement",

@@ -28,14 +28,6 @@ def check_eta(eta: float) -> float:
     return value
 
 
-def check_count(value: int, name: str, minimum: int) -> int:
-    """Return ``value`` if it is an int >= ``minimum`` (bools are refused)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int >= {minimum}, got {value!r} of type {type(value).__name__}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}.")
-    return int(value)
-
 
 def check_batch(img: Any, name: str) -> torch.Tensor:
     """Check ``img`` is a finite floating tensor ``(B, C, H, W)`` or ``(B, C, H, W, D)``."""

@@ -31,8 +31,13 @@ from monai.config import NdarrayOrTensor
 from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
-from medden.inference._checks import check_batch, check_count, check_network, evaluate, resolve_inferer
-from medden.validation import check_positive
+from medden.inference._checks import (
+    check_batch,
+    check_network,
+    evaluate,
+    resolve_inferer,
+)
+from medden.validation import check_int, check_positive
 
 __all__ = ["noisier2noise_correction", "Noisier2NoiseInferer"]
 
@@ -117,7 +122,7 @@ class Noisier2NoiseInferer(Inferer):
         if recorruption is not None:
             check_network(recorruption, "recorruption")
         self.recorruption = recorruption
-        self.n_samples = check_count(n_samples, "n_samples", 1)
+        self.n_samples = check_int(n_samples, "n_samples", 1)
         if recorruption is None and self.n_samples > 1:
             raise ValueError(
                 f"n_samples={n_samples} needs a recorruption to draw different inputs from; "

@@ -35,11 +35,12 @@ from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type
 from torch import nn
 
-from medden.inference._checks import check_batch, check_count, evaluate, resolve_inferer
+from medden.inference._checks import check_batch, evaluate, resolve_inferer
 from medden.inference.volumes import map_nifti_file, nifti_stem, to_unit_range
 from medden.io._files import separate_output_dir
 from medden.io.nifti import NIFTI_SUFFIXES, list_nifti_files
 from medden.networks.ladder_vae import LadderVAE
+from medden.validation import check_int
 
 __all__ = [
     "POSTERIOR_STATISTICS",
@@ -161,8 +162,8 @@ def posterior_statistics(vae: nn.Module, x: torch.Tensor, n_samples: int, chunk:
             not an int.
         ValueError: ``n_samples`` or ``chunk`` < 1, ``x`` not ``(B, C, H, W)`` or not finite.
     """
-    n_samples = check_count(n_samples, "n_samples", 1)
-    chunk = check_count(chunk, "chunk", 1)
+    n_samples = check_int(n_samples, "n_samples", 1)
+    chunk = check_int(chunk, "chunk", 1)
     model = resolve_vae(vae)
     check_batch(x, "x")
     if x.ndim != 4:
@@ -201,15 +202,15 @@ class PosteriorMeanInferer(Inferer):
 
     def __init__(self, n_samples: int, statistic: str = "mean", base_inferer: Inferer | None = None,
                  chunk: int = DEFAULT_CHUNK, seed: int | None = None) -> None:
-        self.n_samples = check_count(n_samples, "n_samples", 1)
+        self.n_samples = check_int(n_samples, "n_samples", 1)
         self.statistic = _check_statistic(statistic)
-        self.chunk = check_count(chunk, "chunk", 1)
+        self.chunk = check_int(chunk, "chunk", 1)
         self.base_inferer = resolve_inferer(base_inferer)
         self.set_random_state(seed)
 
     def set_random_state(self, seed: int | None = None) -> PosteriorMeanInferer:
         """Restart the latent draws from ``seed`` (None: a fresh random seed); return ``self``."""
-        self.seed = torch.Generator().seed() if seed is None else check_count(seed, "seed", 0)
+        self.seed = torch.Generator().seed() if seed is None else check_int(seed, "seed", 0)
         self._generators: dict[torch.device, torch.Generator] = {}
         return self
 
@@ -271,7 +272,7 @@ def denoise_image_with_uncertainty(image: NdarrayOrTensor, vae: nn.Module, n_sam
         ``denoised`` in the image's units, ``std`` >= 0 in the same units (a spread, so
         scaled but not offset).
     """
-    n_samples = check_count(n_samples, "n_samples", 1)
+    n_samples = check_int(n_samples, "n_samples", 1)
     median = _check_statistic(statistic) == "median"
     model = resolve_vae(vae)
     unit, low, scale = to_unit_range(image, percentiles, smoothing)
@@ -318,7 +319,7 @@ def denoise_nifti_with_uncertainty(path: str | os.PathLike, out_path: str | os.P
     path, out_path, std_path = Path(path), Path(out_path), _std_path(out_path)
     if path.resolve() in (out_path.resolve(), std_path.resolve()):
         raise ValueError(f"out_path {str(out_path)!r} would overwrite the input {str(path)!r}; choose another path.")
-    n_samples = check_count(n_samples, "n_samples", 1)
+    n_samples = check_int(n_samples, "n_samples", 1)
     _check_statistic(statistic)
     resolve_vae(vae)
     map_nifti_file(path, [out_path, std_path], lambda volume: denoise_image_with_uncertainty(

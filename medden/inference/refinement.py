@@ -18,7 +18,14 @@ from typing import Any
 import torch
 from monai.inferers import Inferer
 
-from medden.inference._checks import check_batch, check_count, check_eta, check_network, evaluate, resolve_inferer
+from medden.inference._checks import (
+    check_batch,
+    check_eta,
+    check_network,
+    evaluate,
+    resolve_inferer,
+)
+from medden.validation import check_int
 
 __all__ = ["iterative_refinement", "keep_observed_pixels", "refinement_path", "RefinementInferer"]
 
@@ -49,7 +56,7 @@ def refinement_path(
     """
     check_network(network)
     check_batch(image, "image")
-    return _iterate(network, image, check_eta(eta), check_count(steps, "steps", 0))
+    return _iterate(network, image, check_eta(eta), check_int(steps, "steps", 0))
 
 
 def _iterate(network: Callable, x: torch.Tensor, eta: float, steps: int) -> Iterator[torch.Tensor]:
@@ -138,7 +145,7 @@ class RefinementInferer(Inferer):
                  keep_observed: bool = False) -> None:
         self.eta = check_eta(eta)
         self.keep_observed = bool(keep_observed)
-        self.steps = check_count(steps, "steps", 0)
+        self.steps = check_int(steps, "steps", 0)
         self.base_inferer = resolve_inferer(base_inferer)
 
     def __call__(self, inputs: torch.Tensor, network: Callable, *args: Any, **kwargs: Any) -> torch.Tensor:

@@ -17,11 +17,17 @@ from typing import Any
 import torch
 from monai.inferers import Inferer
 
-from medden.inference._checks import check_batch, check_count, check_eta, check_network, evaluate, resolve_inferer
+from medden.inference._checks import (
+    check_batch,
+    check_eta,
+    check_network,
+    evaluate,
+    resolve_inferer,
+)
 from medden.inference.refinement import refinement_path
 from medden.keys import Keys
 from medden.metrics import psnr, ssim
-from medden.validation import check_positive, lookup_by_name
+from medden.validation import check_int, check_positive, lookup_by_name
 
 __all__ = ["RefinementChoice", "tune_refinement", "TUNING_METRICS"]
 
@@ -108,7 +114,7 @@ def tune_refinement(
     """
     check_network(network)
     etas = _check_etas(etas)
-    max_steps = check_count(max_steps, "max_steps", 1)
+    max_steps = check_int(max_steps, "max_steps", 1)
     data_range = check_positive(data_range, "data_range")
     score_fn = lookup_by_name(TUNING_METRICS, metric, "metric")
     inferer = resolve_inferer(base_inferer)

@@ -42,6 +42,7 @@ keeps the ``(pred, target, mask)`` order but takes k-space targets; see its docs
 
 from medden.losses.composite import WeightedSumLoss, mse_plus_perceptual
 from medden.losses.fourier import FOURIER_RESTRICTIONS, FourierDomainLoss
+from medden.losses.noise_map import AsymmetricNoiseLoss, CBDNetLoss, local_noise_level, total_variation
 from medden.losses.perceptual import VGG16_LAYERS, PerceptualLoss
 from medden.losses.pixelwise import (
     AnnealedL0Loss,
@@ -65,6 +66,10 @@ __all__ = [
     "mse_plus_perceptual",
     "FOURIER_RESTRICTIONS",
     "FourierDomainLoss",
+    "AsymmetricNoiseLoss",
+    "CBDNetLoss",
+    "local_noise_level",
+    "total_variation",
     "NOISE2NOISE_LOSSES",
     "noise2noise_loss",
     "noise2noise_uses_mask",

@@ -1,6 +1,9 @@
 """Networks: thin additions to ``monai.networks`` (reuse MONAI's U-Nets where they fit)."""
 
+from medden.networks.autoencoder import ConvAutoencoder
+from medden.networks.cbdnet import CBDNet
 from medden.networks.direct_denoiser import DirectDenoiser
+from medden.networks.dncnn import DnCNN
 from medden.networks.general import GENERAL_CHANNELS, FastResUNet, general_denoiser_net
 from medden.networks.kspace import KspaceDenoiser
 from medden.networks.ladder_vae import LadderVAE, VAEKeys, gaussian_kl
@@ -15,9 +18,13 @@ from medden.networks.noise_models import (
     estimate_poisson_gaussian,
     noise_model_template,
 )
+from medden.networks.padding import PadToMultiple
+from medden.networks.pridnet import PRIDNet
 from medden.networks.residual import ResidualDenoiser
+from medden.networks.ridnet import RIDNet
 from medden.networks.stabilized import VarianceStabilized
 from medden.networks.vae_direct import DIRECT_LOSSES, STAGES, PairingError, VAEDirectDenoiser, check_pairing, load_teacher_vae
+from medden.networks.zoo import DENOISER_NETWORKS, count_parameters, denoiser_network, model_size_bytes
 
 __all__ = [
     "DIRECT_LOSSES",
@@ -45,4 +52,14 @@ __all__ = [
     "load_teacher_vae",
     "noise_model_template",
     "general_denoiser_net",
+    "CBDNet",
+    "ConvAutoencoder",
+    "DENOISER_NETWORKS",
+    "DnCNN",
+    "PRIDNet",
+    "PadToMultiple",
+    "RIDNet",
+    "count_parameters",
+    "denoiser_network",
+    "model_size_bytes",
 ]

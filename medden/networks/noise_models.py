@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Normal
 
-from medden.validation import check_finite, check_positive, lookup_by_name
+from medden.validation import check_finite, check_int, check_positive, lookup_by_name
 
 __all__ = [
     "NOISE_MODELS",
@@ -66,13 +66,6 @@ def _check_pair(observed: torch.Tensor, signal: torch.Tensor, names: tuple[str, 
             f"{tuple(signal.shape)}; pass one signal value per observed pixel."
         )
 
-
-def _check_int(value: int, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-    return value
 
 
 def _generator_for(tensor: torch.Tensor, generator: torch.Generator | None) -> torch.Generator:
@@ -307,7 +300,7 @@ def estimate_poisson_gaussian(
         ``(gain, read_sigma)`` as Python floats >= 0: variance per unit signal and a standard
         deviation in intensity units.
     """
-    n_bins = _check_int(n_bins, "n_bins", 2)
+    n_bins = check_int(n_bins, "n_bins", 2)
     if clean is not None:
         _check_pair(noisy, clean, ("noisy", "clean"))
         signal = clean.detach().reshape(-1).double()
@@ -364,8 +357,8 @@ class GaussianMixtureNoiseModel(NoiseModel):
         min_sigma: float = 1e-3,
     ) -> None:
         super().__init__()
-        k = _check_int(n_gaussians, "n_gaussians", 1)
-        _check_int(n_coeffs, "n_coeffs", 1)
+        k = check_int(n_gaussians, "n_gaussians", 1)
+        check_int(n_coeffs, "n_coeffs", 1)
         low, high = float(min_signal), float(max_signal)
         if not (math.isfinite(low) and math.isfinite(high)):
             raise ValueError(f"min_signal and max_signal must be finite, got {min_signal!r} and {max_signal!r}.")
@@ -455,7 +448,7 @@ class GaussianMixtureNoiseModel(NoiseModel):
             nats per pixel).
         """
         _check_pair(observed, signal)
-        steps, batch_size = _check_int(steps, "steps", 1), _check_int(batch_size, "batch_size", 1)
+        steps, batch_size = check_int(steps, "steps", 1), check_int(batch_size, "batch_size", 1)
         optimizer = torch.optim.Adam([self.weight], lr=check_positive(lr, "lr"))
         schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
         signal, observed = signal.detach().reshape(-1), observed.detach().reshape(-1)
@@ -542,7 +535,7 @@ class GaussianMixtureNoiseModel(NoiseModel):
 
 def _blind_spot_mean(images: torch.Tensor, window: int) -> torch.Tensor:
     """Mean of each pixel's ``window x window`` neighbours, the pixel itself excluded (reflect padding)."""
-    window = _check_int(window, "window", 3)
+    window = check_int(window, "window", 3)
     if window % 2 == 0:
         raise ValueError(f"window must be odd, got {window}.")
     if images.ndim != 4 or min(images.shape[-2:]) <= window // 2:
