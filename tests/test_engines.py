@@ -142,7 +142,8 @@ def test_resuming_a_finished_run_asks_for_more_epochs(tmp_path):
 
 @pytest.mark.parametrize("name, level", [("gaussian", (0.05, 0.1)), ("poisson", (20.0, 40.0)), ("bernoulli", (0.6, 0.9)),
                                          ("impulse", (0.05, 0.1)), ("text", (0.05, 0.1)),
-                                         ("poisson_gaussian", (20.0, 40.0)), ("rician", (0.05, 0.1))])
+                                         ("poisson_gaussian", (20.0, 40.0)), ("rician", (0.05, 0.1)),
+                                         ("kspace", (0.05, 0.1))])
 def test_recorruption_training_step_runs_for_every_corruption(name, level):
     from medden.data.datasets import CorruptedImageDataset
     from medden.transforms import CORRUPTIONS, make_corruption
@@ -151,8 +152,9 @@ def test_recorruption_training_step_runs_for_every_corruption(name, level):
 
     keyword = {"gaussian": "sigma_range", "poisson": "peak_range", "bernoulli": "keep_prob_range",
                "impulse": "replace_prob_range", "text": "coverage_range", "poisson_gaussian": "peak_range",
-               "rician": "sigma_range"}[name]
-    assert set(CORRUPTIONS) == {"gaussian", "poisson", "bernoulli", "impulse", "text", "poisson_gaussian", "rician"}
+               "rician": "sigma_range", "kspace": "edge_probability_range"}[name]
+    assert set(CORRUPTIONS) == {"gaussian", "poisson", "bernoulli", "impulse", "text", "poisson_gaussian", "rician",
+                                "kspace"}
     dataset = CorruptedImageDataset(smooth_images(4), noise=make_corruption(name, **{keyword: level}),
                                     recorruption=make_corruption(name, **{keyword: level}))
     batch = next(iter(DataLoader(dataset, batch_size=4)))

@@ -185,3 +185,32 @@ def test_metatensor_meta_survives_undersampling():
 def test_bad_input_raises_clear_errors(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_kspace_noise_is_the_real_zero_filled_reconstruction_of_its_pattern():
+    from medden.transforms import NoisyPair, RandKspaceNoise, make_corruption
+
+    img = _image((1, 48, 40), seed=3)
+    noise = make_corruption("kspace", edge_probability_range=0.05).set_random_state(5)
+    assert isinstance(noise, RandKspaceNoise)
+    noisy, mask = noise.corrupt(img)
+    assert mask is None and noisy.shape == img.shape and noisy.dtype == np.float32
+    pattern = noise.field
+    assert 0.05 < pattern.mask.mean() < 0.6  # an undersampling, not everything or nothing
+    expected = reconstruct(apply_pattern(image_to_kspace(torch.as_tensor(img)), pattern, compensate=True), "real")
+    np.testing.assert_allclose(noisy, as_numpy(expected), atol=1e-6)
+    # seeded: the same draw again; a second draw is a new pattern
+    again, _ = make_corruption("kspace", edge_probability_range=0.05).set_random_state(5).corrupt(img)
+    np.testing.assert_array_equal(noisy, again)
+    assert not np.array_equal(noise.corrupt(img)[0], noisy)
+    # a supervised pair keeps the clean image as target
+    noisy_input, target, _, _ = NoisyPair(noise, mode="n2c").set_random_state(1)(img)
+    np.testing.assert_array_equal(as_numpy(target), img)
+    assert not np.allclose(as_numpy(noisy_input), img)
+
+
+def test_kspace_noise_refuses_a_zero_edge_probability():
+    from medden.transforms import RandKspaceNoise
+
+    with pytest.raises(ValueError, match="edge_probability_range must be > 0"):
+        RandKspaceNoise(0.0)

@@ -10,6 +10,8 @@ trailing (real, imaginary) axis, ``(C, H, W[, D], 2)``; k-space is centred and o
 * :class:`RandKspaceUndersample` — image in, :class:`Undersampled` (measured k-space, mask,
   zero-filled image) out; :class:`RandKspacePair` makes two independent undersamplings of
   one image for Noise2Noise (or a fully sampled target for clean-target training).
+* :class:`RandKspaceNoise` — undersampling as an image-domain corruption (image in, zero-filled
+  image out), so the corruption-generic pipelines (pairs, benchmarks) can use it by name.
 
 The measured k-space holds the raw samples, as a scanner delivers them; density
 compensation (dividing by the sampling probability, the Noise2Noise paper's unbiased
@@ -30,7 +32,8 @@ from monai.transforms import MapTransform, Randomizable, Transform
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
 from medden.keys import Keys
-from medden.transforms.kspace_masks import KspaceMaskFunc, SamplingPattern, make_kspace_mask
+from medden.transforms.corruption import RandCorruption
+from medden.transforms.kspace_masks import KspaceMaskFunc, RadialBernoulliMask, SamplingPattern, make_kspace_mask
 from medden.validation import check_channel_first, check_finite
 
 __all__ = [
@@ -41,6 +44,7 @@ __all__ = [
     "reconstruct",
     "RandKspaceUndersample",
     "RandKspacePair",
+    "RandKspaceNoise",
     "RandKspaceUndersampled", "RandKspaceUndersampleD", "RandKspaceUndersampleDict",
     "RandKspacePaird", "RandKspacePairD", "RandKspacePairDict",
 ]
@@ -187,6 +191,47 @@ class RandKspaceUndersample(Randomizable, Transform):
         image = reconstruct(apply_pattern(full, self.pattern, compensate=True), self.output)
         mask = torch.broadcast_to(torch.as_tensor(self.pattern.mask), spatial)[None].clone()
         return Undersampled(*(convert_to_dst_type(x, img, dtype=x.dtype)[0] for x in (kspace, mask, image)))
+
+
+class RandKspaceNoise(RandCorruption):
+    """Radial variable-density undersampling of a real image, as an image-domain corruption.
+
+    ``y = Re(IFFT(M * FFT(x) / m))``: the zero-filled, density-compensated reconstruction of
+    a :class:`~medden.transforms.kspace_masks.RadialBernoulliMask` acquisition (Hermitian
+    symmetric, so the reconstruction of a real image is real; the "real" output of
+    :func:`reconstruct`). The level is the mask's ``edge_probability``: 0.025 keeps about 10%
+    of a 256 x 256 k-space (the Noise2Noise MRI protocol). Each draw makes a new pattern from
+    the instance's own generator. The artefacts are aliasing, not independent pixel noise,
+    and the output can be negative.
+
+    Args:
+        edge_probability_range: ``(low, high)`` keep probability at the k-space edge, in
+            (0, 1], or one number.
+        prob: probability of applying.
+
+    Example:
+        >>> import numpy as np
+        >>> noise = RandKspaceNoise(0.025).set_random_state(0)
+        >>> noise(np.ones((1, 64, 64), np.float32)).shape
+        (1, 64, 64)
+    """
+
+    level_name = "edge_probability"
+    level_bounds = (0.0, 1.0)
+
+    def __init__(self, edge_probability_range: tuple[float, float] | float = 0.025, prob: float = 1.0) -> None:
+        super().__init__(edge_probability_range, prob)
+        if self.level_range[0] <= 0:
+            raise ValueError(f"edge_probability_range must be > 0, got {edge_probability_range!r}; "
+                             "0.025 keeps about 10% of k-space.")
+
+    def _draw_field(self, img: torch.Tensor, level: float) -> SamplingPattern:
+        mask = RadialBernoulliMask(level, density_compensation=True)
+        mask.set_random_state(state=self.R)
+        return mask(tuple(img.shape[1:]))
+
+    def _corrupt(self, img, level, field):
+        return reconstruct(apply_pattern(image_to_kspace(img), field, compensate=True), "real"), None
 
 
 class RandKspacePair(RandKspaceUndersample):

@@ -11,6 +11,7 @@ from medden.transforms.corruption import (
     RandPoissonNoise,
     RandRicianSigmaNoise,
 )
+from medden.transforms.kspace import RandKspaceNoise
 from medden.transforms.text_overlay import RandTextOverlay
 from medden.validation import lookup_by_name
 
@@ -24,6 +25,7 @@ CORRUPTIONS: dict[str, type[RandCorruption]] = {
     "poisson_gaussian": RandPoissonGaussianNoise,
     "rician": RandRicianSigmaNoise,
     "text": RandTextOverlay,
+    "kspace": RandKspaceNoise,
 }
 
 
