@@ -224,3 +224,16 @@ def test_l1_wavelet_recon_refuses_bad_input():
         l1_wavelet_recon(complex_kspace, mask, lamda=-1.0)
     with pytest.raises(ValueError, match="max_iter"):
         l1_wavelet_recon(complex_kspace, mask, max_iter=0)
+
+
+def test_missing_optional_packages_are_named_with_the_install_command(monkeypatch):
+    import sys
+
+    from medden.anchors import BM3DDenoiser, RicianNLMDenoiser
+
+    monkeypatch.setitem(sys.modules, "bm3d", None)
+    monkeypatch.setitem(sys.modules, "dipy.denoise.nlmeans", None)
+    with pytest.raises(ModuleNotFoundError, match=r"BM3D needs bm3d: pip install 'medden\[bench\]'"):
+        BM3DDenoiser()
+    with pytest.raises(ModuleNotFoundError, match="RicianNLMDenoiser needs dipy: pip install dipy"):
+        RicianNLMDenoiser(sigma=0.1)(np.zeros((1, 16, 16), np.float32))

@@ -46,12 +46,18 @@ class NLMDenoiser(ClassicalDenoiser):
                                 fast_mode=True, channel_axis=-1 if plane.ndim == 3 else None)
 
 
-def _import_bm3d():
+def _optional_module(name: str, needed_by: str, install: str):
+    """Import ``name`` or raise a ModuleNotFoundError that says how to install it."""
+    import importlib
+
     try:
-        import bm3d
+        return importlib.import_module(name)
     except ImportError as err:
-        raise ModuleNotFoundError("BM3D needs the bm3d package: pip install 'medden[bench]'") from err
-    return bm3d
+        raise ModuleNotFoundError(f"{needed_by} needs {name.split('.')[0]}: {install}") from err
+
+
+def _import_bm3d():
+    return _optional_module("bm3d", "BM3D", "pip install 'medden[bench]'")
 
 
 class BM3DDenoiser(ClassicalDenoiser):
@@ -103,11 +109,7 @@ class TVDenoiser(ClassicalDenoiser):
 
 
 def _import_nlmeans():
-    try:
-        from dipy.denoise.nlmeans import nlmeans
-    except ImportError as err:
-        raise ModuleNotFoundError("RicianNLMDenoiser needs dipy: pip install dipy (or 'medden[samples]')") from err
-    return nlmeans
+    return _optional_module("dipy.denoise.nlmeans", "RicianNLMDenoiser", "pip install dipy (or 'medden[samples]')").nlmeans
 
 
 class RicianNLMDenoiser(ClassicalDenoiser):

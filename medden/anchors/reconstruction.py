@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medden.validation import check_finite, check_positive
+from medden.validation import check_finite, check_int, check_positive
 
 __all__ = ["l1_wavelet_recon"]
 
@@ -61,10 +61,7 @@ def l1_wavelet_recon(kspace: np.ndarray, mask: np.ndarray, lamda: float | None =
     from sigpy.mri.app import L1WaveletRecon
 
     kspace, mask = _check_kspace(kspace, mask)
-    if isinstance(max_iter, bool) or not isinstance(max_iter, (int, np.integer)):
-        raise TypeError(f"max_iter must be an int, got {max_iter!r}.")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}; use 100 or more for a converged result.")
+    max_iter = check_int(max_iter, "max_iter", 1, "use 100 or more for a converged result")
     measured = kspace * mask
     peak = float(np.abs(sp.ifft(measured, center=True, norm="ortho")).max())
     lamda = L1_LAMDA_PER_PEAK * peak if lamda is None else check_positive(lamda, "lamda")
