@@ -54,6 +54,7 @@ MANIFEST = "medden_manifest.json"
 REPORT = "medden_report.json"
 PERCENTILES_KEY = "intensity_percentiles"
 SMOOTHING_KEY = "intensity_smoothing"
+CHANNELS_KEY = "image_channels"
 BUNDLE_CONFIG = Path("configs") / "inference.json"
 # atomic_write's temporary files: "." + stem + "." + 8 random characters (tempfile.mkstemp) + ".tmp" + suffixes
 _TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(\..+)?")
@@ -67,6 +68,8 @@ class LoadedBundle:
     ``percentiles`` are the intensity percentiles that :func:`~medden.inference.denoise_image`
     maps to [0, 1] for this network (the bundle's ``intensity_percentiles``), measured after a
     ``smoothing`` x ``smoothing`` box mean (``intensity_smoothing``; 0 = on the image itself).
+    ``image_channels`` is how many channels one image has for the network (the bundle's
+    ``image_channels``; 1 = grey, 3 = RGB).
     """
 
     name: str
@@ -75,6 +78,7 @@ class LoadedBundle:
     parameters: dict[str, Any]
     percentiles: tuple[float, float] = (0.0, 100.0)
     smoothing: int = 0
+    image_channels: int = 1
 
 
 def shipped_bundles_dir() -> Path:
@@ -121,7 +125,7 @@ def resolve_bundle(name_or_dir: str | os.PathLike) -> Path:
 
 
 def load_bundle(bundle_dir: str | os.PathLike, device: str | torch.device | None = None,
-                batch_size: int | None = None) -> LoadedBundle:
+                batch_size: int | None = None, overrides: dict[str, Any] | None = None) -> LoadedBundle:
     """Load a bundle's ``configs/inference.json`` ``network`` and ``inferer``.
 
     The config is evaluated with ``bundle_root`` set to the bundle folder (so its
@@ -132,6 +136,8 @@ def load_bundle(bundle_dir: str | os.PathLike, device: str | torch.device | None
         device: where the network runs; default: the bundle's own choice.
         batch_size: slices or windows per network call, set as the ``sw_batch_size`` of
             the inferer and of every ``base_inferer`` it wraps; default: the bundle's.
+        overrides: further config ids and values, e.g. ``{"model_path": "other.pt",
+            "noise": "poisson"}`` (as ``--key value`` on the bundle command line).
 
     Raises:
         FileNotFoundError: no such bundle (see :func:`resolve_bundle`).
@@ -149,6 +155,8 @@ def load_bundle(bundle_dir: str | os.PathLike, device: str | torch.device | None
     parser["bundle_root"] = str(root)
     if device is not None:
         parser["device"] = f"$torch.device('{torch.device(device)}')"
+    for key, value in (overrides or {}).items():
+        parser[key] = value
     network = parser.get_parsed_content("network").eval()
     inferer = parser.get_parsed_content("inferer")
     if batch_size is not None:
@@ -166,9 +174,13 @@ def load_bundle(bundle_dir: str | os.PathLike, device: str | torch.device | None
                          f"got {smoothing!r}.")
     if smoothing:
         parameters[SMOOTHING_KEY] = smoothing
+    image_channels = parser.get_parsed_content(CHANNELS_KEY) if CHANNELS_KEY in parser else 1
+    if isinstance(image_channels, bool) or not isinstance(image_channels, int) or image_channels < 1:
+        raise ValueError(f"{CHANNELS_KEY} in {str(root / BUNDLE_CONFIG)!r} must be a whole number >= 1 (1 grey, "
+                         f"3 RGB); got {image_channels!r}.")
     name = f"{root.resolve().name} {meta.get('version', '')}".strip()
     return LoadedBundle(name=name, network=network, inferer=inferer, parameters=parameters, percentiles=percentiles,
-                        smoothing=smoothing)
+                        smoothing=smoothing, image_channels=image_channels)
 
 
 def bundle_network(bundle_dir: str | os.PathLike, weights: str | os.PathLike) -> torch.nn.Module:
