@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medden.benchmarking import contact_sheet, image_scores, timed_outputs, train_bundle
+from medden.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
 from medden.io import publish_model
 from medden.io._files import atomic_write
 from medden.transforms import RandPoissonGaussianNoise

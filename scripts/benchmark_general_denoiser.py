@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medden.benchmarking import contact_sheet, image_scores
+from medden.benchmark.helpers import contact_sheet, image_scores
 
 RESULTS = Path("docs/results")
 NOISES = {

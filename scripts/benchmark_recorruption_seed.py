@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medden.benchmarking import contact_sheet, image_scores, timed_outputs, train_bundle
+from medden.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
 from medden.denoise import bundle_network
 from medden.io import publish_model
 

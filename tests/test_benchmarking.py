@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from medden.benchmarking import contact_sheet, image_scores, timed_outputs, train_bundle
+from medden.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
 
 JSRT = Path(__file__).resolve().parents[1] / "bundles" / "recorruption_jsrt_poisson"
 TINY = {"channels": [4, 8], "max_epochs": 1, "batch_size": 2, "val_interval": 1, "repeats_per_epoch": 4,

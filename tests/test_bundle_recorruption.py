@@ -7,10 +7,9 @@ from pathlib import Path
 
 import nibabel as nib
 import numpy as np
-import pytest
 import torch
 
-from helpers import assert_standard_bundle, check_bundle_tooling, run_bundle, run_bundle_training_under_torchrun
+from helpers import assert_standard_bundle, check_bundle_tooling, run_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "recorruption_ixi_bernoulli"
@@ -55,11 +54,6 @@ def test_inference_config_denoises_a_nifti_folder_keeping_the_affine(tmp_path):
     assert (denoised == 0).mean() < 0.5 * (noisy == 0).mean()  # the holes were filled
     observed = noisy != 0
     np.testing.assert_allclose(denoised[observed], noisy[observed], rtol=1e-5, atol=1e-6)  # observed pixels kept
-
-
-def test_multi_gpu_config_runs_under_torchrun_on_two_cpu_processes(tmp_path):
-    run_bundle_training_under_torchrun(BUNDLE, tmp_path, "--max_epochs", "1", "--repeats_per_epoch", "1",
-                                       "--network_def#channels", TINY_NET)
 
 
 def test_monai_bundle_tooling_accepts_the_bundle(tmp_path):

@@ -86,9 +86,3 @@ def test_evaluate_and_inference_configs_run_with_the_shipped_model(bundle, initi
                if bundle == CAMELYON else
                "$medden.data.jsrt.write_noisy_chest(@input_dir + '/chest.nii.gz', medden.transforms.RandPoissonNoise(@peak))")
     assert len(list((tmp_path / "out").iterdir())) == len(list(demo.iterdir())) > 0
-
-
-def test_multi_gpu_config_runs_under_torchrun_on_two_cpu_processes(tmp_path):
-    from helpers import run_bundle_training_under_torchrun
-
-    run_bundle_training_under_torchrun(JSRT, tmp_path, *TINY, "--perceptual_weight", "0", "--repeats_per_epoch", "4")

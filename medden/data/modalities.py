@@ -32,7 +32,9 @@ __all__ = [
     "MODALITIES",
     "ROBUST_PERCENTILES",
     "ModalityImage",
+    "BENCHMARK_MODALITIES",
     "balanced_items",
+    "benchmark_images",
     "general_images",
     "general_test_images",
     "sample_plane",
@@ -171,6 +173,34 @@ def general_test_images(brain_slices: int = 3) -> list[ModalityImage]:
     histology = _histology()
     right_half = histology[:, histology.shape[1] // 2 :]
     images.append(ModalityImage("histology", "immunohistochemistry right half", _centre_window(right_half)))
+    return images
+
+
+#: the modalities of ``medden benchmark``, in table order
+BENCHMARK_MODALITIES = ("brain MR", "shoulder MR", "head CT", "chest X-ray", "histology")
+
+
+def benchmark_images(brain_slices: int = 3) -> list[ModalityImage]:
+    """Clean test images of ``medden benchmark``: one group per :data:`BENCHMARK_MODALITIES`.
+
+    None was trained on by any shipped bundle: brain MR and head CT, chest X-ray as in
+    :func:`general_test_images`; shoulder MR is the held-out column strip (the last 20 % of
+    columns, used only for validation) of ``MR2_UNCR`` at its full 1024 x 1024 resolution (the
+    general denoiser trained on the other 80 % at half size), ``(1, 205, 256)``; histology is
+    the right half of scikit-image's IHC image in RGB, ``(3, 256, 256)``, scaled by the robust
+    range of all three channels together. Every image is in [0, 1].
+    """
+    from medden.data.samples import load_sample
+
+    tests = general_test_images(brain_slices)
+    images = [item for item in tests if item.modality == "brain MR"]
+    shoulder = _column_split(_unit(_load_plane(_Source("MR", "MR2_UNCR.dcm"))), "val")
+    images.append(ModalityImage("shoulder MR", "MR2_UNCR held-out columns", _centre_window(shoulder)))
+    renamed = {"CT": "head CT", "radiograph": "chest X-ray"}
+    images += [ModalityImage(renamed[item.modality], item.name, item.image) for item in tests if item.modality in renamed]
+    rgb = scale_to_unit(load_sample("immunohistochemistry").numpy(), ROBUST_PERCENTILES)
+    images.append(ModalityImage("histology", "immunohistochemistry right half (RGB)",
+                                _centre_window(rgb[:, rgb.shape[1] // 2:])))
     return images
 
 
