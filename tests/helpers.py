@@ -62,15 +62,18 @@ def run_bundle_training_under_torchrun(bundle, out_dir, *overrides):
 
 def check_bundle_tooling(bundle, tmp_path, channels=1, trace=False):
     """MONAI's verify_metadata, verify_net_in_out and ckpt_export (TorchScript; traced rather
-    than scripted with ``trace``) accept ``bundle``."""
+    than scripted with ``trace``) accept ``bundle``. They run in this process, as the
+    ``python -m monai.bundle`` entry points would call them (the command line itself is
+    exercised by every ``run_bundle`` test)."""
     import torch
+    from monai.bundle import ckpt_export, verify_metadata, verify_net_in_out
 
     meta, inference = str(bundle / "configs" / "metadata.json"), str(bundle / "configs" / "inference.json")
-    run_bundle("verify_metadata", "--meta_file", meta, "--filepath", str(REPO / "bundles" / "meta_schema.json"))
-    run_bundle("verify_net_in_out", "network_def", "--meta_file", meta, "--config_file", inference, "--n", "4")
-    tracing = ["--use_trace", "True", "--input_shape", f"[1, {channels}, 64, 64]"] if trace else []
-    run_bundle("ckpt_export", "network_def", "--filepath", str(tmp_path / "model.ts"), "--ckpt_file",
-               str(bundle / "models/model.pt"), "--meta_file", meta, "--config_file", inference, *tracing)
+    verify_metadata(meta_file=meta, filepath=str(REPO / "bundles" / "meta_schema.json"))
+    verify_net_in_out(net_id="network_def", meta_file=meta, config_file=inference, n=4, bundle_root=str(bundle))
+    tracing = {"use_trace": True, "input_shape": [1, channels, 64, 64]} if trace else {}
+    ckpt_export(net_id="network_def", filepath=str(tmp_path / "model.ts"), ckpt_file=str(bundle / "models/model.pt"),
+                meta_file=meta, config_file=inference, bundle_root=str(bundle), **tracing)
     scripted = torch.jit.load(str(tmp_path / "model.ts"))
     x = torch.rand(1, channels, 64, 64)
     assert scripted(x).shape == x.shape
