@@ -166,9 +166,9 @@ def load_bundle(bundle_dir: str | os.PathLike, device: str | torch.device | None
     parameters = {key: parser[key] for key in ("refine_eta", "refine_steps", "keep_observed") if key in parser}
     percentiles = (0.0, 100.0)
     if PERCENTILES_KEY in parser:
-        percentiles = _check_percentiles(parser[PERCENTILES_KEY], root)
+        percentiles = _check_percentiles(parser.get_parsed_content(PERCENTILES_KEY), root)
         parameters[PERCENTILES_KEY] = list(percentiles)  # they change the pixels, so they belong in the UIDs
-    smoothing = parser[SMOOTHING_KEY] if SMOOTHING_KEY in parser else 0
+    smoothing = parser.get_parsed_content(SMOOTHING_KEY) if SMOOTHING_KEY in parser else 0
     if isinstance(smoothing, bool) or not isinstance(smoothing, int) or smoothing < 0:
         raise ValueError(f"{SMOOTHING_KEY} in {str(root / BUNDLE_CONFIG)!r} must be a whole number of pixels >= 0; "
                          f"got {smoothing!r}.")

@@ -61,7 +61,9 @@ def _protocol(results: dict, modality: str) -> str:
     settings = results["settings"]
     images = sorted({r["image"] for r in results["records"] if r["modality"] == modality})
     crop = f", central {settings['crop']} x {settings['crop']} window" if settings.get("crop") else ""
-    return (f"Images: {'; '.join(images)}{crop}, clean in [0, 1]. One seeded noise draw per image and noise (base "
+    own = [r["clean_noise_sigma"] for r in results["references"] if r["modality"] == modality]
+    return (f"Images: {'; '.join(images)}{crop}, clean in [0, 1]; the reference's own noise (wavelet estimate) "
+            f"is {255 * float(np.mean(own)):.1f}/255, against 20/255 added for Gaussian. One seeded noise draw per image and noise (base "
             f"seed {settings['seed']}). PSNR (dB, data range 1) and SSIM against the clean image, averaged over the "
             "images; seconds per 256 x 256 slice (median, scaled by pixel count; "
             f"{results['environment']['threads']} torch threads, CPU); method-noise corr = Pearson correlation of "

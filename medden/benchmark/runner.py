@@ -127,11 +127,13 @@ def run_benchmark(settings: BenchmarkSettings, methods: Sequence[Method] | None 
         size_bytes}}}``: one record per (image, noise, method) with PSNR (dB), SSIM, seconds
         per 256 x 256 slice, method-noise correlation and the CNR measures
         (:mod:`medden.fidelity`); ``references`` hold each case's ideal-output fidelity
-        (``corr(noisy - clean, clean)``) and its noisy-input PSNR.
+        (``corr(noisy - clean, clean)``) and the wavelet noise estimate of the clean image
+        itself (real images carry their own acquisition noise).
     """
     import torch
 
     from medden.data.modalities import BENCHMARK_MODALITIES, benchmark_images
+    from medden.anchors.base import wavelet_sigma
     from medden.fidelity import find_small_structures, method_noise_correlation
 
     unknown = sorted(set(settings.modalities) - set(BENCHMARK_MODALITIES)) + sorted(set(settings.noises) - set(NOISES))
@@ -151,10 +153,12 @@ def run_benchmark(settings: BenchmarkSettings, methods: Sequence[Method] | None 
         clean = _crop(item.image, settings.crop)
         structures = find_small_structures(clean, margin=min(12, min(clean.shape[1:]) // 2 - 5))
         keep_figure = settings.figure_images and item.modality not in figures
+        reference_noise = wavelet_sigma(clean.mean(axis=0))  # the "clean" image's own acquisition noise
         for noise_index, noise in enumerate(noises):
             case = make_case(item.modality, item.name, clean, noise, settings.seed + 100 * index + noise_index)
             references.append({"modality": item.modality, "image": item.name, "noise": noise,
-                               "ideal_method_noise_corr": method_noise_correlation(case.noisy, clean, clean)})
+                               "ideal_method_noise_corr": method_noise_correlation(case.noisy, clean, clean),
+                               "clean_noise_sigma": reference_noise})
             tiles = [("clean", clean), ("noisy", case.noisy)]
             for method in methods:
                 if not method.applies_to(case):

@@ -80,7 +80,7 @@ def run_suite(output_dir: str | os.PathLike, quick: bool = False, runs_dir: str 
             weights, seconds = _trained(Path(runs_dir) / run_name, noise, {**network, **budget}, train, log)
             if weights is not None:
                 training[run_name] = {"seconds": seconds, **network, **budget}
-                extra.append(supervised_method(label, (noise,), weights, network))
+                extra.append(supervised_method(label, (noise,), weights, {**network, "noise": noise}))
         settings.extra["notes"] = [
             "Supervised rows: bundle `supervised_baseline` trained with clean targets on the same mixed-modality "
             "training images as `general_denoiser` (64 x 64 patches, batch 16, Adam 1e-3, cosine schedule), on this "
