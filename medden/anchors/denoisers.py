@@ -170,12 +170,16 @@ class RicianNLMDenoiser(ClassicalDenoiser):
     def _denoise(self, plane, sigma):
         nlmeans = _import_nlmeans()
         classic = {"method": "classic"} if "method" in inspect.signature(nlmeans).parameters else {}  # dipy >= 1.12
-        volume = np.repeat(plane[..., None], _DIPY_DEPTH, axis=2)
+        # dipy biases values below zero (measured: +0.064 mean error in the air of a Gaussian-noisy
+        # MNI slab, 23 instead of 32.6 dB); Gaussian data is shifted to be non-negative and back.
+        # Magnitude data (rician) is non-negative already, and its bias correction needs the true zero.
+        offset = 0.0 if self.rician else min(float(plane.min()), 0.0)
+        volume = np.repeat(plane[..., None] - offset, _DIPY_DEPTH, axis=2)
         middle = np.zeros(volume.shape)
         middle[..., _DIPY_DEPTH // 2] = 1.0
         out = nlmeans(volume, sigma, mask=middle, patch_radius=_DIPY_PATCH, block_radius=_DIPY_BLOCK,
                       rician=self.rician, **classic)
-        return out[..., _DIPY_DEPTH // 2]
+        return out[..., _DIPY_DEPTH // 2] + offset
 
 
 #: name -> class of every classical denoiser (see :func:`classical_denoiser`)
