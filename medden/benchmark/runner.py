@@ -18,6 +18,7 @@ import numpy as np
 
 from medden.benchmark.cases import NOISES, make_case
 from medden.benchmark.methods import Method, anchor_methods, bundle_method, shipped_methods
+from medden.data.modalities import BENCHMARK_MODALITIES
 
 __all__ = ["SLICE_PIXELS", "BenchmarkSettings", "run_benchmark", "supervised_method", "train_supervised"]
 
@@ -41,7 +42,7 @@ class BenchmarkSettings:
         figure_images: keep outputs of the first image of each modality for figures.
     """
 
-    modalities: Sequence[str] = ("brain MR", "shoulder MR", "head CT", "chest X-ray", "histology")
+    modalities: Sequence[str] = BENCHMARK_MODALITIES
     noises: Sequence[str] = tuple(NOISES)
     brain_slices: int = 3
     seed: int = 0
@@ -83,10 +84,9 @@ def _noisy_method(noises: Sequence[str]) -> Method:
 
 
 def _crop(image: np.ndarray, size: int | None) -> np.ndarray:
-    if size is None:
-        return image
-    x0, y0 = max((image.shape[1] - size) // 2, 0), max((image.shape[2] - size) // 2, 0)
-    return np.ascontiguousarray(image[:, x0:x0 + size, y0:y0 + size])
+    from medden.data.modalities import _centre_window
+
+    return image if size is None else _centre_window(image, size)
 
 
 def _model_size(network) -> tuple[int | None, int | None]:
@@ -132,7 +132,7 @@ def run_benchmark(settings: BenchmarkSettings, methods: Sequence[Method] | None 
     """
     import torch
 
-    from medden.data.modalities import BENCHMARK_MODALITIES, benchmark_images
+    from medden.data.modalities import benchmark_images
     from medden.anchors.base import wavelet_sigma
     from medden.fidelity import find_small_structures, method_noise_correlation
 
