@@ -33,6 +33,7 @@ TINY = {
     "fast_resunet": {"channels": (4, 8), "blocks": 1},
     "basic_unet": {"features": (4, 4, 8, 8, 16, 4)},
     "direct_unet": {"depth": 2, "base_filters": 4},
+    "resnet": {"features": 4, "n_blocks": 1},
 }
 
 

@@ -3,6 +3,7 @@
 from medden.networks.autoencoder import ConvAutoencoder
 from medden.networks.cbdnet import CBDNet
 from medden.networks.direct_denoiser import DirectDenoiser
+from medden.networks.flow import COUPLINGS, FlowEncoding, ImageFlow, bits_per_dim, dequantize
 from medden.networks.dncnn import DnCNN
 from medden.networks.general import GENERAL_CHANNELS, FastResUNet, general_denoiser_net
 from medden.networks.kspace import KspaceDenoiser
@@ -21,6 +22,7 @@ from medden.networks.noise_models import (
 from medden.networks.padding import PadToMultiple
 from medden.networks.pridnet import PRIDNet
 from medden.networks.residual import ResidualDenoiser
+from medden.networks.resnet import ResNetDenoiser
 from medden.networks.ridnet import RIDNet
 from medden.networks.stabilized import VarianceStabilized
 from medden.networks.vae_direct import DIRECT_LOSSES, STAGES, PairingError, VAEDirectDenoiser, check_pairing, load_teacher_vae
@@ -62,4 +64,10 @@ __all__ = [
     "count_parameters",
     "denoiser_network",
     "model_size_bytes",
+    "COUPLINGS",
+    "FlowEncoding",
+    "ImageFlow",
+    "ResNetDenoiser",
+    "bits_per_dim",
+    "dequantize",
 ]

@@ -23,6 +23,7 @@ from medden.networks.general import GENERAL_CHANNELS, general_denoiser_net
 from medden.networks.padding import PadToMultiple
 from medden.networks.pridnet import PRIDNet
 from medden.networks.residual import ResidualDenoiser
+from medden.networks.resnet import ResNetDenoiser
 from medden.networks.ridnet import RIDNet
 from medden.validation import check_int, lookup_by_name
 
@@ -63,6 +64,7 @@ DENOISER_NETWORKS: dict[str, Callable[..., nn.Module]] = {
     "fast_resunet": fast_resunet,
     "basic_unet": residual_basic_unet,
     "direct_unet": direct_unet,
+    "resnet": ResNetDenoiser,
 }
 
 
