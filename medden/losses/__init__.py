@@ -34,6 +34,8 @@ Bernoulli (pixels lost)   :class:`MaskedMSELoss` with the target's keep mask
 text overlay              :class:`MaskedL1Loss` (the median)
 random-valued impulse     :class:`AnnealedL0Loss` (the mode)
 undersampled MRI          :class:`FourierDomainLoss` (k-space, see :mod:`medden.losses.fourier`)
+unpaired clean images     :class:`FlowPriorLoss` (blurred data term and a learned prior,
+                          see :mod:`medden.losses.flow_prior`)
 ========================  =============================================================
 
 :func:`noise2noise_loss` gives the table's choice by noise name. :class:`FourierDomainLoss`
@@ -41,6 +43,7 @@ keeps the ``(pred, target, mask)`` order but takes k-space targets; see its docs
 """
 
 from medden.losses.composite import WeightedSumLoss, mse_plus_perceptual
+from medden.losses.flow_prior import BLURS, FlowPriorLoss, blur_images
 from medden.losses.fourier import FOURIER_RESTRICTIONS, FourierDomainLoss
 from medden.losses.noise_map import AsymmetricNoiseLoss, CBDNetLoss, local_noise_level, total_variation
 from medden.losses.perceptual import VGG16_LAYERS, PerceptualLoss
@@ -70,6 +73,9 @@ __all__ = [
     "CBDNetLoss",
     "local_noise_level",
     "total_variation",
+    "BLURS",
+    "FlowPriorLoss",
+    "blur_images",
     "NOISE2NOISE_LOSSES",
     "noise2noise_loss",
     "noise2noise_uses_mask",
