@@ -173,3 +173,22 @@ def test_build_trainer_anneals_an_l0_term_inside_a_weighted_sum(tmp_path):
     assert l0.gamma == 2.0
     trainer.run()
     assert l0.gamma == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("mode, values", [("max", [1.0, 3.0, 2.0]), ("min", [3.0, 1.0, 2.0])])
+def test_checkpoint_handler_keeps_the_best_epoch_for_either_direction(tmp_path, mode, values):
+    from types import SimpleNamespace
+
+    from medden.engines import CheckpointHandler
+
+    net = torch.nn.Linear(1, 1)
+    handler = CheckpointHandler(tmp_path, net, torch.optim.SGD(net.parameters(), 0.1), "metric", mode=mode)
+    best_epochs = []
+    for epoch, value in enumerate(values):
+        with torch.no_grad():
+            net.weight.fill_(epoch)
+        handler.save_best(SimpleNamespace(state=SimpleNamespace(metrics={"metric": value})))
+        best_epochs.append(int(torch.load(tmp_path / "best.pt", weights_only=True)["weight"]))
+    assert best_epochs == [0, 1, 1]  # epoch 1 is best in both directions; epoch 2 does not replace it
+    with pytest.raises(ValueError, match="mode must be 'max' or 'min'"):
+        CheckpointHandler(tmp_path, net, None, "metric", mode="lowest")

@@ -21,14 +21,17 @@ TRAINING_RECORD = "training_seconds.json"
 
 
 def train_bundle(bundle_dir: str | os.PathLike, output_dir: str | os.PathLike,
-                 overrides: Mapping[str, Any] | None = None, reuse: bool = False) -> tuple[Path, float | None]:
-    """Run ``bundle_dir/configs/train.json`` with its outputs in ``output_dir``.
+                 overrides: Mapping[str, Any] | None = None, reuse: bool = False,
+                 configs: Sequence[str] = ("train.json",)) -> tuple[Path, float | None]:
+    """Run ``bundle_dir/configs/train.json`` (or the merged ``configs``) with its outputs in ``output_dir``.
 
     Args:
         bundle_dir: the bundle (``bundle_root`` is set to it).
         output_dir: the run's ``output_dir``; the published weights go to ``output_dir/model.pt``.
         overrides: further config ids and values, e.g. ``{"max_epochs": 5}``.
         reuse: if ``output_dir/model.pt`` exists, return it without training.
+        configs: config file names under ``bundle_dir/configs``, later ones overriding earlier
+            ones (e.g. ``("train.json", "train_supervised.json")``).
 
     Returns:
         ``(weights path, training seconds)``; seconds come from ``training_seconds.json`` when
@@ -42,8 +45,9 @@ def train_bundle(bundle_dir: str | os.PathLike, output_dir: str | os.PathLike,
         return weights, json.loads(record.read_text())["seconds"] if record.is_file() else None
     settings = {"bundle_root": str(bundle_dir), "output_dir": str(output_dir), "save_model_to": str(weights),
                 **dict(overrides or {})}
-    workflow = ConfigWorkflow(config_file=str(bundle_dir / "configs" / "train.json"), workflow_type="train",
-                              **settings)
+    config_files = [str(bundle_dir / "configs" / name) for name in configs]
+    workflow = ConfigWorkflow(config_file=config_files if len(config_files) > 1 else config_files[0],
+                              workflow_type="train", **settings)
     workflow.initialize()
     started = time.perf_counter()
     workflow.run()

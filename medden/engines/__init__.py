@@ -1,4 +1,4 @@
-"""ignite/MONAI engines: the training step, trainer/evaluator factories, handlers, distributed helpers."""
+"""ignite/MONAI engines: the training steps, trainer/evaluator factories, handlers, distributed helpers."""
 
 from medden.engines.distributed import (
     cleanup,
@@ -9,12 +9,17 @@ from medden.engines.distributed import (
     make_loader,
     wrap_ddp,
 )
+from medden.engines.flow import VAL_BITS_PER_DIM, FlowSampleSaver, build_flow_evaluator, make_flow_step
 from medden.engines.handlers import CheckpointHandler, LossScheduleHandler, resume_training, save_metrics
 from medden.engines.steps import make_noise_map_step, make_prepare_batch, make_train_step, make_vae_direct_step
 from medden.engines.workflows import VAL_PSNR, VAL_SSIM, build_evaluator, build_trainer
 
 __all__ = [
     "CheckpointHandler",
+    "FlowSampleSaver",
+    "VAL_BITS_PER_DIM",
+    "build_flow_evaluator",
+    "make_flow_step",
     "LossScheduleHandler",
     "VAL_PSNR",
     "VAL_SSIM",

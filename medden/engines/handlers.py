@@ -30,16 +30,20 @@ class CheckpointHandler:
         output_dir: folder of the two files.
         network, optimizer: what to save (a DDP wrapper is unwrapped).
         lr_scheduler: saved too, when given.
-        metric_name: the evaluator metric that decides "best" (higher is better).
+        metric_name: the evaluator metric that decides "best".
+        mode: ``"max"`` (higher is better, e.g. PSNR) or ``"min"`` (e.g. bits per dimension).
     """
 
     def __init__(self, output_dir: str | os.PathLike, network, optimizer, metric_name: str | None = None,
-                 lr_scheduler=None) -> None:
+                 lr_scheduler=None, mode: str = "max") -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}.")
         self.output_dir = Path(output_dir)
         self.lr_scheduler = lr_scheduler
         self.network = getattr(network, "module", network)
         self.optimizer = optimizer
         self.metric_name = metric_name
+        self.sign = 1.0 if mode == "max" else -1.0
         self.best = float("-inf")
 
     def attach(self, trainer: Engine, evaluator: Engine | None = None) -> None:
@@ -57,8 +61,8 @@ class CheckpointHandler:
 
     def save_best(self, evaluator: Engine) -> None:
         value = float(evaluator.state.metrics[self.metric_name])
-        if value > self.best:
-            self.best = value
+        if self.sign * value > self.best:
+            self.best = self.sign * value
             if is_main_process():
                 save_checkpoint(self.network.state_dict(), self.output_dir / BEST_MODEL)
                 logger.info("new best %s = %.4f, saved %s", self.metric_name, value, self.output_dir / BEST_MODEL)

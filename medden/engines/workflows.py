@@ -85,13 +85,14 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
                   input_key: str = Keys.INPUT, target_key: str = Keys.TARGET,
                   mask_key: str | None = Keys.TARGET_MASK, progress_bar: bool = True,
                   loss_kwargs: Mapping[str, str] | None = None, iteration_update: Callable | None = None,
-                  extra_evaluators: Sequence[SupervisedEvaluator] = ()) -> SupervisedTrainer:
+                  extra_evaluators: Sequence[SupervisedEvaluator] = (), key_metric: str = VAL_PSNR,
+                  key_metric_mode: str = "max", extra_handlers: Sequence = ()) -> SupervisedTrainer:
     """A ``SupervisedTrainer`` running medden's step with the standard handlers attached.
 
     Handlers (on rank 0 where they write): loss to the log (``StatsHandler``) and TensorBoard
     (``output_dir/tensorboard``), a tqdm progress bar, validation every ``val_interval``
     epochs, ``output_dir/last.pt`` after every epoch and ``output_dir/best.pt`` (network
-    weights only) whenever ``val_psnr`` improves, and loss schedules (annealed L0).
+    weights only) whenever ``key_metric`` improves, and loss schedules (annealed L0).
 
     Args:
         network: already on ``device`` (and wrapped in DDP when distributed).
@@ -108,6 +109,10 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
             written to TensorBoard.
         extra_evaluators: run with ``evaluator`` every ``val_interval`` epochs; their metrics
             are logged but do not choose ``best.pt`` (give them a ``metric_prefix``).
+        key_metric, key_metric_mode: the ``evaluator`` metric choosing ``best.pt`` and
+            whether higher (``"max"``) or lower (``"min"``) is better.
+        extra_handlers: objects with ``attach(trainer)``, attached last (e.g.
+            :class:`~medden.engines.FlowSampleSaver`).
     """
     output_dir = Path(output_dir)
     main = is_main_process()
@@ -134,12 +139,15 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
         iteration_update=iteration_update or make_train_step(input_key, target_key, mask_key, loss_kwargs),
         train_handlers=handlers, amp=amp,
     )
-    checkpoints = CheckpointHandler(output_dir, network, optimizer, VAL_PSNR if evaluator else None, lr_scheduler)
+    checkpoints = CheckpointHandler(output_dir, network, optimizer, key_metric if evaluator else None, lr_scheduler,
+                                    key_metric_mode)
     checkpoints.attach(trainer, evaluator)
     for validator in validators:
         trainer.add_event_handler(Events.COMPLETED, _validate_final_epoch, validator)
     for schedulable in _schedulable(loss_function):
         LossScheduleHandler(schedulable).attach(trainer)
+    for handler in extra_handlers:
+        handler.attach(trainer)
     if progress_bar and main:
         ProgressBar(persist=False).attach(trainer, output_transform=lambda out: {"loss": loss_log(out)})
     if resume_from is not None:
