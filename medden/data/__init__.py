@@ -4,7 +4,7 @@ Submodules: ``samples`` (installed sample images), ``slices`` (MNI152 slabs, IXI
 ``modalities`` (the general model's mixed images), ``datasets`` (corrupted and undersampled
 datasets), ``fastmri`` (single-coil ``.h5``), ``mri`` (k-space slices), ``paired`` (real
 Noise2Noise pairs), ``jsrt`` (raw JSRT chest radiographs), ``camelyon`` (histology patch folders
-and the embedded histology default).
+and the embedded histology default), ``unpaired`` (disjoint clean and noisy sets).
 """
 
 from medden.data.samples import (
