@@ -41,7 +41,8 @@ def test_train_config_runs_for_a_network_and_noise_chosen_by_name(network, noise
 
 
 def test_evaluate_and_inference_configs_run_with_the_shipped_model(tmp_path):
-    run_bundle("run", "--config_file", str(BUNDLE / "configs" / "evaluate.json"), "--output_dir", str(tmp_path))
+    run_bundle("run", "--config_file", str(BUNDLE / "configs" / "evaluate.json"), "--output_dir", str(tmp_path),
+               "--dataset#images", "$[item.image for item in medden.data.modalities.general_test_images(brain_slices=1)]")
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     # noisy inputs score about 22 dB at sigma 20/255 (docs/results/README.md)
     assert metrics["val_psnr"] > 28 and 0 < metrics["val_ssim"] <= 1
