@@ -18,7 +18,7 @@ import numpy as np
 
 from medden.benchmark.cases import NOISES, make_case
 from medden.benchmark.methods import Method, anchor_methods, bundle_method, shipped_methods
-from medden.data.modalities import BENCHMARK_MODALITIES
+from medden.data.modalities import BENCHMARK_MODALITIES, _centre_window
 
 __all__ = ["SLICE_PIXELS", "BenchmarkSettings", "run_benchmark", "supervised_method", "train_supervised"]
 
@@ -84,8 +84,6 @@ def _noisy_method(noises: Sequence[str]) -> Method:
 
 
 def _crop(image: np.ndarray, size: int | None) -> np.ndarray:
-    from medden.data.modalities import _centre_window
-
     return image if size is None else _centre_window(image, size)
 
 
