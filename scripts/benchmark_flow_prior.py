@@ -129,13 +129,12 @@ def methods(nets: dict[str, torch.nn.Module], device: torch.device) -> dict[str,
 def tile_bits(flow: torch.nn.Module, images: list[np.ndarray], device: torch.device) -> float:
     """Mean bits/dim of the flow on 64 x 64 tiles of ``images`` (clipped to [0, 1])."""
     from medden.data.unpaired import tile_patches
-    from medden.networks import bits_per_dim, dequantize
+    from medden.networks import dequantized_bits_per_dim
 
     tiles = torch.as_tensor(np.stack(tile_patches([np.clip(i, 0, 1) for i in images], TILE)), device=device)
     generator = torch.Generator().manual_seed(BITS_SEED)
     with torch.no_grad():
-        bits = torch.cat([bits_per_dim(flow(dequantize(batch, 256, generator)), batch[0].numel())
-                          for batch in tiles.split(64)])
+        bits = torch.cat([dequantized_bits_per_dim(flow, batch, 256, generator) for batch in tiles.split(64)])
     return float(bits.mean())
 
 

@@ -119,7 +119,7 @@ def test_evaluate_and_inference_configs_run_with_the_shipped_model(tmp_path):
 
 def test_shipped_flow_rates_clean_slices_above_noisy_ones():
     from medden.data.unpaired import tile_patches, unpaired_slices
-    from medden.networks import bits_per_dim, dequantize
+    from medden.networks import dequantized_bits_per_dim
 
     parser = _parser("train.json")
     flow = parser.get_parsed_content("flow").eval()
@@ -127,5 +127,5 @@ def test_shipped_flow_rates_clean_slices_above_noisy_ones():
     noisy = (clean + 25 / 255 * torch.randn(clean.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
     generator = torch.Generator().manual_seed(1)
     with torch.no_grad():
-        bits = [float(bits_per_dim(flow(dequantize(x, 256, generator)), x[0].numel()).mean()) for x in (clean, noisy)]
+        bits = [float(dequantized_bits_per_dim(flow, x, 256, generator).mean()) for x in (clean, noisy)]
     assert bits[0] + 0.5 < bits[1]

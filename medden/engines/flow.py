@@ -27,18 +27,13 @@ from medden.engines.distributed import is_main_process
 from medden.engines.steps import _optimise, _to
 from medden.io._files import atomic_write
 from medden.keys import Keys
-from medden.networks.flow import bits_per_dim, dequantize
+from medden.networks.flow import dequantized_bits_per_dim
 
 __all__ = ["VAL_BITS_PER_DIM", "FlowSampleSaver", "build_flow_evaluator", "make_flow_step"]
 
 VAL_BITS_PER_DIM = "val_bits_per_dim"
 BITS_PER_DIM = "bits_per_dim"
 logger = logging.getLogger(__name__)
-
-
-def _flow_bits(network, images: torch.Tensor, n_bins: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``(B,)`` bits per dimension of ``images`` under ``network`` (a flow, maybe DDP-wrapped)."""
-    return bits_per_dim(network(dequantize(images, n_bins, generator)), images[0].numel(), n_bins)
 
 
 def make_flow_step(input_key: str = Keys.CLEAN, n_bins: int = 256, noise_std: float = 0.0) -> Callable:
@@ -64,7 +59,8 @@ def make_flow_step(input_key: str = Keys.CLEAN, n_bins: int = 256, noise_std: fl
         images = _to(batch[input_key], engine)
         if noise_std > 0:
             images = images + noise_std * torch.randn_like(images)
-        out = _optimise(engine, lambda: {CommonKeys.LOSS: _flow_bits(engine.network, images, n_bins).mean()})
+        out = _optimise(engine, lambda: {
+            CommonKeys.LOSS: dequantized_bits_per_dim(engine.network, images, n_bins).mean()})
         return {CommonKeys.IMAGE: images, CommonKeys.LOSS: out[CommonKeys.LOSS].detach()}
 
     return step
@@ -81,7 +77,7 @@ def build_flow_evaluator(network: torch.nn.Module, val_loader, device: torch.dev
         generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + engine.state.iteration)
         engine.network.eval()
         with torch.no_grad():
-            bits = _flow_bits(engine.network, images, n_bins, generator)
+            bits = dequantized_bits_per_dim(engine.network, images, n_bins, generator)
         return {CommonKeys.IMAGE: images, BITS_PER_DIM: bits}
 
     # Average sums a (B, 1) batch over images; a (B,) one would be taken as one vector

@@ -3,7 +3,14 @@
 from medden.networks.autoencoder import ConvAutoencoder
 from medden.networks.cbdnet import CBDNet
 from medden.networks.direct_denoiser import DirectDenoiser
-from medden.networks.flow import COUPLINGS, FlowEncoding, ImageFlow, bits_per_dim, dequantize
+from medden.networks.flow import (
+    COUPLINGS,
+    FlowEncoding,
+    ImageFlow,
+    bits_per_dim,
+    dequantize,
+    dequantized_bits_per_dim,
+)
 from medden.networks.dncnn import DnCNN
 from medden.networks.general import GENERAL_CHANNELS, FastResUNet, general_denoiser_net
 from medden.networks.kspace import KspaceDenoiser
@@ -70,4 +77,5 @@ __all__ = [
     "ResNetDenoiser",
     "bits_per_dim",
     "dequantize",
+    "dequantized_bits_per_dim",
 ]

@@ -30,7 +30,7 @@ from medden.networks.flow_layers import (
 )
 from medden.validation import check_int
 
-__all__ = ["COUPLINGS", "FlowEncoding", "ImageFlow", "bits_per_dim", "dequantize"]
+__all__ = ["COUPLINGS", "FlowEncoding", "ImageFlow", "bits_per_dim", "dequantize", "dequantized_bits_per_dim"]
 
 #: coupling layouts: every step channel-wise, every step checkerboard, or alternating
 COUPLINGS = (*COUPLING_MASKS, "alternate")
@@ -73,6 +73,14 @@ def bits_per_dim(log_density: torch.Tensor, n_dims: int, n_bins: int = 256) -> t
         ``(B,)`` tensor, bits per dimension (lower means more likely).
     """
     return (-log_density + n_dims * math.log(n_bins)) / (n_dims * math.log(2.0))
+
+
+def dequantized_bits_per_dim(flow: nn.Module, images: torch.Tensor, n_bins: int = 256,
+                             generator: torch.Generator | None = None) -> torch.Tensor:
+    """``(B,)`` bits per dimension of ``(B, C, H, W)`` images in [0, 1] under ``flow``: the
+    images are dequantised (:func:`dequantize`) and passed through ``flow``'s ``forward``
+    (so a DDP-wrapped flow works), and the log densities converted (:func:`bits_per_dim`)."""
+    return bits_per_dim(flow(dequantize(images, n_bins, generator)), images[0].numel(), n_bins)
 
 
 class FlowEncoding(NamedTuple):
@@ -141,9 +149,12 @@ class ImageFlow(nn.Module):
     def _check(self, x: torch.Tensor) -> None:
         if x.dim() != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"the flow takes (B, {self.in_channels}, H, W) images, got shape {list(x.shape)}.")
+        self._check_size(x.shape[2], x.shape[3])
+
+    def _check_size(self, height: int, width: int) -> None:
         multiple = 2**self.levels
-        if x.shape[2] % multiple or x.shape[3] % multiple:
-            raise ValueError(f"image size {x.shape[2]} x {x.shape[3]} must be a multiple of {multiple} "
+        if height % multiple or width % multiple:
+            raise ValueError(f"image size {height} x {width} must be a multiple of {multiple} "
                              f"(2 ** levels, levels={self.levels}); crop or pad the patches.")
 
     def encode(self, x: torch.Tensor) -> FlowEncoding:
@@ -192,7 +203,7 @@ class ImageFlow(nn.Module):
         """Draw ``n`` images of ``size`` (H, W): ``(n, C, H, W)`` float, nominally in [0, 1]
         (not clipped). A temperature below 1 trades diversity for cleaner samples (Glow)."""
         height, width = (check_int(s, "size") for s in size)
-        self._check(torch.empty(1, self.in_channels, height, width))
+        self._check_size(height, width)
         scale = 2**self.levels
         param = next(self.parameters())
         top = torch.randn(n, self.top_channels, height // scale, width // scale, generator=generator,

@@ -168,28 +168,34 @@ class AffineCoupling(nn.Module):
         self.net = nn.Sequential(nn.Conv2d(n_in, hidden, 3, padding=1), nn.ReLU(inplace=True),
                                  nn.Conv2d(hidden, hidden, 1), nn.ReLU(inplace=True), ZeroConv2d(hidden, 2 * n_out))
 
-    def _scale_shift(self, condition: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        shift, raw = self.net(condition).chunk(2, dim=1)
-        return torch.sigmoid(raw + 2.0), shift
-
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(fixed, moved, scale, shift)``: the conditioning part, the part transformed, and
+        the affine parameters computed from the conditioning part (the same for ``x`` and its
+        image, which is what makes the coupling invertible). For a checkerboard both parts
+        are full-size, zero off their squares."""
         if self.mask == "channel":
             fixed, moved = x.split(self.sizes, dim=1)
-            scale, shift = self._scale_shift(fixed)
-            return torch.cat([fixed, (moved + shift) * scale], 1), torch.log(scale).flatten(1).sum(1)
-        keep = _checkerboard(x.shape[2], x.shape[3], self.parity, x)
-        scale, shift = self._scale_shift(torch.cat([x * keep, keep.expand(x.shape[0], 1, -1, -1)], 1))
-        y = x * keep + (1 - keep) * (x + shift) * scale
-        return y, (torch.log(scale) * (1 - keep)).flatten(1).sum(1)
+            condition = fixed
+        else:
+            keep = _checkerboard(x.shape[2], x.shape[3], self.parity, x)
+            fixed, moved = x * keep, x * (1 - keep)
+            condition = torch.cat([fixed, keep.expand(x.shape[0], 1, -1, -1)], 1)
+        shift, raw = self.net(condition).chunk(2, dim=1)
+        scale = torch.sigmoid(raw + 2.0)
+        if self.mask == "checkerboard":  # the conditioning squares keep scale 1 and shift 0
+            scale, shift = scale + (1 - scale) * keep, shift * (1 - keep)
+        return fixed, moved, scale, shift
+
+    def _join(self, fixed: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
+        return torch.cat([fixed, moved], 1) if self.mask == "channel" else fixed + moved
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        fixed, moved, scale, shift = self._split(x)
+        return self._join(fixed, (moved + shift) * scale), torch.log(scale).flatten(1).sum(1)
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        if self.mask == "channel":
-            fixed, moved = y.split(self.sizes, dim=1)
-            scale, shift = self._scale_shift(fixed)
-            return torch.cat([fixed, moved / scale - shift], 1)
-        keep = _checkerboard(y.shape[2], y.shape[3], self.parity, y)
-        scale, shift = self._scale_shift(torch.cat([y * keep, keep.expand(y.shape[0], 1, -1, -1)], 1))
-        return y * keep + (1 - keep) * (y / scale - shift)
+        fixed, moved, scale, shift = self._split(y)
+        return self._join(fixed, moved / scale - shift)
 
 
 class FlowStep(nn.Module):
