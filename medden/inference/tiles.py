@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 from monai.inferers import Inferer
 
+from medden.inference.backends import network_device
 from medden.io._files import separate_output_dir
 
 __all__ = ["denoise_tile_folder"]
@@ -34,7 +35,7 @@ def denoise_tile_folder(input_dir: str | os.PathLike, output_dir: str | os.PathL
         raise ValueError(f"no {'/'.join(suffixes)} tiles in {str(input_dir)!r}.")
     out_dir = separate_output_dir(input_dir, output_dir)
     network.eval()
-    device = next(network.parameters()).device
+    device = network_device(network)
     written = []
     for path in files:
         tile = torch.as_tensor(read_tile(path))[None].to(device)

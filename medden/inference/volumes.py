@@ -17,6 +17,7 @@ from monai.config import NdarrayOrTensor
 from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
+from medden.inference.backends import network_device
 from medden.io._files import separate_output_dir
 from medden.io.nifti import list_nifti_files
 from medden.validation import check_channel_first, check_finite, check_range
@@ -70,7 +71,7 @@ def denoise_image(image: NdarrayOrTensor, network: torch.nn.Module, inferer: Inf
     """
     unit, low, scale = to_unit_range(image, percentiles, smoothing)
     if device is None:
-        device = next(network.parameters()).device
+        device = network_device(network)
     with torch.no_grad():
         out = inferer(unit[None].to(device), network)[0].float().cpu() * scale + low
     return convert_to_dst_type(out, image, dtype=torch.float32)[0]
