@@ -94,11 +94,14 @@ class DirectDenoiser(nn.Module):
         """Denoise ``x``: ``(B, in_channels, H, W)`` float to ``(B, out_channels, H, W)``."""
         if x.ndim != 4:
             raise ValueError(f"x must be (B, C, H, W), got shape {tuple(x.shape)}; add dimensions with x[None].")
-        height, width = x.shape[-2:]
+        height, width = x.shape[-2], x.shape[-1]
         pad_h, pad_w = -height % self.multiple, -width % self.multiple
-        if not (pad_h or pad_w):
+        # a traced export (TorchScript, ONNX) records only shape arithmetic, no size-dependent branch, so it
+        # pads (maybe by zero) and reflects at every size: it needs each side at least multiple / 2
+        tracing = torch.jit.is_tracing()
+        if not tracing and not (pad_h or pad_w):
             return self._unet(x)
         top, left = pad_h // 2, pad_w // 2
-        fits = max(pad_h - top, top) < height and max(pad_w - left, left) < width
+        fits = tracing or (max(pad_h - top, top) < height and max(pad_w - left, left) < width)
         padded = F.pad(x, (left, pad_w - left, top, pad_h - top), mode="reflect" if fits else "replicate")
         return self._unet(padded)[..., top:top + height, left:left + width]
