@@ -11,7 +11,10 @@ Examples:
     medden denoise ./dicom_in ./dicom_out --bundle recorruption_ixi_bernoulli
     medden denoise ./scan.nii.gz ./out --bundle ./my_bundle --batch-size 4 --device cpu
     medden denoise ./dicom_in ./dicom_out --fit --fit-minutes 10
+    medden export general_denoiser
+    medden denoise ./dicom_in ./dicom_out --backend onnx
     medden benchmark --quick --output ./bench
+    medden serve --port 8000
 
 Exit codes: 0 success, 1 failure (the error is printed on stderr; for ``denoise``: nothing
 could be processed), 2 bad usage.
@@ -24,6 +27,7 @@ import sys
 from collections.abc import Sequence
 
 from medden.denoise import DEFAULT_BUNDLE
+from medden.deployment import BACKENDS, CALIBRATION_NOISES, EXPORT_FORMATS
 
 __all__ = ["build_parser", "main"]
 
@@ -97,6 +101,7 @@ def _add_denoise_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--fit-minutes", type=_positive_float, default=1.0, metavar="MIN",
                         help="time budget of --fit in minutes (default: %(default)s; on a single image longer "
                              "budgets start to learn its noise, see docs/results/general_denoiser.md)")
+    _add_backend_option(parser)
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="redo series a previous run already finished")
     parser.set_defaults(func=_run_denoise)
@@ -114,7 +119,8 @@ def _run_denoise(args: argparse.Namespace) -> int:
             print(f"fitting {args.bundle} to the input for {args.fit_minutes:g} min ...", flush=True)
             bundle_dir = fit_on_input(args.input, args.output, args.bundle, args.fit_minutes, args.device)
             print(f"fitted bundle saved to {bundle_dir} (reuse it with --bundle)", flush=True)
-        bundle = load_bundle(bundle_dir, args.device, batch_size=args.batch_size)
+        bundle = load_bundle(bundle_dir, args.device, batch_size=args.batch_size, backend=args.backend)
+        print(f"{bundle.name}: {bundle.backend} backend", flush=True)
         report = denoise_path(args.input, args.output, bundle, resume=args.resume)
     finally:
         main_process = is_main_process()
@@ -130,6 +136,45 @@ def _run_denoise(args: argparse.Namespace) -> int:
     print(f"{report['processed']} done, {report['failed']} failed, {len(report['skipped'])} file(s) skipped; "
           f"report: {args.output}/medden_report.json")
     return 0 if report["processed"] else 1
+
+
+def _add_backend_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", default="auto", choices=("auto", *BACKENDS),
+                        help="what runs the network: the PyTorch weights, or the bundle's TorchScript, ONNX or int8 "
+                             "ONNX export (written by 'medden export'); auto: the fastest current export that loses "
+                             "under 0.1 dB, else torch (default: %(default)s; see docs/results/deployment.md)")
+
+
+def _add_export_command(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "export",
+        help="export a bundle's network to TorchScript, ONNX and int8 ONNX for deployment",
+        description="Write models/model.ts, models/model.onnx and models/model_int8.onnx next to the bundle's "
+                    "models/model.pt, each checked against PyTorch (float: largest difference <= 1e-4; int8: PSNR "
+                    "change on corrupted validation windows), and record the checks in models/export.json. "
+                    "'medden denoise --backend' then runs them.",
+    )
+    parser.add_argument("bundle", metavar="NAME_OR_DIR", help="bundle folder or shipped bundle name")
+    parser.add_argument("--formats", nargs="+", default=list(EXPORT_FORMATS), choices=EXPORT_FORMATS,
+                        help="what to write (default: all)")
+    parser.add_argument("--calibration-noises", nargs="+", default=list(CALIBRATION_NOISES), metavar="NOISE",
+                        help="noises of the int8 calibration windows: gaussian poisson bernoulli kspace "
+                             "(default: %(default)s)")
+    parser.set_defaults(func=_run_export)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from medden.export import export_bundle
+
+    record = export_bundle(args.bundle, args.formats, noises=args.calibration_noises)
+    rows = [("format", "file", "MB", "check")]
+    for name in args.formats:
+        entry = record[name]
+        check = (f"PSNR change {entry['psnr_change_db']:+.3f} dB vs float" if "psnr_change_db" in entry
+                 else f"max |difference| {entry['max_abs_difference']:.2g} (tolerance {entry['tolerance']:g})")
+        rows.append((name, entry["file"], f"{entry['bytes'] / 2**20:.2f}", check))
+    _print_table(rows)
+    return 0
 
 
 def _add_demo_command(commands: argparse._SubParsersAction) -> None:
@@ -194,6 +239,37 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_serve_command(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "serve",
+        help="start the web viewer: upload an image, see noisy | denoised | difference, download the result",
+        description="Serve a local web page where a DICOM file (or a .zip of one series), a NIfTI file or a PNG "
+                    "is uploaded, denoised with a chosen bundle and shown beside the input and their difference, "
+                    "with a slice slider for volumes; the result downloads as a derived DICOM series or NIfTI. "
+                    "Uploads are deleted as soon as they are denoised. Needs the serve extra: "
+                    'pip install "medden[serve]".',
+    )
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="address to listen on (default: %(default)s, this computer only); 0.0.0.0 exposes the "
+                             "viewer to the network, with no login")
+    parser.add_argument("--port", type=_positive_int, default=8000, help="TCP port (default: %(default)s)")
+    parser.add_argument("--max-upload-mb", type=_positive_float, default=100.0, metavar="N",
+                        help="largest upload in MB; larger files are refused (default: %(default)g)")
+    parser.add_argument("--bundles", nargs="+", metavar="NAME", default=None,
+                        help="bundles to offer: shipped names or bundle folders (default: every shipped bundle "
+                             "that denoises images)")
+    _add_backend_option(parser)
+    parser.set_defaults(func=_run_serve)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from medden.serve import run_server
+
+    run_server(args.host, args.port, bundles=args.bundles, max_upload_bytes=max(1, round(args.max_upload_mb * 2**20)),
+               backend=args.backend)
+    return 0
+
+
 def _positive_float(text: str) -> float:
     """argparse type: a finite number > 0 (anything else is a usage error, exit code 2)."""
     try:
@@ -233,8 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_samples_command(commands)
     _add_denoise_command(commands)
+    _add_export_command(commands)
     _add_demo_command(commands)
     _add_benchmark_command(commands)
+    _add_serve_command(commands)
     return parser
 
 

@@ -69,7 +69,9 @@ class LoadedBundle:
     maps to [0, 1] for this network (the bundle's ``intensity_percentiles``), measured after a
     ``smoothing`` x ``smoothing`` box mean (``intensity_smoothing``; 0 = on the image itself).
     ``image_channels`` is how many channels one image has for the network (the bundle's
-    ``image_channels``; 1 = grey, 3 = RGB).
+    ``image_channels``; 1 = grey, 3 = RGB). ``backend`` is what runs the network (one of
+    :data:`medden.deployment.BACKENDS`); ``network`` is then the PyTorch network or its
+    exported stand-in, called alike.
     """
 
     name: str
@@ -79,6 +81,7 @@ class LoadedBundle:
     percentiles: tuple[float, float] = (0.0, 100.0)
     smoothing: int = 0
     image_channels: int = 1
+    backend: str = "torch"
 
 
 def shipped_bundles_dir() -> Path:
@@ -125,11 +128,14 @@ def resolve_bundle(name_or_dir: str | os.PathLike) -> Path:
 
 
 def load_bundle(bundle_dir: str | os.PathLike, device: str | torch.device | None = None,
-                batch_size: int | None = None, overrides: dict[str, Any] | None = None) -> LoadedBundle:
+                batch_size: int | None = None, overrides: dict[str, Any] | None = None,
+                backend: str = "torch") -> LoadedBundle:
     """Load a bundle's ``configs/inference.json`` ``network`` and ``inferer``.
 
     The config is evaluated with ``bundle_root`` set to the bundle folder (so its
-    ``models/model.pt`` is used) and ``device`` overridden when given.
+    ``models/model.pt`` is used) and ``device`` overridden when given. With an exported
+    ``backend`` the network comes from ``models/model.ts`` / ``model.onnx`` /
+    ``model_int8.onnx`` instead (written by ``medden export``), and the inferer is the same.
 
     Args:
         bundle_dir: a bundle folder, or the name of a shipped one (:func:`resolve_bundle`).
@@ -138,16 +144,25 @@ def load_bundle(bundle_dir: str | os.PathLike, device: str | torch.device | None
             the inferer and of every ``base_inferer`` it wraps; default: the bundle's.
         overrides: further config ids and values, e.g. ``{"model_path": "other.pt",
             "noise": "poisson"}`` (as ``--key value`` on the bundle command line).
+        backend: one of :data:`medden.deployment.BACKENDS`, or ``"auto"``: the fastest one
+            the bundle has a current export of that loses under 0.1 dB
+            (:func:`medden.deployment.choose_backend`).
 
     Raises:
-        FileNotFoundError: no such bundle (see :func:`resolve_bundle`).
+        FileNotFoundError: no such bundle (see :func:`resolve_bundle`), or an exported
+            ``backend`` the bundle has no export of.
         TypeError: ``batch_size`` is not an int.
         ValueError: ``batch_size < 1``, or given for an inferer without ``sw_batch_size``;
-            bad ``intensity_percentiles``; or a config that does not evaluate.
+            bad ``intensity_percentiles``; a config that does not evaluate; an unknown
+            ``backend``, a stale export, or an exported one with an overridden ``model_path``
+            (exports are of ``models/model.pt``).
         CheckpointError: the weights do not load.
     """
     import torch
     from monai.bundle import ConfigParser
+
+    from medden.deployment import choose_backend
+    from medden.inference.backends import load_exported_network
 
     root = resolve_bundle(bundle_dir)
     parser = ConfigParser()
@@ -157,7 +172,15 @@ def load_bundle(bundle_dir: str | os.PathLike, device: str | torch.device | None
         parser["device"] = f"$torch.device('{torch.device(device)}')"
     for key, value in (overrides or {}).items():
         parser[key] = value
-    network = parser.get_parsed_content("network").eval()
+    other_weights = "model_path" in (overrides or {})
+    if other_weights and backend not in ("torch", "auto"):
+        raise ValueError(f"backend {backend!r} runs the bundle's export of models/model.pt; it cannot run the "
+                         f"overridden model_path {overrides['model_path']!r} (use backend='torch').")
+    backend = "torch" if other_weights else choose_backend(root, backend)
+    if backend == "torch":
+        network = parser.get_parsed_content("network").eval()
+    else:
+        network = load_exported_network(root, backend, parser.get_parsed_content("device"))
     inferer = parser.get_parsed_content("inferer")
     if batch_size is not None:
         _set_batch_size(inferer, batch_size)
@@ -178,9 +201,12 @@ def load_bundle(bundle_dir: str | os.PathLike, device: str | torch.device | None
     if isinstance(image_channels, bool) or not isinstance(image_channels, int) or image_channels < 1:
         raise ValueError(f"{CHANNELS_KEY} in {str(root / BUNDLE_CONFIG)!r} must be a whole number >= 1 (1 grey, "
                          f"3 RGB); got {image_channels!r}.")
+    if backend != "torch":
+        parameters["backend"] = backend  # int8 changes the pixels, so it belongs in the UIDs
     name = f"{root.resolve().name} {meta.get('version', '')}".strip()
+    logger.info("bundle %s runs on the %s backend", name, backend)
     return LoadedBundle(name=name, network=network, inferer=inferer, parameters=parameters, percentiles=percentiles,
-                        smoothing=smoothing, image_channels=image_channels)
+                        smoothing=smoothing, image_channels=image_channels, backend=backend)
 
 
 def bundle_network(bundle_dir: str | os.PathLike, weights: str | os.PathLike) -> torch.nn.Module:

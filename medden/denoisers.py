@@ -26,7 +26,7 @@ import numpy as np
 from medden.anchors import CLASSICAL_DENOISERS, classical_denoiser
 from medden.validation import check_finite
 
-__all__ = ["BundleDenoiser", "make_denoiser"]
+__all__ = ["BundleDenoiser", "make_denoiser", "runs_on_volumes"]
 
 
 class BundleDenoiser:
@@ -41,16 +41,17 @@ class BundleDenoiser:
         device: ``"cpu"``, ``"cuda"``, ...; default: the bundle's own choice.
         name: the label in tables; default: the bundle's folder name.
         overrides: config ids and values, e.g. ``{"model_path": "runs/x/model.pt"}``.
+        backend: what runs the network (see :func:`medden.denoise.load_bundle`).
 
     Attributes:
         loaded: the :class:`~medden.denoise.LoadedBundle` (network, inferer, percentiles).
     """
 
     def __init__(self, bundle: str | os.PathLike, device: str | None = None, name: str | None = None,
-                 overrides: dict[str, Any] | None = None) -> None:
+                 overrides: dict[str, Any] | None = None, backend: str = "torch") -> None:
         from medden.denoise import load_bundle
 
-        self.loaded = load_bundle(bundle, device, overrides=overrides)
+        self.loaded = load_bundle(bundle, device, overrides=overrides, backend=backend)
         self.name = name or self.loaded.name.split()[0]
 
     @property
@@ -64,12 +65,12 @@ class BundleDenoiser:
         check_finite(image, "image")
         channels = self.loaded.image_channels
         if channels == 1:
-            if _runs_on_volumes(self.loaded.inferer):  # every channel as one slice of a grey volume
+            if runs_on_volumes(self.loaded.inferer):  # every channel as one slice of a grey volume
                 return self._run(image.transpose(1, 2, 0)[None])[0].transpose(2, 0, 1)
             return np.concatenate([self._run(image[c:c + 1]) for c in range(image.shape[0])])
         if image.shape[0] != channels:
             raise ValueError(f"{self.name} takes {channels}-channel images, got {image.shape[0]} channel(s).")
-        return self._run(image[..., None])[..., 0] if _runs_on_volumes(self.loaded.inferer) else self._run(image)
+        return self._run(image[..., None])[..., 0] if runs_on_volumes(self.loaded.inferer) else self._run(image)
 
     def _run(self, image: np.ndarray) -> np.ndarray:
         from medden.inference import denoise_image
@@ -79,7 +80,7 @@ class BundleDenoiser:
         return np.ascontiguousarray(np.asarray(out, np.float32))
 
 
-def _runs_on_volumes(inferer) -> bool:
+def runs_on_volumes(inferer) -> bool:
     """Whether a bundle's inferer (or one it wraps) is a ``SliceInferer``, i.e. takes
     ``(B, C, H, W, D)`` volumes; else it takes ``(B, C, H, W)`` images."""
     from monai.inferers import SliceInferer
