@@ -22,16 +22,47 @@ BUNDLE_FILES = ("configs/metadata.json", "configs/train.json", "configs/evaluate
 
 
 def run_bundle(*args, timeout=600, threads="2"):
-    """``python -m monai.bundle ARGS`` from the repository root; fails the test on a non-zero exit."""
-    import os
-    import subprocess
-    import sys
+    """``python -m monai.bundle ARGS`` from the repository root; fails the test on a non-zero exit.
 
-    env = dict(os.environ, OMP_NUM_THREADS=threads)
-    result = subprocess.run([sys.executable, "-m", "monai.bundle", *args], cwd=REPO, env=env,
-                            capture_output=True, text=True, timeout=timeout)
-    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-4000:])
-    return result
+    Runs in this process, as the entry point would (``fire`` parses the same arguments into the
+    same ``monai.bundle`` functions), which spares every call the seconds a new interpreter
+    spends importing torch and MONAI. The console output is captured and returned as
+    ``result.stdout`` / ``result.stderr``; the root logger's handlers (which a bundle's
+    ``logging.conf`` replaces) are restored afterwards. The command line itself still runs in
+    a new interpreter where a test checks its error output (a corrupt model file, missing
+    perceptual weights) and under torchrun.
+    """
+    import contextlib
+    import io
+    import logging
+    import os
+    import types
+
+    import fire
+    import torch
+    from monai.bundle import scripts
+
+    del timeout, threads  # subprocess-only settings; an in-process run uses the test's own threads
+    entry_points = {name: getattr(scripts, name) for name in ("run", "run_workflow", "verify_metadata",
+                                                            "verify_net_in_out", "ckpt_export", "onnx_export")}
+    out, err = io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    handlers, level, cwd = root.handlers[:], root.level, os.getcwd()
+    threads_before = torch.get_num_threads()
+    try:
+        os.chdir(REPO)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            fire.Fire(entry_points, command=[str(a) for a in args], name="monai.bundle")
+    except SystemExit as exit_:  # fire exits on a usage error
+        raise AssertionError((out.getvalue()[-2000:], err.getvalue()[-4000:])) from exit_
+    finally:
+        os.chdir(cwd)
+        for handler in root.handlers[:]:
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+        torch.set_num_threads(threads_before)
+    return types.SimpleNamespace(stdout=out.getvalue(), stderr=err.getvalue(), returncode=0)
 
 
 def assert_standard_bundle(bundle, max_model_bytes=8 * 2**20):
@@ -63,8 +94,8 @@ def run_bundle_training_under_torchrun(bundle, out_dir, *overrides):
 def check_bundle_tooling(bundle, tmp_path, channels=1, trace=False):
     """MONAI's verify_metadata, verify_net_in_out and ckpt_export (TorchScript; traced rather
     than scripted with ``trace``) accept ``bundle``. They run in this process, as the
-    ``python -m monai.bundle`` entry points would call them (the command line itself is
-    exercised by every ``run_bundle`` test)."""
+    ``python -m monai.bundle`` entry points would call them (the entry point's argument
+    parsing is exercised by every ``run_bundle`` test)."""
     import torch
     from monai.bundle import ckpt_export, verify_metadata, verify_net_in_out
 
