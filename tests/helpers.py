@@ -65,6 +65,26 @@ def run_bundle(*args, timeout=600, threads="2"):
     return types.SimpleNamespace(stdout=out.getvalue(), stderr=err.getvalue(), returncode=0)
 
 
+def ct_series_datasets(n: int) -> list:
+    """n pydicom datasets of one new CT series made from pydicom's CT_small: new UIDs,
+    positions 2 mm apart along z, instance numbers 1..n."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+    from pydicom.uid import generate_uid
+
+    source = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    series_uid, datasets = generate_uid(), []
+    for k in range(n):
+        ds = source.copy()
+        ds.SeriesInstanceUID = series_uid
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+        ds.ImagePositionPatient = [float(v) + (2.0 * k if i == 2 else 0.0)
+                                   for i, v in enumerate(source.ImagePositionPatient)]
+        ds.InstanceNumber = k + 1
+        datasets.append(ds)
+    return datasets
+
+
 def assert_standard_bundle(bundle, max_model_bytes=8 * 2**20):
     """A MONAI bundle's standard file set is present and its model is small enough to ship."""
     for name in BUNDLE_FILES:

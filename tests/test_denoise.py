@@ -13,13 +13,14 @@ import pydicom
 import pytest
 import torch
 from pydicom.data import get_testdata_file
-from pydicom.uid import generate_uid
 
 import medden.inference
 import medden.io
 from medden.cli import main
 from medden.denoise import denoise_path, load_bundle, resolve_bundle, shipped_bundles, shipped_bundles_dir
 from medden.inference import denoise_image
+
+from helpers import ct_series_datasets
 
 BUNDLE = Path(__file__).resolve().parents[1] / "bundles" / "recorruption_ixi_bernoulli"
 
@@ -31,17 +32,11 @@ def bundle():
 
 def _ct_series(folder: Path, n: int = 3) -> str:
     """A small CT series made from CT_small: n slices, new UIDs, positions 2 mm apart, no .dcm suffix."""
-    source = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    series_uid = generate_uid()
     folder.mkdir(parents=True, exist_ok=True)
-    for k in range(n):
-        ds = source.copy()
-        ds.SeriesInstanceUID = series_uid
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.ImagePositionPatient = [float(v) + (2.0 * k if i == 2 else 0.0) for i, v in enumerate(source.ImagePositionPatient)]
-        ds.InstanceNumber = k + 1
+    datasets = ct_series_datasets(n)
+    for k, ds in enumerate(datasets):
         ds.save_as(folder / f"img{n - k}")
-    return series_uid
+    return datasets[0].SeriesInstanceUID
 
 
 def _digest(folder: Path) -> dict[str, str]:

@@ -19,7 +19,6 @@ import pydicom
 import pytest
 from PIL import Image
 from pydicom.data import get_testdata_file
-from pydicom.uid import generate_uid
 
 pytest.importorskip("fastapi", reason='the web viewer needs the serve extra: pip install "medden[serve]"')
 pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx (the test extra)")
@@ -34,6 +33,8 @@ from medden.io import plan_dicom_series
 from medden.serve import create_app
 from medden.serve.errors import UploadError
 from medden.serve.upload import receive_upload
+
+from helpers import ct_series_datasets
 
 LIMIT = 2 * 2**20  # the module server's upload limit
 VIEWS = ("noisy", "denoised", "difference")
@@ -225,14 +226,8 @@ def _zip(members: dict[str, bytes]) -> bytes:
 
 def _ct_slices(n: int) -> list[bytes]:
     """n slices of one new CT series made from CT_small, 2 mm apart."""
-    source = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    series_uid, files = generate_uid(), []
-    for k in range(n):
-        ds = source.copy()
-        ds.SeriesInstanceUID = series_uid
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-        ds.ImagePositionPatient = [float(v) + (2.0 * k if i == 2 else 0.0) for i, v in enumerate(source.ImagePositionPatient)]
-        ds.InstanceNumber = k + 1
+    files = []
+    for ds in ct_series_datasets(n):
         out = io.BytesIO()
         ds.save_as(out)
         files.append(out.getvalue())
