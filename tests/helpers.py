@@ -27,7 +27,8 @@ def run_bundle(*args, timeout=600, threads="2"):
     Runs in this process, as the entry point would (``fire`` parses the same arguments into the
     same ``monai.bundle`` functions), which spares every call the seconds a new interpreter
     spends importing torch and MONAI. The console output is captured and returned as
-    ``result.stdout`` / ``result.stderr``; the root logger's handlers (which a bundle's
+    ``result.stdout`` / ``result.stderr`` (console log handlers made by earlier runs are
+    pointed at it for the call); the root logger's handlers (which a bundle's
     ``logging.conf`` replaces) are restored afterwards. The command line itself still runs in
     a new interpreter where a test checks its error output (a corrupt model file, missing
     perceptual weights) and under torchrun.
@@ -49,6 +50,11 @@ def run_bundle(*args, timeout=600, threads="2"):
     root = logging.getLogger()
     handlers, level, cwd = root.handlers[:], root.level, os.getcwd()
     threads_before = torch.get_num_threads()
+    # loggers an earlier in-process run set up (e.g. MONAI's StatsHandler logger, which gets its own
+    # console handler when first made) still write to the console of that time: point them here too
+    consoles = [h for logger in [root, *logging.Logger.manager.loggerDict.values()]
+                for h in getattr(logger, "handlers", []) if type(h) is logging.StreamHandler]
+    streams = [h.setStream(out) for h in consoles]
     try:
         os.chdir(REPO)
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -56,6 +62,8 @@ def run_bundle(*args, timeout=600, threads="2"):
     except SystemExit as exit_:  # fire exits on a usage error
         raise AssertionError((out.getvalue()[-2000:], err.getvalue()[-4000:])) from exit_
     finally:
+        for handler, stream in zip(consoles, streams):
+            handler.setStream(stream)
         os.chdir(cwd)
         for handler in root.handlers[:]:
             if handler not in handlers:
@@ -68,6 +76,8 @@ def run_bundle(*args, timeout=600, threads="2"):
 def ct_series_datasets(n: int) -> list:
     """n pydicom datasets of one new CT series made from pydicom's CT_small: new UIDs,
     positions 2 mm apart along z, instance numbers 1..n."""
+    import copy
+
     import pydicom
     from pydicom.data import get_testdata_file
     from pydicom.uid import generate_uid
@@ -75,7 +85,7 @@ def ct_series_datasets(n: int) -> list:
     source = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
     series_uid, datasets = generate_uid(), []
     for k in range(n):
-        ds = source.copy()
+        ds = copy.deepcopy(source)  # Dataset.copy() is shallow: the copies would share one file_meta
         ds.SeriesInstanceUID = series_uid
         ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
         ds.ImagePositionPatient = [float(v) + (2.0 * k if i == 2 else 0.0)
