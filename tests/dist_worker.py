@@ -25,7 +25,7 @@ def main(out_dir: str) -> None:
     Path(out_dir, f"rank{rank}.txt").write_text(
         f"{int(distributed)} {torch.distributed.get_world_size() if distributed else 1} "
         f"{trainer.state.iteration} {hashlib.sha256(weights).hexdigest()} {evaluator.state.metrics['val_psnr']}\n")
-    cleanup()
+    cleanup(wait_for_all=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ BUNDLES = sorted(p for p in (Path(__file__).resolve().parents[1] / "bundles").it
 OVERLAY = {
     "initialize": ["$medden.engines.init_distributed()", "$monai.utils.set_determinism(seed=@seed)"],
     "run": ["$@train#trainer.run()", "$medden.io.publish_model(@output_dir + '/best.pt', @save_model_to)"],
-    "finalize": ["$medden.engines.cleanup()"],
+    "finalize": ["$medden.engines.cleanup(wait_for_all=True)"],
 }
 
 

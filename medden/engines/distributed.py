@@ -70,7 +70,16 @@ def make_loader(dataset: Dataset, batch_size: int, shuffle: bool, num_workers: i
                       num_workers=num_workers, drop_last=drop_last, pin_memory=torch.cuda.is_available())
 
 
-def cleanup() -> None:
-    """Leave the process group, if any."""
+def cleanup(wait_for_all: bool = False) -> None:
+    """Leave the process group, if any.
+
+    Args:
+        wait_for_all: first wait (a barrier) until every rank has arrived, so that no rank tears
+            its gloo/NCCL connections down while another still uses them (a rank that leaves
+            early can abort in gloo's teardown). Use it at the normal end of a run; leave it
+            off on an error path, where another rank may never arrive.
+    """
     if is_distributed():
+        if wait_for_all:
+            dist.barrier()
         dist.destroy_process_group()
