@@ -45,7 +45,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["DEFAULT_BUNDLE", "LoadedBundle", "bundle_network", "check_paths", "denoise_path", "load_bundle",
+__all__ = ["DEFAULT_BUNDLE", "LoadedBundle", "bundle_config", "bundle_network", "check_paths", "denoise_path", "load_bundle",
            "noise_figures",
            "resolve_bundle", "shipped_bundles", "shipped_bundles_dir", "write_preview"]
 
@@ -127,6 +127,17 @@ def resolve_bundle(name_or_dir: str | os.PathLike) -> Path:
         "bundle folder or one of the shipped names.")
 
 
+def bundle_config(root: Path):
+    """The ``monai.bundle.ConfigParser`` of the bundle folder ``root``'s ``configs/inference.json``,
+    with ``bundle_root`` set to ``root`` (so ``model_path`` is its ``models/model.pt``)."""
+    from monai.bundle import ConfigParser
+
+    parser = ConfigParser()
+    parser.read_config(str(root / BUNDLE_CONFIG))
+    parser["bundle_root"] = str(root)
+    return parser
+
+
 def load_bundle(bundle_dir: str | os.PathLike, device: str | torch.device | None = None,
                 batch_size: int | None = None, overrides: dict[str, Any] | None = None,
                 backend: str = "torch") -> LoadedBundle:
@@ -159,15 +170,12 @@ def load_bundle(bundle_dir: str | os.PathLike, device: str | torch.device | None
         CheckpointError: the weights do not load.
     """
     import torch
-    from monai.bundle import ConfigParser
 
     from medden.deployment import choose_backend
     from medden.inference.backends import load_exported_network
 
     root = resolve_bundle(bundle_dir)
-    parser = ConfigParser()
-    parser.read_config(str(root / BUNDLE_CONFIG))
-    parser["bundle_root"] = str(root)
+    parser = bundle_config(root)
     if device is not None:
         parser["device"] = f"$torch.device('{torch.device(device)}')"
     for key, value in (overrides or {}).items():
@@ -217,14 +225,9 @@ def bundle_network(bundle_dir: str | os.PathLike, weights: str | os.PathLike) ->
         FileNotFoundError: no such bundle (see :func:`resolve_bundle`) or weights file.
         CheckpointError: the weights do not fit the network.
     """
-    from monai.bundle import ConfigParser
-
     from medden.io import load_network_weights
 
-    root = resolve_bundle(bundle_dir)
-    parser = ConfigParser()
-    parser.read_config(str(root / BUNDLE_CONFIG))
-    parser["bundle_root"] = str(root)
+    parser = bundle_config(resolve_bundle(bundle_dir))
     return load_network_weights(parser.get_parsed_content("network_def"), weights).eval()
 
 

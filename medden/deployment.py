@@ -24,8 +24,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AUTO_PREFERENCE", "BACKENDS", "CALIBRATION_NOISES", "EXPORTED_FILES", "EXPORT_FORMATS", "EXPORT_RECORD", "INT8_MAX_PSNR_LOSS_DB", "check_backend",
-           "choose_backend", "exported_path", "is_current", "model_sha256", "read_export_record"]
+__all__ = ["AUTO_PREFERENCE", "BACKENDS", "CALIBRATION_NOISES", "EXPORTED_FILES", "EXPORT_FORMATS", "EXPORT_RECORD",
+           "INT8_MAX_PSNR_LOSS_DB", "auto_choice", "check_backend", "choose_backend", "current_exports",
+           "exported_path", "is_current", "model_sha256", "read_export_record"]
 
 #: every backend, in the order ``medden denoise --backend`` lists them
 BACKENDS = ("torch", "torchscript", "onnx", "onnx-int8")
@@ -84,34 +85,35 @@ def read_export_record(bundle_dir: str | os.PathLike) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
+def current_exports(bundle_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
+    """The record entries (``models/export.json``) of the exports that exist and were made
+    from the bundle's current ``models/model.pt``, by backend; ``{}`` if there are none.
+    Reads the record and hashes the weights once."""
+    root = Path(bundle_dir)
+    record, weights = read_export_record(root), root / "models" / "model.pt"
+    if not record or not weights.is_file() or record.get("model_sha256") != model_sha256(weights):
+        return {}
+    return {b: record[b] for b in EXPORT_FORMATS if b in record and exported_path(root, b).is_file()}
+
+
 def is_current(bundle_dir: str | os.PathLike, backend: str) -> bool:
     """Whether ``backend``'s export exists and was made from the bundle's current ``models/model.pt``."""
-    root = Path(bundle_dir)
-    record = read_export_record(root)
-    weights = root / "models" / "model.pt"
-    return (exported_path(root, backend).is_file() and backend in record and weights.is_file()
-            and record.get("model_sha256") == model_sha256(weights))
+    exported_path(bundle_dir, backend)  # refuses "torch" and unknown names
+    return backend in current_exports(bundle_dir)
+
+
+def auto_choice(current: dict[str, dict[str, Any]]) -> str:
+    """The first of :data:`AUTO_PREFERENCE` among ``current`` exports (:func:`current_exports`),
+    ``onnx-int8`` only if its recorded PSNR change is at least ``-INT8_MAX_PSNR_LOSS_DB``;
+    ``torch`` when none qualifies."""
+    return next(b for b in AUTO_PREFERENCE if b == "torch" or (
+        b in current and current[b].get("psnr_change_db", 0.0) >= -INT8_MAX_PSNR_LOSS_DB))
 
 
 def choose_backend(bundle_dir: str | os.PathLike, backend: str = "auto") -> str:
-    """Resolve ``"auto"`` to the first of :data:`AUTO_PREFERENCE` usable for this bundle; pass others through.
-
-    Usable: ``torch`` always; an exported backend when its export is current
-    (:func:`is_current`); ``onnx-int8`` also only when ``models/export.json`` records a PSNR
-    change of at least ``-INT8_MAX_PSNR_LOSS_DB`` against the float model.
+    """Resolve ``"auto"`` with :func:`auto_choice` for this bundle's current exports; pass others through.
 
     Raises:
         ValueError: ``backend`` is neither ``"auto"`` nor one of :data:`BACKENDS`.
     """
-    if backend != "auto":
-        return check_backend(backend)
-    record = read_export_record(bundle_dir)
-    for candidate in AUTO_PREFERENCE:
-        if candidate == "torch":
-            return candidate
-        if not is_current(bundle_dir, candidate):
-            continue
-        change = record[candidate].get("psnr_change_db", 0.0) if candidate == "onnx-int8" else 0.0
-        if change >= -INT8_MAX_PSNR_LOSS_DB:
-            return candidate
-    return "torch"
+    return auto_choice(current_exports(bundle_dir)) if backend == "auto" else check_backend(backend)

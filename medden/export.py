@@ -79,17 +79,13 @@ def corrupted_windows(channels: int, split: str, count: int, seed: int = 0, size
         ModuleNotFoundError: the ``samples`` extra is not installed.
     """
     from medden.benchmark.cases import NOISES
-    from medden.data.modalities import ROBUST_PERCENTILES, general_images
-    from medden.data.samples import load_sample
-    from medden.data.slices import scale_to_unit
+    from medden.data.modalities import _column_split, general_images, histology_rgb
 
     if channels == 1:
         images = [item.image for item in general_images(split)]
     elif channels == 3:
-        rgb = scale_to_unit(load_sample("immunohistochemistry").numpy(), ROBUST_PERCENTILES)
-        left = rgb[:, : rgb.shape[1] // 2]
-        cut = int(round(left.shape[1] * 0.8))
-        images = [left[:, :cut] if split == "train" else left[:, cut:]]
+        rgb = histology_rgb()
+        images = [_column_split(rgb[:, : rgb.shape[1] // 2], split)]  # the left half, as the grey training image
     else:
         raise ValueError(f"sample windows exist for 1 (grey) or 3 (RGB) channels, not {channels}; pass calibration "
                          "windows of your own data to export_bundle(calibration=...).")
@@ -115,9 +111,7 @@ class _Bundle:
     """What every exporter needs: the bundle's files, its PyTorch network and its channel count."""
 
     def __init__(self, bundle: str | os.PathLike):
-        from monai.bundle import ConfigParser
-
-        from medden.denoise import BUNDLE_CONFIG, CHANNELS_KEY, resolve_bundle
+        from medden.denoise import BUNDLE_CONFIG, CHANNELS_KEY, bundle_config, bundle_network, resolve_bundle
 
         self.root = resolve_bundle(bundle)
         self.config_file = self.root / BUNDLE_CONFIG
@@ -125,11 +119,8 @@ class _Bundle:
         self.weights = self.root / "models" / "model.pt"
         if not self.weights.is_file():
             raise FileNotFoundError(f"bundle {str(self.root)!r} has no trained weights {str(self.weights)!r} to export.")
-        parser = ConfigParser()
-        parser.read_config(str(self.config_file))
-        parser["bundle_root"] = str(self.root)
-        parser["device"] = "$torch.device('cpu')"
-        self.network = parser.get_parsed_content("network").eval()
+        self.network = bundle_network(self.root, self.weights)  # on the CPU, in eval mode
+        parser = bundle_config(self.root)
         channels = parser.get_parsed_content(CHANNELS_KEY) if CHANNELS_KEY in parser else None
         self.channels = int(channels or 1)
 

@@ -81,19 +81,13 @@ def cpu_steal_fraction() -> tuple[int, int]:
 def timing_images(channels: int) -> dict[int, np.ndarray]:
     """A real noisy slice per size: the head CT (512 x 512; its centre 256 x 256), or the IHC
     image in RGB for 3-channel bundles; Gaussian noise sigma 20/255."""
-    from medden.data.modalities import ROBUST_PERCENTILES, sample_plane
-    from medden.data.samples import load_sample
-    from medden.data.slices import scale_to_unit
+    from medden.data.modalities import _centre_window, histology_rgb, sample_plane
 
-    if channels == 3:
-        full = scale_to_unit(load_sample("immunohistochemistry").numpy(), ROBUST_PERCENTILES)
-    else:
-        full = sample_plane("693_UNCR.dcm")
+    full = histology_rgb() if channels == 3 else sample_plane("693_UNCR.dcm")
     rng = np.random.default_rng(0)
     images = {}
     for size in SIZES:
-        x0, y0 = (full.shape[1] - size) // 2, (full.shape[2] - size) // 2
-        clean = full[:, x0:x0 + size, y0:y0 + size]
+        clean = _centre_window(full, size)
         images[size] = (clean + rng.normal(0, 20 / 255, clean.shape)).astype(np.float32)
     return images
 
@@ -145,17 +139,8 @@ def fastest_within(rows: list[dict]) -> str:
     return min(ok, key=lambda r: sum(r[f"ms_{size}"] for size in SIZES))["backend"]
 
 
-def auto_choice(export: dict) -> str:
-    """What :func:`medden.deployment.choose_backend` picks for a bundle whose every export is
-    current and recorded as in ``export`` (its ``models/export.json``)."""
-    from medden.deployment import AUTO_PREFERENCE, INT8_MAX_PSNR_LOSS_DB
-
-    return next(b for b in AUTO_PREFERENCE if b == "torch" or (
-        b in export and export[b].get("psnr_change_db", 0.0) >= -INT8_MAX_PSNR_LOSS_DB))
-
-
 def markdown(results: dict) -> str:
-    from medden.deployment import AUTO_PREFERENCE
+    from medden.deployment import AUTO_PREFERENCE, auto_choice
 
     lines = [
         "# Deployment: exported and quantized models on the CPU",
@@ -199,7 +184,7 @@ def markdown(results: dict) -> str:
                       f"**{auto_choice(export)}** (from the export-time int8 check).", ""]
     default = results["bundles"][0]
     choice = fastest_within(default["backends"])
-    auto = auto_choice(default["export"])
+    auto = auto_choice(default["export"])  # every export of the benchmark's copy is current
     lines += ["## The default backend", "",
               f"For the default bundle ({default['bundle']}) the fastest backend that loses under {MAX_PSNR_LOSS_DB} "
               f"dB (least time for a 256² plus a 512² slice) is **{choice}**; `medden denoise --backend auto` (the default) picks **{auto}** for it "

@@ -37,6 +37,7 @@ __all__ = [
     "benchmark_images",
     "general_images",
     "general_test_images",
+    "histology_rgb",
     "sample_plane",
 ]
 
@@ -131,6 +132,14 @@ def _histology() -> np.ndarray:
     return _unit(_load_plane(_Source("histology", "immunohistochemistry")))
 
 
+def histology_rgb() -> np.ndarray:
+    """scikit-image's IHC image in RGB, ``(3, X, Y)`` float32 in [0, 1], scaled by the robust
+    range (:data:`ROBUST_PERCENTILES`) of all three channels together."""
+    from medden.data.samples import load_sample
+
+    return scale_to_unit(load_sample("immunohistochemistry").numpy(), ROBUST_PERCENTILES)
+
+
 def general_images(split: str) -> list[ModalityImage]:
     """Clean training (``"train"``) or validation (``"val"``) images of every modality.
 
@@ -190,15 +199,13 @@ def benchmark_images(brain_slices: int = 3) -> list[ModalityImage]:
     the right half of scikit-image's IHC image in RGB, ``(3, 256, 256)``, scaled by the robust
     range of all three channels together. Every image is in [0, 1].
     """
-    from medden.data.samples import load_sample
-
     tests = general_test_images(brain_slices)
     images = [item for item in tests if item.modality == "brain MR"]
     shoulder = _column_split(_unit(_load_plane(_Source("MR", "MR2_UNCR.dcm"))), "val")
     images.append(ModalityImage("shoulder MR", "MR2_UNCR held-out columns", _centre_window(shoulder)))
     renamed = {"CT": "head CT", "radiograph": "chest X-ray"}
     images += [ModalityImage(renamed[item.modality], item.name, item.image) for item in tests if item.modality in renamed]
-    rgb = scale_to_unit(load_sample("immunohistochemistry").numpy(), ROBUST_PERCENTILES)
+    rgb = histology_rgb()
     images.append(ModalityImage("histology", "immunohistochemistry right half (RGB)",
                                 _centre_window(rgb[:, rgb.shape[1] // 2:])))
     return images
