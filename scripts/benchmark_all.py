@@ -15,7 +15,7 @@ repository root:
 
 import sys
 
-from medden.cli import main
+from medden.apps.cli import main
 
 if __name__ == "__main__":
     sys.exit(main(["benchmark", *sys.argv[1:]]))

@@ -34,7 +34,7 @@ BUNDLE = Path("bundles/general_denoiser")  # the default of medden denoise
 
 _MEMORY_PROBE = """
 import resource, sys
-from medden.denoise import denoise_path, load_bundle
+from medden.apps.batch_denoise import denoise_path, load_bundle
 report = denoise_path(sys.argv[1], sys.argv[2], load_bundle(sys.argv[3], device="cpu"))
 assert report["processed"] == 1, report
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)  # KiB on Linux
@@ -67,7 +67,7 @@ def build_large(root: Path, shape=(512, 512, 300)) -> None:
 
 
 def main() -> None:
-    from medden.denoise import denoise_path, load_bundle
+    from medden.apps.batch_denoise import denoise_path, load_bundle
     from medden.io import read_dicom_folder
 
     torch.set_num_threads(os.cpu_count() or 1)

@@ -1,7 +1,7 @@
 """Benchmark: every deployment backend of every shipped image bundle, on the CPU.
 
 For each bundle a copy is exported with ``medden export`` (TorchScript, ONNX, int8 ONNX), then
-for each backend (:data:`medden.deployment.BACKENDS`):
+for each backend (:data:`medden.bundle.exports.BACKENDS`):
 
 * size on disk of what the backend loads (``model.pt`` for torch);
 * milliseconds per 256 x 256 and per 512 x 512 slice through the whole ``medden denoise``
@@ -93,7 +93,7 @@ def timing_images(channels: int) -> dict[int, np.ndarray]:
 
 
 def cases_for(bundle: str, channels: int) -> list:
-    from medden.benchmark.cases import make_case
+    from medden.apps.benchmark.cases import make_case
     from medden.data.modalities import benchmark_images
 
     images = [item for item in benchmark_images(3) if (item.image.shape[0] == 3) == (channels == 3)]
@@ -102,11 +102,11 @@ def cases_for(bundle: str, channels: int) -> list:
 
 
 def bundle_rows(bundle: str, work: Path) -> dict:
-    from medden.benchmark.helpers import image_scores
-    from medden.deployment import BACKENDS, EXPORTED_FILES
-    from medden.denoise import resolve_bundle
-    from medden.denoisers import BundleDenoiser
-    from medden.export import export_bundle
+    from medden.apps.benchmark.helpers import image_scores
+    from medden.bundle.exports import BACKENDS, EXPORTED_FILES
+    from medden.apps.batch_denoise import resolve_bundle
+    from medden.bundle.denoisers import BundleDenoiser
+    from medden.apps.export import export_bundle
 
     copy = work / bundle
     shutil.copytree(resolve_bundle(bundle), copy, ignore=shutil.ignore_patterns("runs", "model.ts", "*.onnx",
@@ -140,7 +140,7 @@ def fastest_within(rows: list[dict]) -> str:
 
 
 def markdown(results: dict) -> str:
-    from medden.deployment import AUTO_PREFERENCE, auto_choice
+    from medden.bundle.exports import AUTO_PREFERENCE, auto_choice
 
     lines = [
         "# Deployment: exported and quantized models on the CPU",
@@ -188,7 +188,7 @@ def markdown(results: dict) -> str:
     lines += ["## The default backend", "",
               f"For the default bundle ({default['bundle']}) the fastest backend that loses under {MAX_PSNR_LOSS_DB} "
               f"dB (least time for a 256² plus a 512² slice) is **{choice}**; `medden denoise --backend auto` (the default) picks **{auto}** for it "
-              f"({'as it should' if auto == choice else 'THIS DISAGREES: update medden.deployment.AUTO_PREFERENCE'}).",
+              f"({'as it should' if auto == choice else 'THIS DISAGREES: update medden.bundle.exports.AUTO_PREFERENCE'}).",
               "`auto` takes the first current export in the order "
               f"{', '.join(AUTO_PREFERENCE)}, and int8 only when `medden export` measured a loss under "
               f"{MAX_PSNR_LOSS_DB} dB on its validation windows; a bundle without exports runs on torch.", ""]

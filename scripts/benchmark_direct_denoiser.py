@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medden.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
+from medden.apps.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
 from medden.io import publish_model
 from medden.io._files import atomic_write
 from medden.transforms import RandPoissonGaussianNoise
@@ -163,7 +163,7 @@ def _recorruption_loader(settings: dict):
     from medden.data.datasets import CorruptedImageDataset
     from medden.data.slices import t1_slices
     from medden.engines import make_loader
-    from medden.keys import Keys
+    from medden.core.keys import Keys
 
     peak, read = settings["peak"], settings["read_sigma"]
     data = CorruptedImageDataset(t1_slices("train"), noise=RandPoissonGaussianNoise(peak, read),

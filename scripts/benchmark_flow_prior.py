@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medden.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
+from medden.apps.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
 from medden.io._files import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medden.benchmark.helpers import contact_sheet, image_scores
+from medden.apps.benchmark.helpers import contact_sheet, image_scores
 
 RESULTS = Path("docs/results")
 NOISES = {
@@ -139,8 +139,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from medden.data.modalities import general_test_images
-    from medden.denoise import load_bundle
-    from medden.fit import fit_network, fit_slices
+    from medden.apps.batch_denoise import load_bundle
+    from medden.apps.fit import fit_network, fit_slices
 
     bundle = load_bundle(args.bundle, device="cpu")
     percentiles = tuple(bundle.percentiles)

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medden.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
-from medden.denoise import bundle_network
+from medden.apps.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
+from medden.apps.batch_denoise import bundle_network
 from medden.io import publish_model
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medden.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
-from medden.denoise import bundle_network
+from medden.apps.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
+from medden.apps.batch_denoise import bundle_network
 
 BUNDLE = Path("bundles/recorruption_ixi_bernoulli")
 RESULTS = Path("docs/results")
@@ -81,7 +81,7 @@ def corrupted(split: str, seed: int, with_masks: bool = False):
 def tune(network, split_seed: int = 101):
     """(eta, k) for refinement and alpha for the N2N closed form, on the validation slab."""
     from medden.inference import noisier2noise_correction, tune_refinement
-    from medden.metrics import psnr
+    from medden.metrics.image_quality import psnr
 
     noisy, clean = corrupted("val", split_seed)
     pairs = [(padded(n)[0], padded(c)[0]) for n, c in zip(noisy, clean)]

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medden.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
-from medden.denoise import bundle_network
+from medden.apps.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
+from medden.apps.batch_denoise import bundle_network
 from medden.io import publish_model
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,7 +87,7 @@ def tune(network, experiment: str):
     from monai.inferers import SlidingWindowInferer
 
     from medden.inference import noisier2noise_correction, tune_refinement
-    from medden.metrics import psnr
+    from medden.metrics.image_quality import psnr
 
     window = SlidingWindowInferer((256, 256), sw_batch_size=1, padding_mode="replicate")
     pairs = [(torch.as_tensor(n)[None], torch.as_tensor(c)[None]) for n, c in noisy_pairs(experiment, "val", 101)]

@@ -31,7 +31,7 @@ import torch
 from medden.data.unpaired import unpaired_slices
 from medden.io import load_network_weights
 from medden.losses import FlowPriorLoss, blur_images
-from medden.metrics import psnr
+from medden.metrics.image_quality import psnr
 from medden.networks import ImageFlow
 
 SIGMA = 25 / 255

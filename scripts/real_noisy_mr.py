@@ -9,7 +9,7 @@ Images (both read from the installed packages, nothing is downloaded):
   (128 x 96 x 24; its air is zero-filled, so there is no background noise to measure).
 
 Each is denoised in its own units with ``medden.inference.denoise_image`` (the bundle's
-network, inferer and intensity percentiles), then scored with :mod:`medden.noise_estimation`:
+network, inferer and intensity percentiles), then scored with :mod:`medden.core.noise_estimation`:
 background (Rician-corrected) and wavelet noise sigma before and after, residual whiteness,
 edge preservation, and the seconds taken.
 
@@ -87,7 +87,7 @@ def attempt(compute: Callable[[], float], notes: list[str], what: str) -> float 
 
 
 def background_sigmas(noisy: np.ndarray, denoised: np.ndarray, notes: list[str]) -> tuple:
-    from medden.noise_estimation import find_background, rician_background_sigma
+    from medden.core.noise_estimation import find_background, rician_background_sigma
 
     before = attempt(lambda: rician_background_sigma(noisy), notes, "background sigma")
     if before is None:
@@ -97,9 +97,9 @@ def background_sigmas(noisy: np.ndarray, denoised: np.ndarray, notes: list[str])
 
 
 def score(name: str, bundle, out_dir: Path) -> dict:
-    from medden.denoise import write_preview
+    from medden.apps.batch_denoise import write_preview
     from medden.inference import denoise_image
-    from medden.noise_estimation import edge_preservation, estimate_noise_sigma, residual_whiteness
+    from medden.core.noise_estimation import edge_preservation, estimate_noise_sigma, residual_whiteness
 
     noisy, source = IMAGES[name]()
     percentiles = bundle.percentiles
@@ -161,7 +161,7 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from medden.denoise import load_bundle
+    from medden.apps.batch_denoise import load_bundle
     from medden.io._files import atomic_write, prepare_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

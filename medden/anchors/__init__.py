@@ -10,7 +10,7 @@ nominally in [0, 1]; the result is float32 of the same shape; the input is never
   :func:`classical_denoiser` builds one by name from :data:`CLASSICAL_DENOISERS`.
 * :class:`AnscombeDenoiser` (:mod:`~medden.anchors.poisson`) turns a Gaussian denoiser into a
   Poisson(-Gaussian) one: variance-stabilise, denoise at unit sigma, invert with the exact
-  unbiased inverse (:mod:`medden.variance_stabilization`).
+  unbiased inverse (:mod:`medden.core.variance_stabilization`).
 * :func:`l1_wavelet_recon` (:mod:`~medden.anchors.reconstruction`): compressed-sensing
   reconstruction of undersampled single-coil k-space, the anchor for MRI reconstruction.
 * :func:`nlm_denoise`, :func:`bm3d_denoise` and :func:`with_anscombe` are the function forms

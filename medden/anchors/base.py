@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from medden.validation import check_finite, check_positive
+from medden.core.validation import check_finite, check_positive
 
 __all__ = ["Anchor", "ClassicalDenoiser"]
 

@@ -7,8 +7,8 @@ import inspect
 import numpy as np
 
 from medden.anchors.base import ClassicalDenoiser
-from medden.noise_estimation import rician_background_sigma
-from medden.validation import check_positive, lookup_by_name
+from medden.core.noise_estimation import rician_background_sigma
+from medden.core.validation import check_positive, lookup_by_name
 
 __all__ = [
     "CLASSICAL_DENOISERS",
@@ -124,7 +124,7 @@ class RicianNLMDenoiser(ClassicalDenoiser):
     defaults), at the cost of one slice.
 
     With ``sigma=None`` and ``rician=True`` sigma is measured in the air around the object
-    (:func:`medden.noise_estimation.rician_background_sigma`, which corrects for the Rayleigh
+    (:func:`medden.core.noise_estimation.rician_background_sigma`, which corrects for the Rayleigh
     law of magnitude noise there); where no air is found it falls back to the wavelet
     estimate, right where signal dominates (Rician noise is then nearly Gaussian). dipy's
     ``estimate_sigma`` is not used: its six-neighbour residual is calibrated for 3D and reads

@@ -5,15 +5,15 @@ from __future__ import annotations
 import numpy as np
 
 from medden.anchors.base import Anchor, ClassicalDenoiser, check_image
-from medden.validation import check_positive, check_range
-from medden.variance_stabilization import generalized_anscombe, inverse_generalized_anscombe
+from medden.core.validation import check_positive, check_range
+from medden.core.variance_stabilization import generalized_anscombe, inverse_generalized_anscombe
 
 __all__ = ["AnscombeDenoiser", "anscombe", "inverse_anscombe", "with_anscombe"]
 
 
 def anscombe(counts: np.ndarray) -> np.ndarray:
     """Anscombe transform ``2 sqrt(c + 3/8)``: Poisson counts to roughly unit-variance Gaussian
-    (:func:`medden.variance_stabilization.generalized_anscombe` without read noise)."""
+    (:func:`medden.core.variance_stabilization.generalized_anscombe` without read noise)."""
     return generalized_anscombe(counts)
 
 

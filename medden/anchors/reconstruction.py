@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from medden.validation import check_finite, check_int, check_positive
+from medden.core.validation import check_finite, check_int, check_positive
 
 __all__ = ["l1_wavelet_recon"]
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from medden.keys import Keys
+from medden.core.keys import Keys
 from medden.transforms.corruption import RandCorruption
 from medden.transforms.kspace import RandKspaceUndersample
 from medden.transforms.pairs import Recorrupt

@@ -21,8 +21,8 @@ from monai.transforms import LoadImage
 from monai.utils import convert_to_numpy
 
 from medden.data.slices import SPLITS, foreground_slices, split_subjects
-from medden.keys import Keys
-from medden.validation import check_channel_first, check_finite, check_range
+from medden.core.keys import Keys
+from medden.core.validation import check_channel_first, check_finite, check_range
 
 __all__ = ["NAME_KEY", "PAIRS_CSV", "find_pairs", "load_pair", "paired_slices", "scale_pair"]
 

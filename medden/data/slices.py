@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medden.validation import check_finite, check_range
+from medden.core.validation import check_finite, check_range
 
 __all__ = [
     "SPLITS",

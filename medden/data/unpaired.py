@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from medden.data.slices import mni_slices, nifti_slices
-from medden.validation import check_int
+from medden.core.validation import check_int
 
 __all__ = ["UNPAIRED_ROLES", "alternating_blocks", "tile_patches", "unpaired_slices"]
 

@@ -26,7 +26,7 @@ from monai.utils import CommonKeys
 from medden.engines.distributed import is_main_process
 from medden.engines.steps import _optimise, _to
 from medden.io._files import atomic_write
-from medden.keys import Keys
+from medden.core.keys import Keys
 from medden.networks.flow import dequantized_bits_per_dim
 
 __all__ = ["VAL_BITS_PER_DIM", "FlowSampleSaver", "build_flow_evaluator", "make_flow_step"]

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 from monai.utils import CommonKeys
 
-from medden.keys import Keys
+from medden.core.keys import Keys
 
 __all__ = ["make_noise_map_step", "make_prepare_batch", "make_train_step", "make_vae_direct_step"]
 

@@ -30,8 +30,8 @@ from monai.utils import CommonKeys
 from medden.engines.distributed import is_main_process
 from medden.engines.handlers import CheckpointHandler, LossScheduleHandler, resume_training
 from medden.engines.steps import make_prepare_batch, make_train_step
-from medden.keys import Keys
-from medden.validation import check_positive
+from medden.core.keys import Keys
+from medden.core.validation import check_positive
 
 __all__ = ["VAL_PSNR", "VAL_SSIM", "build_evaluator", "build_trainer"]
 

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from monai.inferers import SimpleInferer
 
-from medden.validation import check_finite
+from medden.core.validation import check_finite
 
 _NUMBER = (int, float, np.integer, np.floating)
 

@@ -3,7 +3,7 @@
 * :func:`zero_filled_input`: the network's input from measured k-space, density-compensated
   the way the training pairs were (the Noise2Noise paper divides by the sampling density).
 * :func:`reconstruct_kspace`: a stack of slices through a trained network, measured samples
-  kept exactly (:func:`medden.fourier.data_consistency`).
+  kept exactly (:func:`medden.core.fourier.data_consistency`).
 * :func:`reconstruct_h5_folder`: every fastMRI-layout ``.h5`` file (k-space with a ``mask``)
   of a folder into a NIfTI magnitude volume.
 
@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medden.fourier import check_kspace, data_consistency, to_image
+from medden.core.fourier import check_kspace, data_consistency, to_image
 from medden.io._files import separate_output_dir
 from medden.networks.kspace import KspaceDenoiser
 from medden.transforms.kspace_masks import make_kspace_mask

@@ -37,7 +37,7 @@ from medden.inference._checks import (
     evaluate,
     resolve_inferer,
 )
-from medden.validation import check_int, check_positive
+from medden.core.validation import check_int, check_positive
 
 __all__ = ["noisier2noise_correction", "Noisier2NoiseInferer"]
 

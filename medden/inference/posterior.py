@@ -40,7 +40,7 @@ from medden.inference.volumes import map_nifti_file, nifti_stem, to_unit_range
 from medden.io._files import separate_output_dir
 from medden.io.nifti import NIFTI_SUFFIXES, list_nifti_files
 from medden.networks.ladder_vae import LadderVAE
-from medden.validation import check_int
+from medden.core.validation import check_int
 
 __all__ = [
     "POSTERIOR_STATISTICS",

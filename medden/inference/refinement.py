@@ -25,7 +25,7 @@ from medden.inference._checks import (
     evaluate,
     resolve_inferer,
 )
-from medden.validation import check_int
+from medden.core.validation import check_int
 
 __all__ = ["iterative_refinement", "keep_observed_pixels", "refinement_path", "RefinementInferer"]
 

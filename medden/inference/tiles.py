@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from monai.inferers import Inferer
 
-from medden.inference.backends import network_device
+from medden.bundle.backends import network_device
 from medden.io._files import separate_output_dir
 
 __all__ = ["denoise_tile_folder"]

@@ -25,9 +25,9 @@ from medden.inference._checks import (
     resolve_inferer,
 )
 from medden.inference.refinement import refinement_path
-from medden.keys import Keys
-from medden.metrics import psnr, ssim
-from medden.validation import check_int, check_positive, lookup_by_name
+from medden.core.keys import Keys
+from medden.metrics.image_quality import psnr, ssim
+from medden.core.validation import check_int, check_positive, lookup_by_name
 
 __all__ = ["RefinementChoice", "tune_refinement", "TUNING_METRICS"]
 
@@ -98,7 +98,7 @@ def tune_refinement(
             ``clean_key``; each a floating tensor ``(B, C, H, W)`` or ``(B, C, H, W, D)``.
         etas: distinct step sizes to try, each in (0, 1].
         max_steps: largest ``k`` tried, int >= 1.
-        data_range: peak-to-peak range of the clean intensities, > 0 (see :mod:`medden.metrics`).
+        data_range: peak-to-peak range of the clean intensities, > 0 (see :mod:`medden.metrics.image_quality`).
         base_inferer: how each network evaluation is run; None means ``SimpleInferer()``.
         metric: ``"psnr"`` (dB) or ``"ssim"``; higher is better.
         input_key: key of the noisy batch when ``data`` yields dicts.

@@ -17,10 +17,10 @@ from monai.config import NdarrayOrTensor
 from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
-from medden.inference.backends import network_device
+from medden.bundle.backends import network_device
 from medden.io._files import separate_output_dir
 from medden.io.nifti import list_nifti_files
-from medden.validation import check_channel_first, check_finite, check_range
+from medden.core.validation import check_channel_first, check_finite, check_range
 
 __all__ = ["denoise_image", "denoise_nifti_file", "denoise_nifti_folder", "intensity_range",
            "list_nifti_files", "map_nifti_file", "nifti_stem", "to_unit_range"]

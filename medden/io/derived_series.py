@@ -46,7 +46,7 @@ from pydicom.uid import UID, ExplicitVRLittleEndian, JPEG2000Lossless, RLELossle
 from medden.io._files import atomic_write, prepare_dir
 from medden.io.dicom_series import _file_meta, _invert_monochrome1, _modality_dataset
 from medden.io.dicom_types import DicomSeries
-from medden.validation import check_finite
+from medden.core.validation import check_finite
 
 __all__ = ["DERIVATION_CODE", "SERIES_NUMBER_OFFSET", "TRANSFER_SYNTAXES", "write_derived_series"]
 

@@ -29,7 +29,7 @@ from pydicom.uid import (
 from pydicom.valuerep import format_number_as_ds
 
 from medden.io._files import atomic_write, prepare_dir
-from medden.validation import check_finite
+from medden.core.validation import check_finite
 
 __all__ = ["dicom_affine", "read_dicom_image", "write_volume_as_series"]
 

@@ -21,8 +21,8 @@ from torch import nn
 
 from medden.losses._checks import check_loss_inputs
 from medden.losses.pixelwise import masked_mean
-from medden.noise_estimation import wavelet_noise_sigma
-from medden.validation import check_int, check_positive
+from medden.core.noise_estimation import wavelet_noise_sigma
+from medden.core.validation import check_int, check_positive
 
 __all__ = ["BLURS", "FlowPriorLoss", "blur_images"]
 
@@ -68,7 +68,7 @@ class FlowPriorLoss(nn.Module):
     Both terms are per image value, so ``lambda = lambda_scale * 2 sigma^2`` is the MAP
     weight (see the module docstring) whatever the patch size. ``sigma`` is the noise std of
     each input, in the images' units: given to the call, fixed at construction, or else
-    estimated blind from each noisy image (:func:`~medden.noise_estimation.wavelet_noise_sigma`),
+    estimated blind from each noisy image (:func:`~medden.core.noise_estimation.wavelet_noise_sigma`),
     so one model trains on a range of noise levels without knowing any of them.
 
     The prior is frozen: its parameters get no gradient and it stays in eval mode; the

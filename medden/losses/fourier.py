@@ -12,7 +12,7 @@ independent undersampling ``b`` of the same slice. Two ways to compare (both off
 
 ``restrict="overwrite"`` (the Noise2Noise reference implementation)
     The input's measured frequencies in ``FFT(pred)`` are overwritten by their measured values
-    (:func:`medden.fourier.data_consistency`), the result is transformed back and compared in
+    (:func:`medden.core.fourier.data_consistency`), the result is transformed back and compared in
     the image domain with the target's zero-filled, density-compensated image:
     ``mean |IFFT(R_a(FFT(pred))) - y_b|^2``, which by Parseval is the k-space L2 distance to
     ``k_b / p``, an unbiased estimate of the full k-space.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from medden.fourier import data_consistency, to_kspace
+from medden.core.fourier import data_consistency, to_kspace
 from medden.losses._checks import check_loss_inputs
 from medden.losses.pixelwise import masked_mean
 
@@ -53,7 +53,7 @@ class FourierDomainLoss(nn.Module):
     Args:
         restrict: ``"target"`` or ``"overwrite"``.
         is_complex: ``pred`` holds complex images as channels, ``(B, 2C, H, W)`` (real parts,
-            then imaginary parts, see :mod:`medden.fourier`); else real images ``(B, C, H, W)``.
+            then imaginary parts, see :mod:`medden.core.fourier`); else real images ``(B, C, H, W)``.
 
     ``forward(pred, target, mask=None, input_kspace=None, input_mask=None)``:
 
@@ -71,7 +71,7 @@ class FourierDomainLoss(nn.Module):
 
     Example:
         >>> import torch.nn.functional as F
-        >>> from medden.fourier import to_kspace
+        >>> from medden.core.fourier import to_kspace
         >>> pred, clean = torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8)
         >>> full = torch.ones(2, 1, 8, 8)
         >>> loss = FourierDomainLoss("target")(pred, to_kspace(clean), full)

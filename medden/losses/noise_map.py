@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medden.losses.pixelwise import MaskedMSELoss, MaskedPixelwiseLoss
-from medden.validation import check_probability, check_range
+from medden.core.validation import check_probability, check_range
 
 __all__ = ["AsymmetricNoiseLoss", "CBDNetLoss", "local_noise_level", "total_variation"]
 

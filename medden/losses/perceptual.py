@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from medden.losses._checks import check_loss_inputs
-from medden.validation import lookup_by_name
+from medden.core.validation import lookup_by_name
 
 __all__ = ["PerceptualLoss", "VGG16_LAYERS", "build_vgg16_features"]
 

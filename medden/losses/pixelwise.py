@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from medden.losses._checks import check_loss_inputs
-from medden.validation import check_positive, check_probability
+from medden.core.validation import check_positive, check_probability
 
 __all__ = [
     "masked_mean",

@@ -10,7 +10,7 @@ from monai.networks.blocks import Convolution
 from torch import nn
 
 from medden.networks.padding import check_widths, pad_to_multiple
-from medden.validation import check_int
+from medden.core.validation import check_int
 
 __all__ = ["ConvAutoencoder"]
 

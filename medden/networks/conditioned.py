@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from medden.networks.residual import ResidualDenoiser
-from medden.noise_estimation import wavelet_noise_sigma
+from medden.core.noise_estimation import wavelet_noise_sigma
 
 __all__ = ["NoiseConditionedDenoiser"]
 
@@ -15,7 +15,7 @@ class NoiseConditionedDenoiser(ResidualDenoiser):
 
     FFDNet and DRUNet feed a noise-level map as an extra input channel so one network covers
     many noise levels. Clinical images come without a known level, so here it is estimated
-    from each input by :func:`~medden.noise_estimation.wavelet_noise_sigma` (finest Haar
+    from each input by :func:`~medden.core.noise_estimation.wavelet_noise_sigma` (finest Haar
     diagonal detail, median absolute deviation) and broadcast to a constant map. Training and
     inference use the same estimate, so nothing but the noisy image is needed (no clean data,
     no user-supplied sigma), and a sliding-window inferer gives each window its own level.

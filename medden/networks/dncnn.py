@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from monai.networks.blocks import Convolution
 from torch import nn
-from medden.validation import check_int
+from medden.core.validation import check_int
 
 
 __all__ = ["DnCNN"]

@@ -28,7 +28,7 @@ from medden.networks.flow_layers import (
     squeeze,
     unsqueeze,
 )
-from medden.validation import check_int
+from medden.core.validation import check_int
 
 __all__ = ["COUPLINGS", "FlowEncoding", "ImageFlow", "bits_per_dim", "dequantize", "dequantized_bits_per_dim"]
 

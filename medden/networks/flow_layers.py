@@ -14,7 +14,7 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn import functional as F
 
-from medden.validation import check_int
+from medden.core.validation import check_int
 
 __all__ = ["COUPLING_MASKS", "ActNorm", "AffineCoupling", "FlowStep", "InvertibleConv1x1", "SplitPrior", "ZeroConv2d",
            "gaussian_log_density", "squeeze", "unsqueeze"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from medden.fourier import data_consistency
+from medden.core.fourier import data_consistency
 
 __all__ = ["KspaceDenoiser"]
 
@@ -16,7 +16,7 @@ class KspaceDenoiser(nn.Module):
     Wraps an image-to-image network (the trained weights live in ``net``; this wrapper has no
     parameters of its own, so a checkpoint of ``net`` loads into it via ``.net``). Called
     with only an image it is ``net``; with the measured k-space and its mask it applies
-    :func:`medden.fourier.data_consistency` to the network's output.
+    :func:`medden.core.fourier.data_consistency` to the network's output.
 
     Args:
         net: ``(B, C, H, W) -> (B, C, H, W)`` network.

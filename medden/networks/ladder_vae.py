@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medden.validation import check_finite
+from medden.core.validation import check_finite
 
 __all__ = ["GatedResBlock", "LadderVAE", "VAEKeys", "gaussian_kl"]
 

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Normal
 
-from medden.validation import check_finite, check_int, check_positive, lookup_by_name
+from medden.core.validation import check_finite, check_int, check_positive, lookup_by_name
 
 __all__ = [
     "NOISE_MODELS",
@@ -575,7 +575,7 @@ def calibrated_noise_model(name: str, noisy_images, sigma: float | None = None) 
     Returns:
         the model with ``requires_grad`` off (it is the likelihood, not something to learn).
     """
-    from medden.noise_estimation import wavelet_noise_sigma
+    from medden.core.noise_estimation import wavelet_noise_sigma
 
     images = [torch.as_tensor(image, dtype=torch.float32) for image in noisy_images]
     if not images:

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medden.validation import check_int
+from medden.core.validation import check_int
 
 __all__ = ["PadToMultiple", "check_widths", "pad_to_multiple"]
 

@@ -12,7 +12,7 @@ from monai.networks.nets import UNet
 from torch import nn
 
 from medden.networks.padding import check_widths, pad_to_multiple
-from medden.validation import check_int
+from medden.core.validation import check_int
 
 __all__ = ["KernelSelectingModule", "PRIDNet"]
 

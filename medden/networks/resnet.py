@@ -6,7 +6,7 @@ import torch
 from monai.networks.blocks import Convolution, ResidualUnit
 from torch import nn
 
-from medden.validation import check_int
+from medden.core.validation import check_int
 
 __all__ = ["ResNetDenoiser"]
 

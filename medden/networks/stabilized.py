@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from medden.validation import check_positive, check_range
-from medden.variance_stabilization import generalized_anscombe, inverse_generalized_anscombe
+from medden.core.validation import check_positive, check_range
+from medden.core.variance_stabilization import generalized_anscombe, inverse_generalized_anscombe
 
 __all__ = ["VarianceStabilized"]
 
@@ -14,7 +14,7 @@ __all__ = ["VarianceStabilized"]
 class VarianceStabilized(nn.Module):
     """``y -> inverse_GAT(net(GAT(peak * y))) / peak``: the network sees roughly unit-variance
     Gaussian noise whatever the intensity, and its output returns to ``y``'s units with the
-    exact unbiased inverse (see :mod:`medden.variance_stabilization`).
+    exact unbiased inverse (see :mod:`medden.core.variance_stabilization`).
 
     Args:
         net: ``(B, C, H, W) -> (B, C, H, W)`` network, e.g. a residual U-Net.

@@ -24,7 +24,7 @@ from torch import nn
 
 from medden.networks.direct_denoiser import DirectDenoiser
 from medden.networks.ladder_vae import LadderVAE, VAEKeys
-from medden.validation import check_finite
+from medden.core.validation import check_finite
 
 __all__ = ["DIRECT_LOSSES", "STAGES", "PairingError", "VAEDirectDenoiser", "check_pairing", "load_teacher_vae"]
 

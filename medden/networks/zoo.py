@@ -25,7 +25,7 @@ from medden.networks.pridnet import PRIDNet
 from medden.networks.residual import ResidualDenoiser
 from medden.networks.resnet import ResNetDenoiser
 from medden.networks.ridnet import RIDNet
-from medden.validation import check_int, lookup_by_name
+from medden.core.validation import check_int, lookup_by_name
 
 __all__ = ["DENOISER_NETWORKS", "count_parameters", "denoiser_network", "model_size_bytes"]
 

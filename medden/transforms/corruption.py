@@ -23,7 +23,7 @@ from monai.data.meta_obj import get_track_meta
 from monai.transforms import RandomizableTransform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
-from medden.validation import (
+from medden.core.validation import (
     check_channel_first,
     check_finite,
     check_non_negative,

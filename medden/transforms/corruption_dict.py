@@ -4,7 +4,7 @@ Every key gets an **independent** draw (its own level and noise field), as separ
 acquisitions would; to make two realisations of one image use
 :class:`~medden.transforms.pairs.NoisyPaird`. Mask-producing corruptions (Bernoulli,
 impulse, text) also write a ``(1, *spatial)`` float32 mask for each key, under ``mask_keys``
-(default: the key followed by :data:`medden.keys.MASK_SUFFIX`).
+(default: the key followed by :data:`medden.core.keys.MASK_SUFFIX`).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from monai.config import KeysCollection
 from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import ensure_tuple, ensure_tuple_rep
 
-from medden.keys import MASK_SUFFIX
+from medden.core.keys import MASK_SUFFIX
 from medden.transforms.corruption import (
     RandBernoulliNoise,
     RandCorruption,

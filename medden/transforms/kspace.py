@@ -31,10 +31,10 @@ from monai.data.meta_obj import get_track_meta
 from monai.transforms import MapTransform, Randomizable, Transform
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
-from medden.keys import Keys
+from medden.core.keys import Keys
 from medden.transforms.corruption import RandCorruption
 from medden.transforms.kspace_masks import KspaceMaskFunc, RadialBernoulliMask, SamplingPattern, make_kspace_mask
-from medden.validation import check_channel_first, check_finite
+from medden.core.validation import check_channel_first, check_finite
 
 __all__ = [
     "RECON_OUTPUTS",
@@ -118,7 +118,7 @@ def reconstruct(kspace: NdarrayOrTensor, output: str = "magnitude") -> NdarrayOr
         output: ``"magnitude"`` (``(C, *spatial)``, >= 0), ``"real"`` (real part; exact for a
             real image under a Hermitian-symmetric mask), ``"complex"`` (``(C, *spatial, 2)``)
             or ``"channels"`` (``(2C, *spatial)``: real parts, then imaginary parts, the
-            layout networks take, see :mod:`medden.fourier`).
+            layout networks take, see :mod:`medden.core.fourier`).
     """
     if output not in RECON_OUTPUTS:
         raise ValueError(f"output must be one of {RECON_OUTPUTS}, got {output!r}.")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from monai.transforms import Randomizable
 
-from medden.validation import check_positive, check_probability, lookup_by_name
+from medden.core.validation import check_positive, check_probability, lookup_by_name
 
 __all__ = [
     "SamplingPattern",

@@ -23,9 +23,9 @@ from monai.data.meta_obj import get_track_meta
 from monai.transforms import MapTransform, Randomizable, RandomizableTransform, Transform
 from monai.utils import TransformBackends, convert_to_dst_type, convert_to_tensor
 
-from medden.keys import MASK_SUFFIX, Keys
+from medden.core.keys import MASK_SUFFIX, Keys
 from medden.transforms.corruption import RandCorruption
-from medden.validation import check_channel_first, check_finite, check_probability
+from medden.core.validation import check_channel_first, check_finite, check_probability
 
 __all__ = [
     "CorruptedPair",
@@ -273,7 +273,7 @@ class RandSwapPaird(RandomizableTransform, MapTransform):
     """Dictionary twin of :class:`RandSwapPair`: swaps the values of two keys, and their masks.
 
     When a swap is drawn the masks move with their images: ``<key>_mask`` entries (see
-    :data:`medden.keys.MASK_SUFFIX`) are swapped too, also when only one of them is present.
+    :data:`medden.core.keys.MASK_SUFFIX`) are swapped too, also when only one of them is present.
 
     Args:
         keys: the two keys to swap (input and target by default).

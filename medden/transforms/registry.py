@@ -13,7 +13,7 @@ from medden.transforms.corruption import (
 )
 from medden.transforms.kspace import RandKspaceNoise
 from medden.transforms.text_overlay import RandTextOverlay
-from medden.validation import lookup_by_name
+from medden.core.validation import lookup_by_name
 
 __all__ = ["CORRUPTIONS", "make_corruption"]
 

@@ -10,7 +10,7 @@ import torch
 from PIL import Image, ImageDraw, ImageFont
 
 from medden.transforms.corruption import RandCorruption
-from medden.validation import check_range
+from medden.core.validation import check_range
 
 __all__ = ["RandTextOverlay"]
 

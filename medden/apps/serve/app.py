@@ -1,0 +1,233 @@
+"""The FastAPI application behind ``medden serve`` (see :mod:`medden.apps.serve`).
+
+Routes:
+
+* ``GET /``: the page (``static/index.html``, plain JavaScript, nothing fetched from elsewhere).
+* ``GET /api/health``: ``{"status": "ok"}``.
+* ``GET /api/bundles``: the offered bundle names, the default, the upload limit and the
+  accepted types.
+* ``POST /api/denoise``: a ``multipart/form-data`` form with ``file`` and ``bundle``; answers
+  the job summary (:func:`_process`) or ``{"detail": message}`` with 400, 413, 415 or 422.
+* ``GET /api/jobs/{job}/slices/{k}/{noisy|denoised|difference}.png``: one slice of a view.
+* ``GET /api/jobs/{job}/download/{dicom|nifti|png}``: the result, as an attachment.
+
+No ``from __future__ import annotations`` here: FastAPI reads the route functions' annotations
+(``Request``, imported inside :func:`create_app`) at definition time.
+"""
+
+import logging
+import os
+import re
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from medden.apps.serve.bundles import BundleCatalogue, denoise_volume
+from medden.apps.serve.errors import UploadError
+from medden.apps.serve.inputs import ACCEPTED, read_upload
+from medden.apps.serve.results import (
+    VIEWS,
+    Download,
+    Job,
+    JobStore,
+    dicom_zip,
+    display_volumes,
+    nifti_bytes,
+    png_bytes,
+    slice_png,
+)
+from medden.apps.serve.upload import Upload, receive_upload
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+__all__ = ["DEFAULT_MAX_UPLOAD_MB", "INSTALL_SERVE_EXTRA", "create_app", "require_serve_extra"]
+
+INSTALL_SERVE_EXTRA = 'pip install "medden[serve]"'
+DEFAULT_MAX_UPLOAD_MB = 100
+#: A zip may unpack to this many times the upload limit.
+ZIP_EXPANSION = 4
+_MEDIA_TYPES = {"dicom": "application/zip", "nifti": "application/gzip", "png": "image/png"}
+logger = logging.getLogger(__name__)
+
+
+def require_serve_extra() -> None:
+    """Import FastAPI, uvicorn and python-multipart, or say which extra installs them.
+
+    Raises:
+        ImportError: one is missing; the message names ``pip install "medden[serve]"``.
+    """
+    try:
+        import fastapi  # noqa: F401
+        import python_multipart  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as err:
+        raise ImportError(f"the web viewer needs the 'serve' extra, but {err.name or 'a package'!r} is not "
+                          f"installed; install it with: {INSTALL_SERVE_EXTRA}") from err
+
+
+def create_app(bundles: Sequence[str | os.PathLike] | None = None, *,
+               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20,
+               temp_root: str | os.PathLike | None = None, max_jobs: int = 8, max_job_bytes: int = 1 << 30,
+               device: str | None = None, backend: str = "auto", preload: bool = False) -> "FastAPI":
+    """The viewer as a FastAPI application (run it with uvicorn, or :func:`medden.apps.serve.run_server`).
+
+    Args:
+        bundles: shipped bundle names or bundle folders to offer; default: every shipped
+            bundle that denoises images (:class:`~medden.apps.serve.bundles.BundleCatalogue`).
+        max_upload_bytes: the largest file accepted; a zip may unpack to
+            :data:`ZIP_EXPANSION` times as much.
+        temp_root: where each request's temporary folder is made (created if missing);
+            default: the system's temporary folder.
+        max_jobs: how many recent results are kept for display and download.
+        max_job_bytes: the memory those results may hold together (the newest is always kept).
+        device: where the networks run; default: each bundle's own choice.
+        backend: what runs the networks: ``auto`` (as ``medden denoise``) or one of
+            :data:`medden.bundle.exports.BACKENDS`.
+        preload: load the default bundle now, so that the first upload does not wait for it.
+
+    Raises:
+        ImportError: the ``serve`` extra is not installed.
+        ValueError: ``max_upload_bytes < 1``, or a bad bundle list (see ``BundleCatalogue``).
+        FileNotFoundError: an unknown bundle.
+    """
+    require_serve_extra()
+    from fastapi import FastAPI, Request
+    from fastapi.responses import FileResponse, JSONResponse, Response
+    from fastapi.staticfiles import StaticFiles
+    from starlette.concurrency import run_in_threadpool
+
+    if isinstance(max_upload_bytes, bool) or not isinstance(max_upload_bytes, int) or max_upload_bytes < 1:
+        raise ValueError(f"max_upload_bytes must be a whole number of bytes >= 1, got {max_upload_bytes!r}.")
+    catalogue = BundleCatalogue(bundles, device, backend)
+    if preload:
+        catalogue.get(catalogue.default)
+    store = JobStore(max_jobs, max_job_bytes)
+    if temp_root is not None:
+        Path(temp_root).mkdir(parents=True, exist_ok=True)
+    one_at_a_time = threading.Lock()  # one denoising at a time: CPU/GPU bound, and the DICOM reader wants one thread
+    static = Path(__file__).resolve().parent / "static"
+
+    app = FastAPI(title="medden", docs_url=None, redoc_url=None, openapi_url=None)  # the docs pages load a CDN
+    app.mount("/static", StaticFiles(packages=[("medden.apps.serve", "static")]), name="static")
+
+    @app.exception_handler(UploadError)
+    async def refused(request: Request, err: UploadError) -> JSONResponse:
+        return JSONResponse({"detail": str(err)}, status_code=err.status)
+
+    @app.exception_handler(Exception)
+    async def failed(request: Request, err: Exception) -> JSONResponse:  # logged by the server with its traceback
+        return JSONResponse({"detail": f"the server failed on this request ({type(err).__name__}); the server's "
+                                       "log has the details."}, status_code=500)
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(static / "index.html", media_type="text/html")
+
+    @app.get("/api/health")
+    def health() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/api/bundles")
+    def list_bundles() -> dict:
+        return {"bundles": catalogue.names, "default": catalogue.default, "max_upload_bytes": max_upload_bytes,
+                "accepted": ACCEPTED}
+
+    @app.post("/api/denoise")
+    async def denoise(request: Request) -> dict:
+        with tempfile.TemporaryDirectory(prefix="medden-serve-", dir=temp_root) as tmp:
+            upload = await receive_upload(request.headers, request.stream(), Path(tmp), max_upload_bytes)
+            name = upload.fields.get("bundle") or catalogue.default
+            catalogue.check(name)  # before any decoding
+            job = await run_in_threadpool(_locked, one_at_a_time, _process, upload, name, catalogue, Path(tmp),
+                                          ZIP_EXPANSION * max_upload_bytes)
+        store.add(job)
+        return job.summary
+
+    def _job(job_id: str) -> Job:
+        job = store.get(job_id)
+        if job is None:
+            raise UploadError(404, f"result {job_id[:40]!r} is not held (any more): the server keeps the last "
+                                   f"{store.max_jobs}; upload the file again.")
+        return job
+
+    @app.get("/api/jobs/{job_id}/slices/{k}/{view}.png")
+    def slice_image(job_id: str, k: int, view: str) -> Response:
+        if view not in VIEWS:
+            raise UploadError(404, f"no view {view[:40]!r}; the views are {', '.join(VIEWS)}.")
+        png = slice_png(_job(job_id).views[view], k)
+        return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/api/jobs/{job_id}/download/{fmt}")
+    def download(job_id: str, fmt: str) -> Response:
+        job = _job(job_id)
+        if fmt not in job.downloads:
+            raise UploadError(404, f"no {fmt[:40]!r} download for this result; it has: {', '.join(job.downloads)}.")
+        item = job.downloads[fmt]
+        return Response(item.content, media_type=item.media_type,
+                        headers={"Content-Disposition": f'attachment; filename="{item.filename}"'})
+
+    return app
+
+
+def _locked(lock: threading.Lock, func, *args):
+    with lock:
+        return func(*args)
+
+
+def _stem(filename: str) -> str:
+    """A safe ASCII stem for download names: ``"CT small.dcm"`` -> ``"CT_small"``."""
+    name = Path(filename.replace("\\", "/")).name
+    for suffix in (".nii.gz", ".nii", ".dcm", ".zip", ".png", ".gz"):
+        if name.lower().endswith(suffix):
+            name = name[: -len(suffix)]
+            break
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:60] or "image"
+
+
+def _process(upload: Upload, bundle_name: str, catalogue: BundleCatalogue, folder: Path, max_unpacked: int) -> Job:
+    """Decode, denoise and render one upload; everything it returns lives in memory.
+
+    Returns:
+        The :class:`Job`; its ``summary`` is ``{"job", "kind", "bundle", "backend", "shape": [C, X, Y, N],
+        "slices", "slice_url": URL template with ``{k}`` and ``{view}``, "downloads": {format:
+        URL}, "windows", "notes", "seconds"}``.
+
+    Raises:
+        UploadError: the file cannot be read (413, 415, 422) or denoised (422).
+    """
+    started = time.perf_counter()
+    image = read_upload(upload.path, upload.filename, folder, max_unpacked)
+    bundle = catalogue.get(bundle_name)
+    try:
+        denoised = denoise_volume(bundle, image.volume)
+    except UploadError:
+        raise
+    except ValueError as err:
+        raise UploadError(422, f"this image could not be denoised: {err}") from None
+    views, windows = display_volumes(image.volume, denoised)
+    stem, job_id = _stem(upload.filename), secrets.token_urlsafe(16)
+    downloads = {"nifti": Download(f"{stem}_denoised.nii.gz", _MEDIA_TYPES["nifti"],
+                                   nifti_bytes(denoised, image.affine, image.flat, folder / "denoised.nii.gz"))}
+    if image.series is not None:
+        (folder / "derived").mkdir()
+        try:
+            content = dicom_zip(image.series, denoised, folder / "derived", bundle.name, bundle.parameters)
+            downloads["dicom"] = Download(f"{stem}_denoised_dicom.zip", _MEDIA_TYPES["dicom"], content)
+        except ValueError as err:  # e.g. a pixel encoding the derived-series writer does not support
+            image.notes.append(f"no DICOM download: {err}")
+    if image.png_bits is not None:
+        downloads["png"] = Download(f"{stem}_denoised.png", _MEDIA_TYPES["png"], png_bytes(denoised, image.png_bits))
+    base = f"/api/jobs/{job_id}"
+    seconds = round(time.perf_counter() - started, 3)
+    summary = {"job": job_id, "kind": image.kind, "bundle": bundle_name, "backend": bundle.backend, "shape": list(image.volume.shape),
+               "slices": int(image.volume.shape[-1]), "slice_url": base + "/slices/{k}/{view}.png",
+               "downloads": {fmt: f"{base}/download/{fmt}" for fmt in downloads}, "windows": windows,
+               "notes": image.notes, "seconds": seconds}
+    logger.info("job %s: %s %s denoised with %s in %.1f s", job_id, image.kind, "x".join(map(str, image.volume.shape)),
+                bundle_name, seconds)
+    return Job(job_id, summary, views, downloads)

@@ -1,0 +1,6 @@
+"""Core: the pieces every other layer builds on, depending on nothing else in medden.
+
+``validation`` (argument checks with messages that name the fix), ``keys`` (dictionary keys),
+``fourier`` (batched k-space operators), ``noise_estimation`` (noise level from the image
+alone), ``variance_stabilization`` (Anscombe and generalised Anscombe transforms).
+"""
