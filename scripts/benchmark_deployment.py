@@ -81,13 +81,13 @@ def cpu_steal_fraction() -> tuple[int, int]:
 def timing_images(channels: int) -> dict[int, np.ndarray]:
     """A real noisy slice per size: the head CT (512 x 512; its centre 256 x 256), or the IHC
     image in RGB for 3-channel bundles; Gaussian noise sigma 20/255."""
-    from medden.data.modalities import _centre_window, histology_rgb, sample_plane
+    from medden.data.modalities import centre_window, histology_rgb, sample_plane
 
     full = histology_rgb() if channels == 3 else sample_plane("693_UNCR.dcm")
     rng = np.random.default_rng(0)
     images = {}
     for size in SIZES:
-        clean = _centre_window(full, size)
+        clean = centre_window(full, size)
         images[size] = (clean + rng.normal(0, 20 / 255, clean.shape)).astype(np.float32)
     return images
 

@@ -37,7 +37,7 @@ import torch
 
 from medden.apps.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
 from medden.io import publish_model
-from medden.io._files import atomic_write
+from medden.io.files import atomic_write
 from medden.transforms import RandPoissonGaussianNoise
 from medden.transforms.corruption import RandCorruption
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from medden.apps.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
-from medden.io._files import atomic_write
+from medden.io.files import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "flow_prior_unpaired"

@@ -162,7 +162,7 @@ def markdown(report: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     from medden.apps.batch_denoise import load_bundle
-    from medden.io._files import atomic_write, prepare_dir
+    from medden.io.files import atomic_write, prepare_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="bundle folder")

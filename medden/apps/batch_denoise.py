@@ -301,7 +301,7 @@ def write_preview(path: Path, before: np.ndarray, after: np.ndarray) -> Path:
     """
     from PIL import Image
 
-    from medden.io._files import atomic_write
+    from medden.io.files import atomic_write
 
     def middle(volume: np.ndarray) -> np.ndarray:
         arr = np.asarray(volume, dtype=np.float32)
@@ -364,7 +364,7 @@ def _finished(output_dir: Path) -> dict:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    from medden.io._files import atomic_write
+    from medden.io.files import atomic_write
 
     text = json.dumps(data, indent=2, default=str) + "\n"
     atomic_write(path, lambda tmp: tmp.write_text(text), overwrite=True)

@@ -79,13 +79,13 @@ def corrupted_windows(channels: int, split: str, count: int, seed: int = 0, size
         ModuleNotFoundError: the ``samples`` extra is not installed.
     """
     from medden.apps.benchmark.cases import NOISES
-    from medden.data.modalities import _column_split, general_images, histology_rgb
+    from medden.data.modalities import column_split, general_images, histology_rgb
 
     if channels == 1:
         images = [item.image for item in general_images(split)]
     elif channels == 3:
         rgb = histology_rgb()
-        images = [_column_split(rgb[:, : rgb.shape[1] // 2], split)]  # the left half, as the grey training image
+        images = [column_split(rgb[:, : rgb.shape[1] // 2], split)]  # the left half, as the grey training image
     else:
         raise ValueError(f"sample windows exist for 1 (grey) or 3 (RGB) channels, not {channels}; pass calibration "
                          "windows of your own data to export_bundle(calibration=...).")
@@ -162,7 +162,7 @@ class _Bundle:
 def _write_checked(bundle: _Bundle, backend: str, write) -> tuple[Path, dict[str, Any]]:
     """Export with ``write(tmp_path)`` into a temporary file beside the target, check it against
     PyTorch, and only then move it into place (an export that fails its check leaves the old one)."""
-    from medden.io._files import atomic_write
+    from medden.io.files import atomic_write
 
     details: dict[str, Any] = {}
 
@@ -219,7 +219,7 @@ def _export_int8(bundle: _Bundle, calibration: np.ndarray, validation: tuple[np.
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from medden.io._files import atomic_write
+    from medden.io.files import atomic_write
     from medden.metrics.image_quality import psnr
 
     float_path, target = bundle.root / EXPORTED_FILES["onnx"], bundle.root / EXPORTED_FILES["onnx-int8"]
@@ -292,7 +292,7 @@ def export_bundle(bundle: str | os.PathLike, formats: Sequence[str] = EXPORT_FOR
             path, details = _write_checked(info, backend, lambda tmp, w=writer: w(info, tmp))
         record[backend] = {"file": str(EXPORTED_FILES[backend]), "bytes": path.stat().st_size,
                            "seconds": round(time.perf_counter() - started, 2), **details}
-    from medden.io._files import atomic_write
+    from medden.io.files import atomic_write
 
     text = json.dumps(record, indent=2) + "\n"
     atomic_write(info.root / EXPORT_RECORD, lambda tmp: tmp.write_text(text), overwrite=True)

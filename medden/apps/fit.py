@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medden.io._files import atomic_write
+from medden.io.files import atomic_write
 from medden.io.checkpoint import save_checkpoint
 from medden.core.noise_estimation import evenly_spaced, wavelet_noise_sigma
 from medden.core.validation import check_positive

@@ -31,7 +31,7 @@ import numpy as np
 from monai.data.fft_utils import ifftn_centered
 
 from medden.data.slices import SPLITS, split_subjects
-from medden.io._files import atomic_write
+from medden.io.files import atomic_write
 
 __all__ = ["FastMRISingleCoilFolder", "center_crop", "kspace_to_image", "read_singlecoil_kspace",
            "read_undersampled", "write_singlecoil_h5"]

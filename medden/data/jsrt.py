@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from medden.data.slices import SPLITS
-from medden.io._files import atomic_write
+from medden.io.files import atomic_write
 
 __all__ = ["JSRT_SIZE", "JSRTFolder", "chest_images", "chest_regions", "jsrt_split", "read_jsrt_image",
            "write_jsrt_image", "write_noisy_chest"]

@@ -79,7 +79,7 @@ class ModalityImage:
     image: np.ndarray
 
 
-def _downsample(plane: np.ndarray, factor: int) -> np.ndarray:
+def downsample(plane: np.ndarray, factor: int) -> np.ndarray:
     """Block-average ``factor`` x ``factor``; a partial block at the far edges is dropped, not
     zero-padded (a padded block would be a dark line the size of one output pixel)."""
     if factor == 1:
@@ -109,14 +109,14 @@ def _load_plane(source: _Source) -> np.ndarray:
         volume = read_dicom_image(path).numpy()
         plane = volume.mean(axis=0)
         plane = plane[..., source.frame] if plane.ndim == 3 else plane
-    return _downsample(np.asarray(plane, np.float32), source.downsample)
+    return downsample(np.asarray(plane, np.float32), source.downsample)
 
 
 def _unit(plane: np.ndarray) -> np.ndarray:
     return scale_to_unit(plane[None], ROBUST_PERCENTILES)
 
 
-def _column_split(image: np.ndarray, split: str) -> np.ndarray:
+def column_split(image: np.ndarray, split: str) -> np.ndarray:
     cut = int(round(image.shape[1] * (1 - _VAL_FRACTION)))
     return image[:, :cut] if split == "train" else image[:, cut:]
 
@@ -155,14 +155,14 @@ def general_images(split: str) -> list[ModalityImage]:
         raise ValueError(f"split must be 'train' or 'val' (the test images are general_test_images()), got {split!r}.")
     images = [ModalityImage("brain MR", f"mni152 {split} slice {i}", s) for i, s in enumerate(mni_slices(split))]
     for source in _TRAIN_SOURCES:
-        images.append(ModalityImage(source.modality, source.name, _column_split(_unit(_load_plane(source)), split)))
+        images.append(ModalityImage(source.modality, source.name, column_split(_unit(_load_plane(source)), split)))
     histology = _histology()
     left_half = histology[:, : histology.shape[1] // 2]
-    images.append(ModalityImage("histology", "immunohistochemistry left half", _column_split(left_half, split)))
+    images.append(ModalityImage("histology", "immunohistochemistry left half", column_split(left_half, split)))
     return images
 
 
-def _centre_window(image: np.ndarray, size: int = _TEST_WINDOW) -> np.ndarray:
+def centre_window(image: np.ndarray, size: int = _TEST_WINDOW) -> np.ndarray:
     x0 = max((image.shape[1] - size) // 2, 0)
     y0 = max((image.shape[2] - size) // 2, 0)
     return np.ascontiguousarray(image[:, x0 : x0 + size, y0 : y0 + size])
@@ -178,10 +178,10 @@ def general_test_images(brain_slices: int = 3) -> list[ModalityImage]:
     picks = np.linspace(0, len(slab) - 1, brain_slices + 2).round().astype(int)[1:-1]
     images = [ModalityImage("brain MR", f"mni152 test slice {int(i)}", slab[int(i)]) for i in picks]
     for source in _TEST_SOURCES:
-        images.append(ModalityImage(source.modality, source.name, _centre_window(_unit(_load_plane(source)))))
+        images.append(ModalityImage(source.modality, source.name, centre_window(_unit(_load_plane(source)))))
     histology = _histology()
     right_half = histology[:, histology.shape[1] // 2 :]
-    images.append(ModalityImage("histology", "immunohistochemistry right half", _centre_window(right_half)))
+    images.append(ModalityImage("histology", "immunohistochemistry right half", centre_window(right_half)))
     return images
 
 
@@ -201,13 +201,13 @@ def benchmark_images(brain_slices: int = 3) -> list[ModalityImage]:
     """
     tests = general_test_images(brain_slices)
     images = [item for item in tests if item.modality == "brain MR"]
-    shoulder = _column_split(_unit(_load_plane(_Source("MR", "MR2_UNCR.dcm"))), "val")
-    images.append(ModalityImage("shoulder MR", "MR2_UNCR held-out columns", _centre_window(shoulder)))
+    shoulder = column_split(_unit(_load_plane(_Source("MR", "MR2_UNCR.dcm"))), "val")
+    images.append(ModalityImage("shoulder MR", "MR2_UNCR held-out columns", centre_window(shoulder)))
     renamed = {"CT": "head CT", "radiograph": "chest X-ray"}
     images += [ModalityImage(renamed[item.modality], item.name, item.image) for item in tests if item.modality in renamed]
     rgb = histology_rgb()
     images.append(ModalityImage("histology", "immunohistochemistry right half (RGB)",
-                                _centre_window(rgb[:, rgb.shape[1] // 2:])))
+                                centre_window(rgb[:, rgb.shape[1] // 2:])))
     return images
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medden.io._files import atomic_write, prepare_dir
+from medden.io.files import atomic_write, prepare_dir
 from medden.io.dicom_series import read_dicom_image, write_volume_as_series
 from medden.io.nifti import write_nifti
 

@@ -24,8 +24,8 @@ from monai.handlers import StatsHandler
 from monai.utils import CommonKeys
 
 from medden.engines.distributed import is_main_process
-from medden.engines.steps import _optimise, _to
-from medden.io._files import atomic_write
+from medden.engines.steps import optimiser_step, to_engine_device
+from medden.io.files import atomic_write
 from medden.core.keys import Keys
 from medden.networks.flow import dequantized_bits_per_dim
 
@@ -56,10 +56,10 @@ def make_flow_step(input_key: str = Keys.CLEAN, n_bins: int = 256, noise_std: fl
         raise ValueError(f"noise_std must be >= 0, got {noise_std!r}.")
 
     def step(engine, batch: dict) -> dict:
-        images = _to(batch[input_key], engine)
+        images = to_engine_device(batch[input_key], engine)
         if noise_std > 0:
             images = images + noise_std * torch.randn_like(images)
-        out = _optimise(engine, lambda: {
+        out = optimiser_step(engine, lambda: {
             CommonKeys.LOSS: dequantized_bits_per_dim(engine.network, images, n_bins).mean()})
         return {CommonKeys.IMAGE: images, CommonKeys.LOSS: out[CommonKeys.LOSS].detach()}
 
@@ -73,7 +73,7 @@ def build_flow_evaluator(network: torch.nn.Module, val_loader, device: torch.dev
     is seeded by ``(seed, i)``, so every validation sees the same draws."""
 
     def step(engine, batch: dict) -> dict:
-        images = _to(batch[input_key], engine)
+        images = to_engine_device(batch[input_key], engine)
         generator = torch.Generator().manual_seed(int(seed) * 1_000_003 + engine.state.iteration)
         engine.network.eval()
         with torch.no_grad():

@@ -9,7 +9,7 @@ from pathlib import Path
 from ignite.engine import Engine, Events
 
 from medden.engines.distributed import is_main_process
-from medden.io._files import atomic_write
+from medden.io.files import atomic_write
 from medden.io.checkpoint import CheckpointError, load_checkpoint, load_network_weights, save_checkpoint
 
 __all__ = ["CheckpointHandler", "LossScheduleHandler", "resume_training", "save_metrics"]

@@ -13,7 +13,7 @@ from medden.core.keys import Keys
 __all__ = ["make_noise_map_step", "make_prepare_batch", "make_train_step", "make_vae_direct_step"]
 
 
-def _to(value: Any, engine) -> Any:
+def to_engine_device(value: Any, engine) -> Any:
     if value is None:
         return None
     return value.to(engine.state.device, non_blocking=engine.non_blocking)
@@ -37,15 +37,15 @@ def make_train_step(input_key: str = Keys.INPUT, target_key: str = Keys.TARGET,
     """
 
     def step(engine, batch: dict) -> dict:
-        inputs, targets = _to(batch[input_key], engine), _to(batch[target_key], engine)
-        mask = _to(batch.get(mask_key) if mask_key is not None else None, engine)
-        extra = {name: _to(batch[key], engine) for name, key in (loss_kwargs or {}).items()}
+        inputs, targets = to_engine_device(batch[input_key], engine), to_engine_device(batch[target_key], engine)
+        mask = to_engine_device(batch.get(mask_key) if mask_key is not None else None, engine)
+        extra = {name: to_engine_device(batch[key], engine) for name, key in (loss_kwargs or {}).items()}
 
         def losses() -> dict:
             preds = engine.inferer(inputs, engine.network)
             return {CommonKeys.PRED: preds, CommonKeys.LOSS: engine.loss_function(preds, targets, mask, **extra)}
 
-        return _step_output(inputs, targets, _optimise(engine, losses))
+        return _step_output(inputs, targets, optimiser_step(engine, losses))
 
     return step
 
@@ -56,7 +56,7 @@ def _step_output(inputs: torch.Tensor, targets: torch.Tensor, out: dict) -> dict
             CommonKeys.LOSS: out[CommonKeys.LOSS].detach()}
 
 
-def _optimise(engine, losses: Callable[[], dict]) -> dict:
+def optimiser_step(engine, losses: Callable[[], dict]) -> dict:
     """One optimiser step on ``losses()[CommonKeys.LOSS]``, in train mode, autocast and
     gradient scaling following ``engine.amp``; returns what ``losses()`` returned."""
     engine.network.train()
@@ -90,8 +90,8 @@ def make_vae_direct_step(stage: str = "cotrain", input_key: str = Keys.INPUT) ->
     """
 
     def step(engine, batch: dict) -> dict:
-        inputs = _to(batch[input_key], engine)
-        out = _optimise(engine, lambda: engine.network(inputs, stage=stage))
+        inputs = to_engine_device(batch[input_key], engine)
+        out = optimiser_step(engine, lambda: engine.network(inputs, stage=stage))
         return {CommonKeys.IMAGE: inputs, **{key: value.detach() for key, value in out.items()}}
 
     return step
@@ -113,7 +113,7 @@ def make_noise_map_step(input_key: str = Keys.INPUT, target_key: str = Keys.TARG
     from medden.losses import local_noise_level
 
     def step(engine, batch: dict) -> dict:
-        inputs, targets = _to(batch[input_key], engine), _to(batch[target_key], engine)
+        inputs, targets = to_engine_device(batch[input_key], engine), to_engine_device(batch[target_key], engine)
         true_map = local_noise_level(inputs, targets, window)
 
         def losses() -> dict:
@@ -121,7 +121,7 @@ def make_noise_map_step(input_key: str = Keys.INPUT, target_key: str = Keys.TARG
             loss = engine.loss_function(preds, targets, None, noise_map=noise_map, true_noise_map=true_map)
             return {CommonKeys.PRED: preds, CommonKeys.LOSS: loss}
 
-        return _step_output(inputs, targets, _optimise(engine, losses))
+        return _step_output(inputs, targets, optimiser_step(engine, losses))
 
     return step
 

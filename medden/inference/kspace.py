@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from medden.core.fourier import check_kspace, data_consistency, to_image
-from medden.io._files import separate_output_dir
+from medden.io.files import separate_output_dir
 from medden.networks.kspace import KspaceDenoiser
 from medden.transforms.kspace_masks import make_kspace_mask
 

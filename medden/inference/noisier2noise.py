@@ -31,7 +31,7 @@ from monai.config import NdarrayOrTensor
 from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
-from medden.inference._checks import (
+from medden.inference.checks import (
     check_batch,
     check_network,
     evaluate,

@@ -35,9 +35,9 @@ from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type
 from torch import nn
 
-from medden.inference._checks import check_batch, evaluate, resolve_inferer
+from medden.inference.checks import check_batch, evaluate, resolve_inferer
 from medden.inference.volumes import map_nifti_file, nifti_stem, to_unit_range
-from medden.io._files import separate_output_dir
+from medden.io.files import separate_output_dir
 from medden.io.nifti import NIFTI_SUFFIXES, list_nifti_files
 from medden.networks.ladder_vae import LadderVAE
 from medden.core.validation import check_int

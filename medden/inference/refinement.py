@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from monai.inferers import Inferer
 
-from medden.inference._checks import (
+from medden.inference.checks import (
     check_batch,
     check_eta,
     check_network,

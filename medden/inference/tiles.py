@@ -10,7 +10,7 @@ import torch
 from monai.inferers import Inferer
 
 from medden.bundle.backends import network_device
-from medden.io._files import separate_output_dir
+from medden.io.files import separate_output_dir
 
 __all__ = ["denoise_tile_folder"]
 

@@ -18,7 +18,7 @@ from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
 from medden.bundle.backends import network_device
-from medden.io._files import separate_output_dir
+from medden.io.files import separate_output_dir
 from medden.io.nifti import list_nifti_files
 from medden.core.validation import check_channel_first, check_finite, check_range
 

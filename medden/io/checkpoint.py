@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from medden.io._files import atomic_write
+from medden.io.files import atomic_write
 
 __all__ = ["CheckpointError", "load_checkpoint", "load_network_weights", "publish_model", "save_checkpoint"]
 

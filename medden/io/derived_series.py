@@ -43,8 +43,8 @@ from pydicom.pixels import apply_modality_lut
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless, generate_uid
 
-from medden.io._files import atomic_write, prepare_dir
-from medden.io.dicom_series import _file_meta, _invert_monochrome1, _modality_dataset
+from medden.io.files import atomic_write, prepare_dir
+from medden.io.dicom_series import file_meta_for, invert_monochrome1, modality_dataset
 from medden.io.dicom_types import DicomSeries
 from medden.core.validation import check_finite
 
@@ -532,7 +532,7 @@ def _stored(values: np.ndarray, lut: Dataset, inverted: bool, ds: Dataset) -> np
         return np.clip(np.rint(values.transpose(2, 1, 0)), low, high).astype(dtype)
     grey = values[0].T
     if inverted:
-        grey = _invert_monochrome1(grey, lut)
+        grey = invert_monochrome1(grey, lut)
     return _to_stored(grey, lut, low, high).astype(dtype)
 
 
@@ -565,7 +565,7 @@ def _derived_instance(
     ds = _derived_dataset(header, derivation, enhanced=enhanced)
     stored = np.stack(
         [
-            _stored(values[..., slice_of[f]], _modality_dataset(header, f), inverted, ds)
+            _stored(values[..., slice_of[f]], modality_dataset(header, f), inverted, ds)
             for f in frames
         ]
     )
@@ -581,7 +581,7 @@ def _derived_instance(
 
 def _write(ds: Dataset, stored: np.ndarray, syntax: UID, path: Path, overwrite: bool) -> Path:
     """Attach ``stored`` as PixelData in ``syntax`` and write ``ds`` atomically to ``path``."""
-    ds.file_meta = _file_meta(ds)
+    ds.file_meta = file_meta_for(ds)
     if syntax == ExplicitVRLittleEndian:
         ds.PixelData = stored.tobytes()
         ds["PixelData"].VR = "OB" if int(ds.BitsAllocated) <= 8 else "OW"

@@ -42,8 +42,8 @@ from pydicom.dataset import Dataset
 from pydicom.pixels import get_decoder, iter_pixels, pixel_array
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
-from medden.io._dicom_slices import Slice, make_slices, order_slices, split_slices
-from medden.io.dicom_series import _modality_dataset, _modality_frame
+from medden.io.dicom_slices import Slice, make_slices, order_slices, split_slices
+from medden.io.dicom_series import modality_dataset, modality_frame
 from medden.io.dicom_types import DicomSeries, SkippedFile
 
 __all__ = [
@@ -410,7 +410,7 @@ def _load_frames(plan: DicomSeriesPlan, volume: np.ndarray) -> None:
     def place(frames: Iterable[np.ndarray]) -> None:
         for frame, pixels in enumerate(frames):
             if frame in slot:
-                volume[..., slot[frame]] = _modality_frame(pixels, _modality_dataset(ds, frame))
+                volume[..., slot[frame]] = modality_frame(pixels, modality_dataset(ds, frame))
 
     try:
         place(iter_pixels(path))  # one frame in memory at a time
@@ -449,7 +449,7 @@ def load_dicom_series(plan: DicomSeriesPlan) -> tuple[DicomSeries | None, list[S
         else:
             for s in plan._slices:
                 try:
-                    volume[..., len(kept)] = _modality_frame(_decode_file(s.path), s.header)
+                    volume[..., len(kept)] = modality_frame(_decode_file(s.path), s.header)
                 except Exception as exc:  # decoders raise many types
                     reason = _decode_problem(exc, s.header, s.path)
                     skipped.append(SkippedFile(_relative(s.path, plan.root), reason))

@@ -28,12 +28,12 @@ from pydicom.uid import (
 )
 from pydicom.valuerep import format_number_as_ds
 
-from medden.io._files import atomic_write, prepare_dir
+from medden.io.files import atomic_write, prepare_dir
 from medden.core.validation import check_finite
 
 __all__ = ["dicom_affine", "read_dicom_image", "write_volume_as_series"]
 
-_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _SOP_CLASSES = {"MR": MRImageStorage, "CT": CTImageStorage}
 PATIENT_NAME = "medden^sample"
 PATIENT_ID = "MEDDEN-SAMPLE"
@@ -42,7 +42,7 @@ PATIENT_ID = "MEDDEN-SAMPLE"
 # ----------------------------------------------------------------------------- reading
 
 
-def _first(
+def first_value(
     ds: Dataset, keyword: str, groups: tuple[str, ...] = (), frame: int = 0
 ) -> object | None:
     """``keyword`` from ``ds`` or, for enhanced multi-frame files, its functional groups.
@@ -77,24 +77,24 @@ def dicom_affine(ds: Dataset, *, frame: int = 0) -> np.ndarray:
     Returns:
         float64 array of shape ``(4, 4)``.
     """
-    spacing = _first(ds, "PixelSpacing", ("PixelMeasuresSequence",), frame)
+    spacing = first_value(ds, "PixelSpacing", ("PixelMeasuresSequence",), frame)
     spacing = spacing or ds.get("ImagerPixelSpacing")
     d_row, d_col = (float(v) for v in spacing) if spacing else (1.0, 1.0)
     if d_row <= 0 or d_col <= 0:  # e.g. "0\0" in some CR files: no usable spacing
         d_row = d_col = 1.0
-    d_slice = _first(ds, "SpacingBetweenSlices", ("PixelMeasuresSequence",), frame)
-    d_slice = d_slice or _first(ds, "SliceThickness", ("PixelMeasuresSequence",), frame) or 1.0
-    iop = _first(ds, "ImageOrientationPatient", ("PlaneOrientationSequence",), frame)
+    d_slice = first_value(ds, "SpacingBetweenSlices", ("PixelMeasuresSequence",), frame)
+    d_slice = d_slice or first_value(ds, "SliceThickness", ("PixelMeasuresSequence",), frame) or 1.0
+    iop = first_value(ds, "ImageOrientationPatient", ("PlaneOrientationSequence",), frame)
     if iop is None or len(iop) != 6:
         return np.diag([d_col, d_row, abs(float(d_slice)), 1.0])
     row_cos, col_cos = np.asarray(iop[:3], float), np.asarray(iop[3:], float)
-    ipp = _first(ds, "ImagePositionPatient", ("PlanePositionSequence",), frame)
+    ipp = first_value(ds, "ImagePositionPatient", ("PlanePositionSequence",), frame)
     lps = np.eye(4)
     lps[:3, 0] = row_cos * d_col
     lps[:3, 1] = col_cos * d_row
     lps[:3, 2] = np.cross(row_cos, col_cos) * abs(float(d_slice))
     lps[:3, 3] = np.asarray(ipp, float) if ipp is not None else 0.0
-    return _LPS_TO_RAS @ lps
+    return LPS_TO_RAS @ lps
 
 
 def read_dicom_image(path: str | os.PathLike):
@@ -122,7 +122,7 @@ def read_dicom_image(path: str | os.PathLike):
     frames = pixels if n_frames > 1 else pixels[None]
     values = np.empty((samples, frames.shape[2], frames.shape[1], n_frames), np.float32)
     for index, frame in enumerate(frames):
-        values[..., index] = _modality_frame(frame, _modality_dataset(ds, index))
+        values[..., index] = modality_frame(frame, modality_dataset(ds, index))
     if n_frames == 1:
         values = values[..., 0]
     affine = torch.as_tensor(dicom_affine(ds), dtype=torch.float64)
@@ -135,8 +135,8 @@ def read_dicom_image(path: str | os.PathLike):
     return MetaTensor(values, affine=affine, meta=meta)
 
 
-def _modality_dataset(ds: Dataset, frame: int = 0) -> Dataset:
-    """The dataset holding frame ``frame``'s modality LUT (for :func:`_modality_frame`).
+def modality_dataset(ds: Dataset, frame: int = 0) -> Dataset:
+    """The dataset holding frame ``frame``'s modality LUT (for :func:`modality_frame`).
 
     ``ds`` itself unless the rescale lives in an enhanced object's Pixel Value
     Transformation functional group, in which case a small dataset with that frame's
@@ -144,8 +144,8 @@ def _modality_dataset(ds: Dataset, frame: int = 0) -> Dataset:
     """
     if "RescaleSlope" in ds or "ModalityLUTSequence" in ds:
         return ds
-    slope = _first(ds, "RescaleSlope", ("PixelValueTransformationSequence",), frame)
-    intercept = _first(ds, "RescaleIntercept", ("PixelValueTransformationSequence",), frame)
+    slope = first_value(ds, "RescaleSlope", ("PixelValueTransformationSequence",), frame)
+    intercept = first_value(ds, "RescaleIntercept", ("PixelValueTransformationSequence",), frame)
     if slope is None or intercept is None:
         return ds
     out = Dataset()
@@ -156,12 +156,12 @@ def _modality_dataset(ds: Dataset, frame: int = 0) -> Dataset:
     return out
 
 
-def _modality_frame(pixels: np.ndarray, ds: Dataset) -> np.ndarray:
+def modality_frame(pixels: np.ndarray, ds: Dataset) -> np.ndarray:
     """One decoded frame in modality units, as float32 ``(C, columns, rows)``.
 
     Args:
         pixels: ``(rows, columns)`` or ``(rows, columns, samples)`` as decoded by pydicom.
-        ds: the frame's modality dataset (see :func:`_modality_dataset`). Grey frames get
+        ds: the frame's modality dataset (see :func:`modality_dataset`). Grey frames get
             its modality LUT and, if MONOCHROME1, are inverted; colour frames only change
             dtype.
     """
@@ -169,11 +169,11 @@ def _modality_frame(pixels: np.ndarray, ds: Dataset) -> np.ndarray:
         return pixels.astype(np.float32).transpose(2, 1, 0)
     values = np.asarray(apply_modality_lut(pixels, ds), dtype=np.float32)
     if ds.get("PhotometricInterpretation") == "MONOCHROME1":
-        values = _invert_monochrome1(values, ds)
+        values = invert_monochrome1(values, ds)
     return values.T[None]
 
 
-def _invert_monochrome1(values: np.ndarray, ds: Dataset) -> np.ndarray:
+def invert_monochrome1(values: np.ndarray, ds: Dataset) -> np.ndarray:
     bits = int(ds.BitsStored)
     low, high = (
         (-(2 ** (bits - 1)), 2 ** (bits - 1) - 1) if ds.PixelRepresentation else (0, 2**bits - 1)
@@ -189,7 +189,7 @@ def _geometry(affine: np.ndarray) -> tuple[list[float], list[float], np.ndarray,
     """IOP, PixelSpacing, LPS slice step and LPS origin from a RAS affine."""
     if affine.shape != (4, 4) or not np.isfinite(affine).all():
         raise ValueError(f"affine must be a finite 4x4 matrix, got shape {affine.shape}.")
-    lps = _LPS_TO_RAS @ affine  # the flip is its own inverse
+    lps = LPS_TO_RAS @ affine  # the flip is its own inverse
     cols = lps[:3, :3]
     norms = np.linalg.norm(cols, axis=0)
     if (norms == 0).any():
@@ -371,7 +371,7 @@ def write_volume_as_series(
             ds.SliceLocation = _ds_str(position @ normal)
         # (C, columns, rows) -> (rows, columns, C), interleaved samples
         ds.PixelData = np.ascontiguousarray(stored[:, :, :, k].transpose(2, 1, 0)).tobytes()
-        ds.file_meta = _file_meta(ds)
+        ds.file_meta = file_meta_for(ds)
         path = out_dir / f"slice_{k:04d}.dcm"
         paths.append(
             atomic_write(
@@ -396,7 +396,7 @@ def _set_pixel_module(ds: Dataset, vol: np.ndarray, rgb: bool) -> np.ndarray:
     return stored[None]
 
 
-def _file_meta(ds: Dataset) -> FileMetaDataset:
+def file_meta_for(ds: Dataset) -> FileMetaDataset:
     from medden import __version__
 
     meta = FileMetaDataset()

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from medden.io._files import atomic_write
+from medden.io.files import atomic_write
 from medden.core.validation import check_channel_first
 
 __all__ = ["NIFTI_SUFFIXES", "list_nifti_files", "read_nifti", "write_nifti"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medden.io._files import atomic_write
+from medden.io.files import atomic_write
 
 __all__ = ["write_tile"]
 

@@ -19,7 +19,7 @@ from monai.networks.layers import separable_filtering
 from monai.networks.layers.convutils import gaussian_1d
 from torch import nn
 
-from medden.losses._checks import check_loss_inputs
+from medden.losses.checks import check_loss_inputs
 from medden.losses.pixelwise import masked_mean
 from medden.core.noise_estimation import wavelet_noise_sigma
 from medden.core.validation import check_int, check_positive

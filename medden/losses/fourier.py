@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from medden.core.fourier import data_consistency, to_kspace
-from medden.losses._checks import check_loss_inputs
+from medden.losses.checks import check_loss_inputs
 from medden.losses.pixelwise import masked_mean
 
 __all__ = ["FOURIER_RESTRICTIONS", "FourierDomainLoss"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from medden.losses._checks import check_loss_inputs
+from medden.losses.checks import check_loss_inputs
 from medden.core.validation import lookup_by_name
 
 __all__ = ["PerceptualLoss", "VGG16_LAYERS", "build_vgg16_features"]

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from medden.losses._checks import check_loss_inputs
+from medden.losses.checks import check_loss_inputs
 from medden.core.validation import check_positive, check_probability
 
 __all__ = [

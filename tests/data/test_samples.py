@@ -157,10 +157,10 @@ def test_docstring_examples_run():
 
 
 def test_block_averaging_drops_partial_edge_blocks_instead_of_zero_padding():
-    from medden.data.modalities import _downsample
+    from medden.data.modalities import downsample
 
     plane = np.full((9, 11), 5.0, np.float32)  # 9 x 11 is not a multiple of 4 either way
-    small = _downsample(plane, 4)
+    small = downsample(plane, 4)
     assert small.shape == (2, 2)
     np.testing.assert_allclose(small, 5.0)  # a zero-padded edge block would average below 5
 

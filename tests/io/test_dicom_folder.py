@@ -32,7 +32,7 @@ from medden.io import (
 )
 from medden.io.dicom_folder import INSTALL_DICOM_EXTRA
 
-_LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
+LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 _IDENTIFIERS = ("DOE^JANE", "PID-0042", "1961")  # PatientName, PatientID, part of BirthDate
 
 
@@ -118,7 +118,7 @@ def _sitk_affine(image: sitk.Image) -> np.ndarray:
     lps = np.eye(4)
     lps[:3, :3] = np.asarray(image.GetDirection()).reshape(3, 3) @ np.diag(image.GetSpacing())
     lps[:3, 3] = image.GetOrigin()
-    return _LPS_TO_RAS @ lps
+    return LPS_TO_RAS @ lps
 
 
 def _only(series_list, uid):
@@ -172,7 +172,7 @@ def test_series_ordered_along_normal_matches_simpleitk(tmp_path):
     np.testing.assert_array_equal(s.volume[0], sitk.GetArrayFromImage(image).transpose(2, 1, 0))
     # the affine maps voxel (0, 0, k) to slice k's position (RAS)
     for k, path in enumerate(paths):
-        position = _LPS_TO_RAS[:3, :3] @ np.asarray(pydicom.dcmread(path).ImagePositionPatient)
+        position = LPS_TO_RAS[:3, :3] @ np.asarray(pydicom.dcmread(path).ImagePositionPatient)
         np.testing.assert_allclose(s.affine @ [0, 0, k, 1], [*position, 1], atol=1e-3)
 
 
@@ -205,7 +205,7 @@ def test_gantry_tilt_is_noted_and_the_affine_follows_the_positions(tmp_path):
     (s,), _ = read_dicom_folder(tmp_path)
     assert any("off the slice normal" in n for n in s.notes)
     for k, path in enumerate(paths):
-        position = _LPS_TO_RAS[:3, :3] @ np.asarray(pydicom.dcmread(path).ImagePositionPatient)
+        position = LPS_TO_RAS[:3, :3] @ np.asarray(pydicom.dcmread(path).ImagePositionPatient)
         np.testing.assert_allclose(s.affine @ [0, 0, k, 1], [*position, 1], atol=1e-3)
 
 

@@ -234,7 +234,7 @@ def test_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
 def test_atomic_writes_give_files_the_usual_permissions(tmp_path):
     import os
 
-    from medden.io._files import atomic_write
+    from medden.io.files import atomic_write
 
     path = atomic_write(tmp_path / "x.txt", lambda tmp: tmp.write_text("x"))
     mask = os.umask(0)

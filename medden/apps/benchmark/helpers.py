@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from medden.io._files import atomic_write
+from medden.io.files import atomic_write
 from medden.metrics.image_quality import psnr, ssim
 
 __all__ = ["contact_sheet", "image_scores", "timed_outputs", "train_bundle"]

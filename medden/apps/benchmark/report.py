@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from medden.apps.benchmark.cases import NOISES
-from medden.io._files import atomic_write
+from medden.io.files import atomic_write
 
 __all__ = ["aggregate", "markdown", "write_results"]
 

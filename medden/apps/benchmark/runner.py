@@ -18,7 +18,7 @@ import numpy as np
 
 from medden.apps.benchmark.cases import NOISES, make_case
 from medden.apps.benchmark.methods import Method, anchor_methods, bundle_method, shipped_methods
-from medden.data.modalities import BENCHMARK_MODALITIES, _centre_window
+from medden.data.modalities import BENCHMARK_MODALITIES, centre_window
 
 __all__ = ["SLICE_PIXELS", "BenchmarkSettings", "run_benchmark", "supervised_method", "train_supervised"]
 
@@ -84,7 +84,7 @@ def _noisy_method(noises: Sequence[str]) -> Method:
 
 
 def _crop(image: np.ndarray, size: int | None) -> np.ndarray:
-    return image if size is None else _centre_window(image, size)
+    return image if size is None else centre_window(image, size)
 
 
 def _model_size(network) -> tuple[int | None, int | None]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.dataset import Dataset
 
-from medden.io.dicom_series import _LPS_TO_RAS, _first, dicom_affine
+from medden.io.dicom_series import LPS_TO_RAS, first_value, dicom_affine
 
 ORIENTATION_TOL = 1e-3
 """Largest difference between direction cosines of slices in one stack (about 0.06 deg)."""
@@ -76,7 +76,7 @@ class Slice:
 
     def value(self, keyword: str, groups: tuple[str, ...] = ()) -> object | None:
         """``keyword`` for this frame (top level, shared or per-frame functional groups)."""
-        return _first(self.header, keyword, groups, self.frame)
+        return first_value(self.header, keyword, groups, self.frame)
 
     @property
     def normal(self) -> np.ndarray:
@@ -116,11 +116,11 @@ def make_slices(header: Dataset, path: Path) -> list[Slice]:
     frame_positions = n_frames == 1 or "ImagePositionPatient" not in header
     slices = []
     for frame in range(n_frames):
-        position = _first(
+        position = first_value(
             header, "ImagePositionPatient", _PLANE_GROUPS["ImagePositionPatient"], frame
         )
         position = position if frame_positions else None
-        orientation = _first(
+        orientation = first_value(
             header, "ImageOrientationPatient", _PLANE_GROUPS["ImageOrientationPatient"], frame
         )
         slices.append(
@@ -317,7 +317,7 @@ def order_slices(slices: list[Slice]) -> tuple[list[Slice], np.ndarray, list[str
     if len(ordered) > 1:
         positions = np.stack([s.position for s in ordered])
         step = (positions[-1] - positions[0]) / (len(ordered) - 1)
-        affine[:3, 2] = _LPS_TO_RAS[:3, :3] @ step
+        affine[:3, 2] = LPS_TO_RAS[:3, :3] @ step
         notes += _spacing_notes(positions @ normal, step, normal)
     return ordered, affine, notes
 
