@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medden.core import protocols
+
 RESULTS = Path("docs/results")
 #: the benchmark noise each bundle was trained for (the default bundle is scored on two)
 BUNDLE_NOISES = {
@@ -88,7 +90,7 @@ def timing_images(channels: int) -> dict[int, np.ndarray]:
     images = {}
     for size in SIZES:
         clean = centre_window(full, size)
-        images[size] = (clean + rng.normal(0, 20 / 255, clean.shape)).astype(np.float32)
+        images[size] = (clean + rng.normal(0, protocols.RECORRUPTION_GAUSSIAN_SIGMA_VAL, clean.shape)).astype(np.float32)
     return images
 
 
@@ -103,17 +105,18 @@ def cases_for(bundle: str, channels: int) -> list:
 
 def bundle_rows(bundle: str, work: Path) -> dict:
     from medden.apps.benchmark.helpers import image_scores
-    from medden.bundle.exports import BACKENDS, EXPORTED_FILES
-    from medden.apps.batch_denoise import resolve_bundle
+    from medden.bundle.exports import BACKENDS
+    from medden.bundle.layout import EXPORT_RECORD, EXPORTED_FILES, WEIGHTS
+    from medden.bundle import resolve_bundle
     from medden.bundle.denoisers import BundleDenoiser
     from medden.apps.export import export_bundle
 
     copy = work / bundle
-    shutil.copytree(resolve_bundle(bundle), copy, ignore=shutil.ignore_patterns("runs", "model.ts", "*.onnx",
-                                                                                   "export.json"))
+    exports = [path.name for path in (EXPORT_RECORD, *EXPORTED_FILES.values())]  # a fresh copy: no earlier exports
+    shutil.copytree(resolve_bundle(bundle), copy, ignore=shutil.ignore_patterns("runs", *exports))
     record = export_bundle(copy)
     denoisers = {backend: BundleDenoiser(copy, device="cpu", backend=backend) for backend in BACKENDS}
-    channels = denoisers["torch"].loaded.image_channels
+    channels = denoisers["torch"].bundle.image_channels
     cases = cases_for(bundle, channels)
     psnrs = {backend: [image_scores(np.clip(denoiser(case.noisy), 0, 1), case.clean)[0] for case in cases]
              for backend, denoiser in denoisers.items()}
@@ -122,7 +125,7 @@ def bundle_rows(bundle: str, work: Path) -> dict:
     rows = []
     for backend in BACKENDS:
         change = np.subtract(psnrs[backend], psnrs["torch"])
-        path = copy / ("models/model.pt" if backend == "torch" else EXPORTED_FILES[backend])
+        path = copy / (WEIGHTS if backend == "torch" else EXPORTED_FILES[backend])
         rows.append({"backend": backend, "bytes": path.stat().st_size,
                      **{f"ms_{size}": round(ms[size][backend], 1) for size in SIZES},
                      "psnr": round(float(np.mean(psnrs[backend])), 3), "psnr_change_db": round(float(change.mean()), 3),

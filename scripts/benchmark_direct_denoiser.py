@@ -36,10 +36,11 @@ import numpy as np
 import torch
 
 from medden.apps.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
+from medden.bundle import bundle_config
+from medden.bundle.layout import WEIGHTS
 from medden.io import publish_model
 from medden.io.files import atomic_write
-from medden.transforms import RandPoissonGaussianNoise
-from medden.transforms.corruption import RandCorruption
+from medden.transforms import RandExtraPoissonGaussianNoise, RandPoissonGaussianNoise
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "vae_direct_denoiser"
@@ -74,21 +75,9 @@ def parse_overrides(items: list[str], parser: argparse.ArgumentParser) -> dict:
     return overrides
 
 
-def _bundle_parser(config: str, overrides: dict, only_known: bool = False):
-    from monai.bundle import ConfigParser
-
-    parser = ConfigParser()
-    parser.read_config(str(BUNDLE / "configs" / config))
-    parser["bundle_root"] = str(BUNDLE)
-    for key, value in overrides.items():
-        if not only_known or key in parser:
-            parser[key] = value
-    return parser
-
-
 def train_settings(overrides: dict) -> dict:
     """The train.json values this script reuses, with ``overrides`` applied."""
-    parser = _bundle_parser("train.json", overrides)
+    parser = bundle_config(BUNDLE, "train.json", overrides)
     keys = ("seed", "max_epochs", "repeats_per_epoch", "batch_size", "patch_size", "learning_rate", "peak",
             "read_sigma", "val_interval")
     return {key: parser.get_parsed_content(key) for key in keys}
@@ -96,13 +85,13 @@ def train_settings(overrides: dict) -> dict:
 
 def network_overrides(overrides: dict) -> dict:
     """The overrides that inference.json also holds (network shape), so loading sees them too."""
-    parser = _bundle_parser("inference.json", {})
+    parser = bundle_config(BUNDLE)
     return {key: value for key, value in overrides.items() if key in parser}
 
 
 def fresh_network(overrides: dict) -> torch.nn.Module:
     """The bundle's ``network_def`` (inference.json) with ``overrides``, freshly initialised."""
-    return _bundle_parser("inference.json", overrides, only_known=True).get_parsed_content("network_def")
+    return bundle_config(BUNDLE, overrides=overrides, only_known=True).get_parsed_content("network_def")
 
 
 def load_model(weights: Path, overrides: dict, device: torch.device) -> torch.nn.Module:
@@ -112,27 +101,6 @@ def load_model(weights: Path, overrides: dict, device: torch.device) -> torch.nn
 
 
 # ---- training --------------------------------------------------------------------------------
-
-
-class ExtraPoissonGaussianNoise(RandPoissonGaussianNoise):
-    """Recorruption for Poisson-Gaussian data: ``y' = y + [Poisson(peak y+) / peak - y+] + s n'``.
-
-    ``y+ = max(y, 0)``: read noise makes ``y`` negative in dark regions, where Poisson counts do
-    not exist. Where ``y >= 0`` this is ``RandPoissonGaussianNoise`` applied to ``y``; the extra
-    noise is zero-mean with variance ``y+ / peak + s**2``, about that of the acquisition noise,
-    so the Noisier2Noise ratio is alpha = 1. Inputs and outputs: ``(C, H, W)`` float.
-    """
-
-    def _check(self, img: torch.Tensor) -> None:
-        RandCorruption._check(self, img)  # shape and finiteness only: negative values are allowed
-
-    def _draw_field(self, img: torch.Tensor, level: float):
-        return super()._draw_field(img.clamp_min(0), level)
-
-    def _corrupt(self, img, level, field):
-        positive = img.clamp_min(0)
-        noisy, _ = super()._corrupt(positive, level, field)
-        return img + (noisy - positive), None
 
 
 def direct_runs(work: Path, epochs: int | None, overrides: dict, reuse: bool) -> dict:
@@ -152,7 +120,7 @@ def n2n_inferer(settings: dict, seed: int):
     from medden.inference import Noisier2NoiseInferer
 
     window = SlidingWindowInferer((256, 256), sw_batch_size=1, padding_mode="replicate")
-    recorrupt = ExtraPoissonGaussianNoise(settings["peak"], settings["read_sigma"])
+    recorrupt = RandExtraPoissonGaussianNoise(settings["peak"], settings["read_sigma"])
     return Noisier2NoiseInferer(1.0, window, recorrupt).set_random_state(seed)
 
 
@@ -167,7 +135,7 @@ def _recorruption_loader(settings: dict):
 
     peak, read = settings["peak"], settings["read_sigma"]
     data = CorruptedImageDataset(t1_slices("train"), noise=RandPoissonGaussianNoise(peak, read),
-                                 recorruption=ExtraPoissonGaussianNoise(peak, read), seed=settings["seed"])
+                                 recorruption=RandExtraPoissonGaussianNoise(peak, read), seed=settings["seed"])
     keys = [Keys.INPUT, Keys.TARGET, Keys.CLEAN]
     transform = Compose([RandSpatialCropd(keys, settings["patch_size"], random_size=False),
                          RandFlipd(keys, prob=0.5, spatial_axis=0)])
@@ -176,14 +144,15 @@ def _recorruption_loader(settings: dict):
 
 
 def train_recorruption(settings: dict, out_dir: Path, epochs: int, reuse: bool) -> tuple[Path, float | None]:
-    """``general_denoiser_net`` trained y' -> y (MSE, Adam 1e-3, cosine), the VAE bundle's data,
-    patches, batch size, repeats and checkpoint choice (validation PSNR of the corrected output)."""
+    """``general_denoiser_net`` trained y' -> y (:func:`medden.engines.train_recorruption`: MSE,
+    Adam 1e-3, cosine), the VAE bundle's data, patches, batch size, repeats and checkpoint choice
+    (validation PSNR of the corrected output)."""
     from monai.utils import set_determinism
 
     from medden.data.datasets import CorruptedImageDataset
     from medden.data.slices import t1_slices
-    from medden.engines import build_evaluator, build_trainer, default_device, make_loader
-    from medden.losses import MaskedMSELoss
+    from medden.engines import default_device, make_loader
+    from medden.engines import train_recorruption as train
     from medden.networks import general_denoiser_net
 
     weights, record = out_dir / "model.pt", out_dir / "training_seconds.json"
@@ -192,19 +161,12 @@ def train_recorruption(settings: dict, out_dir: Path, epochs: int, reuse: bool) 
     set_determinism(seed=settings["seed"])
     device = default_device()
     network = general_denoiser_net().to(device)
-    optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
-    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs, eta_min=1e-5)
     val = CorruptedImageDataset(t1_slices("val"), noise=RandPoissonGaussianNoise(settings["peak"], settings["read_sigma"]),
                                 seed=settings["seed"] + 1)
-    evaluator = build_evaluator(network, make_loader(val, 4, shuffle=False), device,
-                                inferer=n2n_inferer(settings, settings["seed"] + 2))
-    trainer = build_trainer(network, optimizer, MaskedMSELoss(), _recorruption_loader(settings), epochs, out_dir,
-                            device, evaluator=evaluator, val_interval=settings["val_interval"], lr_scheduler=scheduler,
-                            mask_key=None, progress_bar=False)
-    started = time.perf_counter()
-    trainer.run()
-    seconds = time.perf_counter() - started
-    publish_model(out_dir / "best.pt", weights)
+    val_loader = make_loader(val, 4, shuffle=False)
+    best, seconds = train(network, _recorruption_loader(settings), val_loader, epochs, out_dir, device,
+                          val_inferer=n2n_inferer(settings, settings["seed"] + 2), val_interval=settings["val_interval"])
+    publish_model(best, weights)
     record.write_text(json.dumps({"seconds": seconds, "epochs": epochs}) + "\n")
     return weights, seconds
 
@@ -427,6 +389,12 @@ def seed_style_table(rows: list[dict], counts: list[int]) -> list[str]:
 
 
 def write_report(out: Path, report: dict) -> None:
+    text = markdown(report)
+    atomic_write(out / f"{STEM}.md", lambda tmp: tmp.write_text(text), overwrite=True)
+
+
+def markdown(report: dict) -> str:
+    """The results page, from the JSON report alone."""
     rows, steps, machine = report["rows"], report["training_step_seconds"], report["machine"]
     budget = report["training"]
     lines = [
@@ -462,7 +430,7 @@ def write_report(out: Path, report: dict) -> None:
         f"![noisy, VAE mean, VAE std (rescaled to its maximum), Direct L2, BM3D, BM3D + Anscombe, clean]"
         f"({STEM}_examples.png)", "",
     ]
-    atomic_write(out / f"{STEM}.md", lambda tmp: tmp.write_text("\n".join(lines)), overwrite=True)
+    return "\n".join(lines)
 
 
 # ---- main ------------------------------------------------------------------------------------
@@ -503,7 +471,7 @@ def main() -> None:
     rec_weights, rec_seconds = train_recorruption(settings, args.work_dir / "recorruption", recorruption_epochs,
                                                   args.reuse)
     if args.publish:
-        publish_model(runs["l2"][0], BUNDLE / "models" / "model.pt")
+        publish_model(runs["l2"][0], BUNDLE / WEIGHTS)
     models = {loss: load_model(weights, net_overrides, device) for loss, (weights, _) in runs.items()}
     recorruption = load_network_weights(general_denoiser_net(), rec_weights).to(device).eval()
     steps = step_seconds(settings, net_overrides, device)

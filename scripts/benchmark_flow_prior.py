@@ -34,19 +34,18 @@ import numpy as np
 import torch
 
 from medden.apps.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
+from medden.bundle import bundle_config
+from medden.bundle.layout import MODELS, WEIGHTS
+from medden.core import protocols
 from medden.io.files import atomic_write
 
 ROOT = Path(__file__).resolve().parents[1]
 BUNDLE = ROOT / "bundles" / "flow_prior_unpaired"
 STEM = "flow_prior"
-SIGMA = 25 / 255
+SIGMA = protocols.FLOW_PRIOR_SIGMA_TEST
 TEST_SEED, BITS_SEED, SAMPLE_SEED = 2, 7, 0
 TILE = (64, 64)
 REFINE_ETA, REFINE_STEPS = 1.0, 4
-
-
-def bundle_config(name: str) -> dict:
-    return json.loads((BUNDLE / "configs" / name).read_text())
 
 
 def parse_variant(text: str) -> dict:
@@ -78,7 +77,7 @@ def load_models(runs: dict, device: torch.device) -> tuple[torch.nn.Module, dict
     from medden.io import load_network_weights
     from medden.networks import ImageFlow, ResNetDenoiser
 
-    train, flow_cfg = bundle_config("train.json"), bundle_config("train_flow.json")
+    train, flow_cfg = bundle_config(BUNDLE, "train.json"), bundle_config(BUNDLE, "train_flow.json")
     flow = ImageFlow(1, flow_cfg["flow_levels"], flow_cfg["flow_steps_per_level"], flow_cfg["flow_hidden"],
                      flow_cfg["flow_coupling"])
     flow = load_network_weights(flow, runs["flow"][0]).to(device).eval()
@@ -180,6 +179,12 @@ def findings(rows: list[dict], clean_bits: float) -> list[str]:
 
 
 def write_report(out: Path, report: dict) -> None:
+    text = markdown(report)
+    atomic_write(out / f"{STEM}.md", lambda tmp: tmp.write_text(text), overwrite=True)
+
+
+def markdown(report: dict) -> str:
+    """The results page, from the JSON report alone."""
     rows, bits = report["rows"], report["bits_per_dim"]
     machine, training = report["machine"], report["training"]
     lines = [
@@ -228,7 +233,7 @@ def write_report(out: Path, report: dict) -> None:
           for name, seconds in training.items()], "",
         f"![a test slice: clean, noisy and every method; second row: flow samples at temperature 0.7]({STEM}.png)", "",
     ]
-    atomic_write(out / f"{STEM}.md", lambda tmp: tmp.write_text("\n".join(lines)), overwrite=True)
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -252,12 +257,12 @@ def main() -> None:
     variants = [parse_variant(text) for text in args.variants]
     runs = train_all(args.work_dir, variants, args.reuse)
     if args.publish:
-        publish_model(runs["flow"][0], BUNDLE / "models" / "flow.pt")
-        publish_model(runs[variant_name(variants[0])][0], BUNDLE / "models" / "model.pt")
+        publish_model(runs["flow"][0], BUNDLE / MODELS / "flow.pt")
+        publish_model(runs[variant_name(variants[0])][0], BUNDLE / WEIGHTS)
     flow, nets = load_models(runs, device)
     rows, test = evaluate(flow, nets, device)
     noisy_row = next(r for r in rows if r["kind"] == "noisy")
-    train, flow_cfg = bundle_config("train.json"), bundle_config("train_flow.json")
+    train, flow_cfg = bundle_config(BUNDLE, "train.json"), bundle_config(BUNDLE, "train_flow.json")
     report = {
         "rows": rows,
         "bits_per_dim": {"clean_test": test["clean"], "noisy_test": noisy_row["bits_per_dim"],

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import platform
 import time
@@ -35,6 +36,7 @@ import numpy as np
 import torch
 
 from medden.apps.benchmark.helpers import contact_sheet, image_scores
+from medden.core import protocols
 
 RESULTS = Path("docs/results")
 NOISES = {
@@ -42,7 +44,8 @@ NOISES = {
     "poisson": "Poisson peak 30",
     "rician": "Rician sigma 0.05",
 }
-GAUSSIAN_SIGMA, POISSON_PEAK, RICIAN_SIGMA = 20 / 255, 30.0, 0.05
+GAUSSIAN_SIGMA, POISSON_PEAK = protocols.RECORRUPTION_GAUSSIAN_SIGMA_VAL, protocols.N2N_POISSON_PEAK_TEST
+RICIAN_SIGMA = 0.05
 
 
 def corrupt(noise: str, clean: np.ndarray, seed: int) -> np.ndarray:
@@ -63,14 +66,10 @@ def anchors(noise: str) -> dict:
     return {"BM3D": lambda y: bm3d_denoise(y, sigma), "NLM": lambda y: nlm_denoise(y, sigma)}
 
 
-def model_fn(network, inferer, percentiles, smoothing):
-    """``(1, H, W)`` noisy -> denoised, the way medden denoise runs a bundle."""
-    from medden.inference import denoise_image
-
-    def run(noisy: np.ndarray) -> np.ndarray:
-        return np.asarray(denoise_image(noisy[..., None], network, inferer, percentiles, smoothing=smoothing))[..., 0]
-
-    return run
+def model_fn(bundle, network):
+    """``(1, H, W)`` noisy -> denoised by ``network`` in place of the bundle's own, the way
+    medden denoise runs the bundle (its inferer and intensity handling)."""
+    return dataclasses.replace(bundle, network=network).denoise
 
 
 def timed(fn, *args) -> tuple[object, float]:
@@ -104,7 +103,7 @@ def speed(network, run, anchor_fns) -> dict:
     return result
 
 
-def load_variant(spec: str, inferer, percentiles, smoothing):
+def load_variant(spec: str, bundle):
     from medden.io import load_network_weights
     from medden.networks import general_denoiser_net
 
@@ -112,7 +111,7 @@ def load_variant(spec: str, inferer, percentiles, smoothing):
     conditioned = weights.endswith(":conditioned")
     weights = weights.removesuffix(":conditioned")
     network = load_network_weights(general_denoiser_net(conditioned=conditioned), weights).eval()
-    return name, model_fn(network, inferer, percentiles, smoothing)
+    return name, model_fn(bundle, network)
 
 
 def mean_rows(records: list[dict]) -> dict:
@@ -139,13 +138,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from medden.data.modalities import general_test_images
-    from medden.apps.batch_denoise import load_bundle
-    from medden.apps.fit import fit_network, fit_slices
+    from medden.bundle import load_bundle
+    from medden.apps.fit import fit_slices
+    from medden.engines import fit_network
 
     bundle = load_bundle(args.bundle, device="cpu")
     percentiles = tuple(bundle.percentiles)
-    methods = {args.model_name: model_fn(bundle.network, bundle.inferer, percentiles, bundle.smoothing)}
-    methods.update(load_variant(spec, bundle.inferer, percentiles, bundle.smoothing) for spec in args.variant)
+    methods = {args.model_name: bundle.denoise}
+    methods.update(load_variant(spec, bundle) for spec in args.variant)
     images = general_test_images(1 if args.quick else 3)
     noises = ["gaussian"] if args.quick else list(NOISES)
     fit_cases = {tuple(c.split("/")) for c in args.fit_cases.split(",") if c}
@@ -176,7 +176,7 @@ def main() -> None:
             slices = fit_slices([noisy for _, noisy in pairs], percentiles, smoothing=bundle.smoothing)
 
             def snapshot(minutes: float, net, pairs=pairs, modality=modality, noise=noise) -> None:
-                fn = model_fn(net, bundle.inferer, percentiles, bundle.smoothing)
+                fn = model_fn(bundle, net)
                 for item, noisy in pairs:
                     p, s = image_scores(fn(noisy), item.image)
                     records.append({"modality": modality, "image": item.name, "noise": noise,
@@ -194,6 +194,7 @@ def main() -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     payload = {
         "bundle": bundle.name, "percentiles": list(percentiles), "threads": args.threads,
+        "model_name": args.model_name, "methods": method_names,
         "machine": f"{platform.processor() or platform.machine()}, torch {torch.__version__}",
         "noises": NOISES, "speed": speeds, "summary": [
             {"modality": k[0], "noise": k[1], "method": k[2], **v} for k, v in sorted(table.items())],
@@ -202,31 +203,45 @@ def main() -> None:
     (out_dir / "general_denoiser.json").write_text(json.dumps(payload, indent=2) + "\n")
     contact_sheet(out_dir / "general_denoiser.png", [tiles for _, tiles in figure_rows], tile_size=192)
 
+    text = markdown(payload)
+    (out_dir / "general_denoiser.md").write_text(text)
+    print(text)
+
+
+def markdown(payload: dict) -> str:
+    """The results page, from the JSON alone (the table's columns are ``payload["methods"]``)."""
+    records, speeds, percentiles = payload["records"], payload["speed"], payload["percentiles"]
+    method_names, model_name = payload["methods"], payload["model_name"]
+    noises = list(dict.fromkeys(r["noise"] for r in records))
+    brain_images = {r["image"] for r in records if r["modality"] == "brain MR"}
+    table = mean_rows(records)
     lines = [
         "# General-purpose denoiser on every sample modality",
         "",
         "Written by `scripts/benchmark_general_denoiser.py`; do not edit by hand.",
         "",
-        f"Bundle `{bundle.name}`; images scaled by their {percentiles[0]:g}-{percentiles[1]:g}th percentiles "
+        f"Bundle `{payload['bundle']}`; images scaled by their {percentiles[0]:g}-{percentiles[1]:g}th percentiles "
         "to [0, 1]; PSNR (dB) / SSIM against the clean image, averaged over each modality's held-out "
-        f"images (brain MR: {sum(i.modality == 'brain MR' for i in images)} test-slab slices; others: a 256 x 256 "
-        f"window of one held-out image). {args.threads} torch threads. BM3D and NLM are given the true noise level; "
+        f"images (brain MR: {len(brain_images)} test-slab slices; others: a 256 x 256 "
+        f"window of one held-out image). {payload['threads']} torch threads. BM3D and NLM are given the true noise "
+        "level; "
         "for Poisson they work through the Anscombe transform. A blank cell was not run.",
         "",
         "| modality | noise | " + " | ".join(method_names) + " |",
         "| --- | --- |" + " --- |" * len(method_names),
     ]
-    for modality in dict.fromkeys(i.modality for i in images):
+    for modality in dict.fromkeys(r["modality"] for r in records):
         for noise in noises:
             cells = []
             for name in method_names:
                 value = table.get((modality, noise, name))
                 cells.append(f"{value['psnr']:.2f} / {value['ssim']:.3f}" if value else "")
-            lines.append(f"| {modality} | {NOISES[noise]} | " + " | ".join(cells) + " |")
-    beats_nlm = [(m, n) for (m, n, name) in table if name == args.model_name
+            lines.append(f"| {modality} | {payload['noises'][noise]} | " + " | ".join(cells) + " |")
+    beats_nlm = [(m, n) for (m, n, name) in table if name == model_name
                  and table[(m, n, name)]["psnr"] > table[(m, n, "NLM")]["psnr"]]
-    cases = [(m, n) for (m, n, name) in table if name == args.model_name]
-    top_fit = f"fit {max(args.fit_minutes):g} min"
+    cases = [(m, n) for (m, n, name) in table if name == model_name]
+    fit_minutes = [float(name.split()[1]) for name in method_names if name.startswith("fit ")]
+    top_fit = f"fit {max(fit_minutes):g} min"
     fit_vs_bm3d = [(m, n, table[(m, n, top_fit)]["psnr"] - table[(m, n, "BM3D")]["psnr"])
                    for (m, n, name) in table if name == top_fit]
     lines += [
@@ -235,7 +250,7 @@ def main() -> None:
         "",
         "| measure | value |",
         "| --- | --- |",
-        f"| {args.model_name}, end to end (scaling, inferer, unscaling) | {speeds['model_ms']:.1f} ms |",
+        f"| {model_name}, end to end (scaling, inferer, unscaling) | {speeds['model_ms']:.1f} ms |",
         f"| forward pass only | {speeds['forward_ms']:.1f} ms |",
         f"| GFLOP per slice / achieved GFLOP/s | {speeds['gflop_per_slice']:.2f} / {speeds['gflop_per_s']:.1f} |",
         f"| BM3D | {speeds['BM3D_ms']:.0f} ms |",
@@ -246,7 +261,7 @@ def main() -> None:
         "",
         f"- The general model beats NLM on {len(beats_nlm)} of {len(cases)} modality/noise cases"
         f" ({'met' if len(beats_nlm) == len(cases) else 'NOT met'}).",
-        f"- `--fit` at {max(args.fit_minutes):g} minutes against BM3D (PSNR difference): "
+        f"- `--fit` at {max(fit_minutes):g} minutes against BM3D (PSNR difference): "
         + (", ".join(f"{m}/{n} {d:+.2f} dB" for m, n, d in fit_vs_bm3d) or "not run")
         + (" (met)" if fit_vs_bm3d and all(d > 0 for *_, d in fit_vs_bm3d) else " (NOT met)"),
         f"- Inference {speeds['model_ms']:.1f} ms per slice, target < 40 ms "
@@ -256,8 +271,7 @@ def main() -> None:
         "![one Gaussian case per modality: clean, noisy, each method](general_denoiser.png)",
         "",
     ]
-    (out_dir / "general_denoiser.md").write_text("\n".join(lines))
-    print("\n".join(lines))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

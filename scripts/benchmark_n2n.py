@@ -28,12 +28,14 @@ import numpy as np
 import torch
 
 from medden.apps.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
-from medden.apps.batch_denoise import bundle_network
+from medden.bundle import bundle_network
+from medden.bundle.layout import WEIGHTS
+from medden.core import protocols
 from medden.io import publish_model
 
 ROOT = Path(__file__).resolve().parents[1]
 KSPACE_BUNDLE, IMAGE_BUNDLE = ROOT / "bundles" / "n2n_kspace_mri", ROOT / "bundles" / "n2n_image"
-SIGMA = 25 / 255
+SIGMA = protocols.N2N_GAUSSIAN_SIGMA_TEST
 CS_LAMBDAS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
 CS_ITERATIONS = 100
 
@@ -160,15 +162,17 @@ def table(rows: dict, seconds_key: str) -> list[str]:
     return lines
 
 
-def write_report(out: Path, kspace: dict, gaussian: dict, budget: dict) -> None:
+def markdown(results: dict) -> str:
+    """The results page, from the JSON (``kspace``, ``gaussian``, ``budget``, ``machine``) alone."""
+    kspace, gaussian, budget, machine = results["kspace"], results["gaussian"], results["budget"], results["machine"]
     k, g = kspace["rows"], gaussian["rows"]
     cs_name = next(name for name in k if name.startswith("CS"))
     k_gap, g_gap = k["Noise2Noise"]["psnr"] - k["Noise2Clean"]["psnr"], g["Noise2Noise"]["psnr"] - g["Noise2Clean"]["psnr"]
     speedup = k[cs_name]["seconds_per_slice"] / k["Noise2Noise"]["seconds_per_slice"]
     lines = [
         "# Noise2Noise: k-space MRI and Gaussian noise", "",
-        f"Written by `scripts/benchmark_n2n.py` on {platform.processor() or platform.machine()}, "
-        f"{torch.get_num_threads()} threads, torch {torch.__version__}. Every number below was measured by that run.", "",
+        f"Written by `scripts/benchmark_n2n.py` on {machine['processor']}, {machine['threads']} threads, torch "
+        f"{machine['torch']}. Every number below was measured by that run.", "",
         "## Undersampled MRI (k-space)", "",
         f"MNI152 T1 test slab, {kspace['slices']} axial slices padded to 256 x 256, one radial variable-density Bernoulli "
         f"pattern per slice (mean sampled fraction {kspace['sampled_fraction']:.3f}); metrics on the unpadded "
@@ -203,7 +207,7 @@ def write_report(out: Path, kspace: dict, gaussian: dict, budget: dict) -> None:
     lines += [f"| {name} | {b['epochs']} | {b['seconds'] if b['seconds'] is None else round(b['seconds'])} |"
               for name, b in budget.items()]
     lines += ["", "![k-space](n2n_kspace.png)", "", "![Gaussian](n2n_gaussian.png)", ""]
-    (out / "n2n.md").write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -224,15 +228,17 @@ def main() -> None:
             budget[f"{tag} {mode}"] = {"epochs": epochs, "seconds": seconds}
             models[(tag, mode)] = bundle_network(bundle, weights)
             if args.publish and mode == "n2n":
-                publish_model(weights, bundle / "models" / "model.pt")
+                publish_model(weights, bundle / WEIGHTS)
     kspace = kspace_experiment({m: models[("kspace", m)] for m in ("n2n", "n2c")}, slice_region())
     gaussian = gaussian_experiment({m: models[("image", m)] for m in ("n2n", "n2c")})
     args.output.mkdir(parents=True, exist_ok=True)
     contact_sheet(args.output / "n2n_kspace.png", [kspace.pop("figure")], tile_size=224)
     contact_sheet(args.output / "n2n_gaussian.png", [gaussian.pop("figure")], tile_size=224)
-    write_report(args.output, kspace, gaussian, budget)
-    (args.output / "n2n.json").write_text(json.dumps({"kspace": kspace, "gaussian": gaussian, "budget": budget},
-                                                     indent=2) + "\n")
+    machine = {"processor": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+               "torch": torch.__version__}
+    results = {"kspace": kspace, "gaussian": gaussian, "budget": budget, "machine": machine}
+    (args.output / "n2n.md").write_text(markdown(results))
+    (args.output / "n2n.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":

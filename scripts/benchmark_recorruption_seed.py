@@ -27,15 +27,19 @@ import numpy as np
 import torch
 
 from medden.apps.benchmark.helpers import contact_sheet, image_scores, timed_outputs, train_bundle
-from medden.apps.batch_denoise import bundle_network
+from medden.bundle import bundle_network
+from medden.bundle.layout import WEIGHTS
+from medden.core import protocols
 from medden.io import publish_model
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPERIMENTS = {
-    "camelyon": {"bundle": "recorruption_camelyon_gaussian", "seed_eta": 0.01, "seed_steps": 10},
-    "jsrt": {"bundle": "recorruption_jsrt_poisson", "seed_eta": 0.01, "seed_steps": 100},
+    "camelyon": {"bundle": "recorruption_camelyon_gaussian", "seed_eta": protocols.RECORRUPTION_CAMELYON_REFINE_ETA,
+                 "seed_steps": protocols.RECORRUPTION_CAMELYON_REFINE_STEPS},
+    "jsrt": {"bundle": "recorruption_jsrt_poisson", "seed_eta": protocols.RECORRUPTION_JSRT_REFINE_ETA,
+             "seed_steps": protocols.RECORRUPTION_JSRT_REFINE_STEPS},
 }
-SIGMA, PEAK = 20 / 255, 255.0
+SIGMA, PEAK = protocols.RECORRUPTION_GAUSSIAN_SIGMA_VAL, 255.0
 
 
 def train(bundle: Path, out_dir: Path, epochs: int | None, reuse: bool, supervised: bool = False,
@@ -86,19 +90,14 @@ def tune(network, experiment: str):
     """Refinement (eta, k) and the Noisier2Noise alpha on the validation images."""
     from monai.inferers import SlidingWindowInferer
 
-    from medden.inference import noisier2noise_correction, tune_refinement
-    from medden.metrics.image_quality import psnr
+    from medden.inference import tune_noisier2noise_alpha, tune_refinement
 
     window = SlidingWindowInferer((256, 256), sw_batch_size=1, padding_mode="replicate")
     pairs = [(torch.as_tensor(n)[None], torch.as_tensor(c)[None]) for n, c in noisy_pairs(experiment, "val", 101)]
-    with warnings.catch_warnings():
+    with warnings.catch_warnings():  # the tuner warns when refinement does not beat one pass; we report it
         warnings.simplefilter("ignore")
-        choice = tune_refinement(lambda b: window(b, network), pairs, etas=(0.01, 0.1, 0.3, 0.5, 1.0), max_steps=10)
-    with torch.no_grad():
-        preds = [window(n, network) for n, _ in pairs]
-    alphas = {alpha: np.mean([psnr(noisier2noise_correction(p, n, alpha), c, 1.0).item()
-                              for p, (n, c) in zip(preds, pairs)]) for alpha in (0.5, 1.0, 2.0, 4.0)}
-    return choice, max(alphas, key=alphas.get)
+        choice = tune_refinement(network, pairs, etas=(0.01, 0.1, 0.3, 0.5, 1.0), max_steps=10, base_inferer=window)
+    return choice, tune_noisier2noise_alpha(network, pairs, alphas=(0.5, 1.0, 2.0, 4.0), base_inferer=window)
 
 
 def methods(experiment: str, models: dict, choices: dict) -> dict:
@@ -173,7 +172,7 @@ def main() -> None:
     supervised_weights, budget["supervised"] = train(bundle, work / "supervised", args.epochs, args.reuse,
                                                      supervised=True)
     if args.publish:
-        publish_model(recorruption_weights, bundle / "models" / "model.pt")
+        publish_model(recorruption_weights, bundle / WEIGHTS)
     models = {name: bundle_network(bundle, weights) for name, weights in
               (("fixed", recorruption_weights), ("fresh", fresh_weights), ("supervised", supervised_weights))}
     choices = {name: tune(models[name], args.experiment) for name in ("fixed", "fresh")}
@@ -184,7 +183,7 @@ def main() -> None:
         pairs = [image_scores(o, clean) for o, (_, clean) in zip(outs, test)]
         rows.append({"method": name, "psnr": float(np.mean([p for p, _ in pairs])),
                      "ssim": float(np.mean([s for _, s in pairs])), "seconds_per_image": seconds})
-        figure.append((name.split(" (")[0].replace("recorruption, ", ""), outs[0]))
+        figure.append((figure_label(name), outs[0]))
         print(f"{name:70s} PSNR {rows[-1]['psnr']:6.2f} SSIM {rows[-1]['ssim']:.4f}", flush=True)
     shape = "x".join(str(s) for s in test[0][1].shape)
     report = {"experiment": args.experiment, "rows": rows, "test_images": len(test) // args.draws,
@@ -192,26 +191,40 @@ def main() -> None:
               "refinement_choice": {k: {"eta": c.eta, "steps": c.steps} for k, (c, _) in choices.items()},
               "noisier2noise_alpha": {k: a for k, (_, a) in choices.items()}, "epochs": args.epochs,
               "recorruption_weights": args.recorruption_weights, "training_seconds": budget,
-              "seed_reported": SEED_REPORTED[args.experiment]}
+              "seed_reported": SEED_REPORTED[args.experiment],
+              "machine": {"processor": platform.processor() or platform.machine(), "torch": torch.__version__}}
     args.output.mkdir(parents=True, exist_ok=True)
     stem = f"recorruption_{args.experiment}"
     (args.output / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     tiles = [*figure[1:], figure[0]]
     half = (len(tiles) + 1) // 2
     contact_sheet(args.output / f"{stem}.png", [tiles[:half], tiles[half:]], label_chars=30)
-    noise_text = "Gaussian sigma 20/255" if args.experiment == "camelyon" else "Poisson, 255 counts per unit intensity"
+    (args.output / f"{stem}.md").write_text(markdown(report))
+
+
+def figure_label(method: str) -> str:
+    """The short label of a method's tile in the figure."""
+    return method.split(" (")[0].replace("recorruption, ", "")
+
+
+def markdown(report: dict) -> str:
+    """The results page, from the JSON report alone."""
+    experiment, rows, seed = report["experiment"], report["rows"], report["seed_reported"]
+    budget, weights, stem = report["training_seconds"], report["recorruption_weights"], f"recorruption_{experiment}"
+    noise_text = "Gaussian sigma 20/255" if experiment == "camelyon" else "Poisson, 255 counts per unit intensity"
     ours = {r["method"]: r["psnr"] for r in rows}
     lines = [
-        f"# Recorruption, {args.experiment} experiment (bundle `{bundle.name}`)", "",
-        f"Written by `scripts/benchmark_recorruption_seed.py --experiment {args.experiment}` on "
-        f"{platform.processor() or platform.machine()}, torch {torch.__version__}; do not edit by hand.", "",
-        f"Test data: {len(test) // args.draws} held-out image(s) of the embedded default ({shape}, in [0, 1]) x "
-        f"{args.draws} noise draws, {noise_text}. Three models share the bundle's train config, epochs "
-        f"({args.epochs or 'bundle default'}) and data: the recorruption model (the seed's protocol: one fixed y' "
+        f"# Recorruption, {experiment} experiment (bundle `{EXPERIMENTS[experiment]['bundle']}`)", "",
+        f"Written by `scripts/benchmark_recorruption_seed.py --experiment {experiment}` on "
+        f"{report['machine']['processor']}, torch {report['machine']['torch']}; do not edit by hand.", "",
+        f"Test data: {report['test_images']} held-out image(s) of the embedded default ({report['image_shape']}, in "
+        f"[0, 1]) x {report['noise_draws']} noise draws, {noise_text}. Three models share the bundle's train "
+        "config, epochs "
+        f"({report['epochs'] or 'bundle default'}) and data: the recorruption model (the seed's protocol: one fixed y' "
         "per y), the 'fresh y'' model (a new y' on every pass over the data, `fixed_recorruption False`) and the "
         "supervised model (clean targets, the same fixed noisy inputs). Training: "
         + "; ".join(f"{name} {provenance(seconds)}" for name, seconds in budget.items())
-        + (f" (weights `{args.recorruption_weights}`)" if args.recorruption_weights else "")
+        + (f" (weights `{weights}`)" if weights else "")
         + ". All with perceptual_weight 0 (no VGG16 "
         "weights here). Refinement (eta, k) and alpha were chosen on the validation images, per model. Seconds "
         "are medians per image on this machine (2 CPU cores).", "",
@@ -220,14 +233,14 @@ def main() -> None:
         "The seed's own figures are on its data (the full dataset, its resizing and noise), not this image; they "
         "are listed for scale, not as a like-for-like comparison:", "",
         "| quantity | seed, its data (dB) |", "| --- | --- |",
-        *[f"| {k} | {v:.2f} |" for k, v in SEED_REPORTED[args.experiment].items()], "",
+        *[f"| {k} | {v:.2f} |" for k, v in seed.items()], "",
         f"Gain over the noisy input here: best recorruption variant "
         f"{max(v for k, v in ours.items() if k.startswith('recorruption')) - ours['noisy input']:+.2f} dB; "
-        f"seed: {SEED_REPORTED[args.experiment]['recorruption (seed)'] - SEED_REPORTED[args.experiment]['noisy']:+.2f}"
+        f"seed: {seed['recorruption (seed)'] - seed['noisy']:+.2f}"
         " dB.", "",
-        f"![{', '.join(label for label, _ in figure[1:])}, clean]({stem}.png)", "",
+        f"![{', '.join(figure_label(r['method']) for r in rows)}, clean]({stem}.png)", "",
     ]
-    (args.output / f"{stem}.md").write_text("\n".join(lines))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -28,13 +28,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from medden.core import protocols
 from medden.data.unpaired import unpaired_slices
 from medden.io import load_network_weights
 from medden.losses import FlowPriorLoss, blur_images
 from medden.metrics.image_quality import psnr
 from medden.networks import ImageFlow
 
-SIGMA = 25 / 255
+SIGMA = protocols.FLOW_PRIOR_SIGMA_TEST
 
 
 def _psnr(image: torch.Tensor, clean: torch.Tensor) -> float:

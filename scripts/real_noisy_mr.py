@@ -98,13 +98,11 @@ def background_sigmas(noisy: np.ndarray, denoised: np.ndarray, notes: list[str])
 
 def score(name: str, bundle, out_dir: Path) -> dict:
     from medden.apps.batch_denoise import write_preview
-    from medden.inference import denoise_image
     from medden.core.noise_estimation import edge_preservation, estimate_noise_sigma, residual_whiteness
 
     noisy, source = IMAGES[name]()
-    percentiles = bundle.percentiles
     started = time.perf_counter()
-    denoised = denoise_image(noisy, bundle.network, bundle.inferer, percentiles=percentiles, smoothing=bundle.smoothing)
+    denoised = bundle.denoise(noisy)
     seconds = time.perf_counter() - started
     notes: list[str] = []
     bg_before, bg_after = background_sigmas(noisy, denoised, notes)
@@ -161,7 +159,7 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    from medden.apps.batch_denoise import load_bundle
+    from medden.bundle import load_bundle
     from medden.io.files import atomic_write, prepare_dir
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])

@@ -21,3 +21,17 @@ def dciodvfy():
         return [line for line in lines if line.startswith("Error")]
 
     return run
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """A copy of the default bundle with every format exported (small calibration set), made once
+    for the export command's tests and the backend tests; tests that change it work on a copy."""
+    pytest.importorskip("onnxruntime")
+    from medden.apps.export import export_bundle
+
+    from helpers import copy_bundle
+
+    bundle = copy_bundle("general_denoiser", tmp_path_factory.mktemp("export") / "general_denoiser")
+    record = export_bundle(bundle, calibration_count=12)
+    return bundle, record

@@ -21,6 +21,40 @@ BUNDLE_FILES = ("configs/metadata.json", "configs/train.json", "configs/evaluate
                 "configs/multi_gpu_train.json", "configs/logging.conf", "docs/README.md", "LICENSE", "models/model.pt")
 
 
+def bundle_variant(folder, bundle, **changes):
+    """A bundle in ``folder/variant_bundle``: ``bundle``'s inference.json with ``changes``, using its weights in place."""
+    import json
+
+    from medden.bundle.layout import INFERENCE_CONFIG, WEIGHTS
+
+    config = json.loads((bundle / INFERENCE_CONFIG).read_text())
+    config.update(model_path=str(bundle / WEIGHTS), **changes)
+    variant = folder / "variant_bundle"
+    (variant / INFERENCE_CONFIG).parent.mkdir(parents=True)
+    (variant / INFERENCE_CONFIG).write_text(json.dumps(config))
+    return variant
+
+
+def copy_bundle(name, dest):
+    """A copy of the shipped bundle ``name`` at ``dest``, without its runs and exports."""
+    import shutil
+
+    from medden.bundle.layout import EXPORT_RECORD, EXPORTED_FILES
+
+    exports = [path.name for path in (EXPORT_RECORD, *EXPORTED_FILES.values())]
+    shutil.copytree(REPO / "bundles" / name, dest, ignore=shutil.ignore_patterns("runs", *exports))
+    return dest
+
+
+def noisy_ct_slice(seed=0, size=(96, 128)):
+    """``(noisy, clean)``: a head-CT window with Gaussian noise, noisy in "modality units" as a scanner gives."""
+    from medden.data.modalities import sample_plane
+
+    clean = sample_plane("693_UNCR.dcm")[:, 200:200 + size[0], 150:150 + size[1]]
+    noisy = clean + np.random.default_rng(seed).normal(0, 0.08, clean.shape)
+    return noisy.astype(np.float32) * 1000.0 - 200.0, clean
+
+
 def run_bundle(*args, timeout=600, threads="2"):
     """``python -m monai.bundle ARGS`` from the repository root; fails the test on a non-zero exit.
 
@@ -138,3 +172,14 @@ def check_bundle_tooling(bundle, tmp_path, channels=1, trace=False):
     scripted = torch.jit.load(str(tmp_path / "model.ts"))
     x = torch.rand(1, channels, 64, 64)
     assert scripted(x).shape == x.shape
+
+
+class Halve(torch.nn.Module):
+    """f(x) = x / 2: a network whose effect in the input's units is known exactly."""
+
+    def __init__(self):
+        super().__init__()
+        self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+    def forward(self, x):
+        return x / 2 + self.dummy

@@ -26,7 +26,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from medden.apps.batch_denoise import DEFAULT_BUNDLE
+from medden.bundle.resolve import DEFAULT_BUNDLE
 from medden.bundle.exports import BACKENDS, CALIBRATION_NOISES, EXPORT_FORMATS
 
 __all__ = ["build_parser", "main"]
@@ -108,7 +108,8 @@ def _add_denoise_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_denoise(args: argparse.Namespace) -> int:
-    from medden.apps.batch_denoise import denoise_path, load_bundle
+    from medden.apps.batch_denoise import denoise_path
+    from medden.bundle import load_bundle
     from medden.engines.distributed import cleanup, is_main_process
 
     try:

@@ -18,8 +18,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
-from medden.apps.batch_denoise import DEFAULT_BUNDLE
+from medden.bundle import DEFAULT_BUNDLE
 
 __all__ = ["DEFAULT_BUNDLE", "DEMO_SIGMA", "default_bundle_dir", "run_demo"]
 
@@ -32,10 +31,11 @@ def default_bundle_dir() -> Path:
     Raises:
         FileNotFoundError: medden is not installed from a checkout that holds it.
     """
-    from medden.apps.batch_denoise import shipped_bundles_dir
+    from medden.bundle import shipped_bundles_dir
+    from medden.bundle.layout import INFERENCE_CONFIG
 
     path = shipped_bundles_dir() / DEFAULT_BUNDLE
-    if not (path / "configs" / "inference.json").is_file():
+    if not (path / INFERENCE_CONFIG).is_file():
         raise FileNotFoundError(
             f"the default bundle {DEFAULT_BUNDLE!r} was not found at {str(path)!r}; install medden from its "
             "repository (pip install -e .) or pass a bundle folder."
@@ -51,7 +51,8 @@ def run_demo(output_dir: str | os.PathLike, bundle_dir: str | os.PathLike | None
         "denoised_dicom", "report"}``; PSNR in dB on intensities in [0, 1].
     """
     from medden.data.slices import mni_slab
-    from medden.apps.batch_denoise import denoise_path, load_bundle
+    from medden.apps.batch_denoise import denoise_path
+    from medden.bundle import load_bundle
     from medden.io import read_dicom_folder, write_volume_as_series
     from medden.metrics.image_quality import psnr, ssim
     from medden.transforms import RandGaussianSigmaNoise

@@ -1,7 +1,7 @@
 """Export a bundle's network for deployment: TorchScript, ONNX and int8 ONNX.
 
 This is the library behind ``medden export BUNDLE``. Each format is written next to the
-bundle's ``models/model.pt`` (file names in :data:`medden.bundle.exports.EXPORTED_FILES`)
+bundle's ``models/model.pt`` (file names in :data:`medden.bundle.layout.EXPORTED_FILES`)
 and checked before it replaces an earlier export:
 
 * **TorchScript** (``models/model.ts``): MONAI's ``ckpt_export`` (as ``python -m monai.bundle
@@ -38,16 +38,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from medden.bundle import bundle_config, bundle_network, resolve_bundle
+from medden.bundle.backends import ONNX_INPUT, ONNX_OUTPUT, OnnxNetwork
+from medden.bundle.config import image_channels
 from medden.bundle.exports import (
     CALIBRATION_NOISES,
     EXPORT_FORMATS,
-    EXPORT_RECORD,
-    EXPORTED_FILES,
     INT8_MAX_PSNR_LOSS_DB,
     model_sha256,
     read_export_record,
 )
-from medden.bundle.backends import ONNX_INPUT, ONNX_OUTPUT, OnnxNetwork
+from medden.bundle.layout import EXPORT_RECORD, EXPORTED_FILES, INFERENCE_CONFIG, METADATA, WEIGHTS
 
 __all__ = ["EXPORT_FORMATS", "FLOAT_TOLERANCE", "CALIBRATION_NOISES",
            "corrupted_windows", "export_bundle"]
@@ -111,18 +112,14 @@ class _Bundle:
     """What every exporter needs: the bundle's files, its PyTorch network and its channel count."""
 
     def __init__(self, bundle: str | os.PathLike):
-        from medden.apps.batch_denoise import BUNDLE_CONFIG, CHANNELS_KEY, bundle_config, bundle_network, resolve_bundle
-
         self.root = resolve_bundle(bundle)
-        self.config_file = self.root / BUNDLE_CONFIG
-        self.meta_file = self.root / "configs" / "metadata.json"
-        self.weights = self.root / "models" / "model.pt"
+        self.config_file = self.root / INFERENCE_CONFIG
+        self.meta_file = self.root / METADATA
+        self.weights = self.root / WEIGHTS
         if not self.weights.is_file():
             raise FileNotFoundError(f"bundle {str(self.root)!r} has no trained weights {str(self.weights)!r} to export.")
         self.network = bundle_network(self.root, self.weights)  # on the CPU, in eval mode
-        parser = bundle_config(self.root)
-        channels = parser.get_parsed_content(CHANNELS_KEY) if CHANNELS_KEY in parser else None
-        self.channels = int(channels or 1)
+        self.channels = image_channels(bundle_config(self.root), self.root)
 
     def common_args(self) -> dict[str, Any]:
         """Keyword arguments MONAI's ``ckpt_export`` and ``onnx_export`` share."""

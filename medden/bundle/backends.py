@@ -6,7 +6,9 @@ that takes and returns ``(B, C, H, W)`` float32 tensors, exactly like the PyTorc
 MONAI's inferers (``SliceInferer``, ``SlidingWindowInferer``) and medden's
 ``RefinementInferer`` run unchanged on top of it.
 
-The backends and their files are listed in :mod:`medden.bundle.exports`.
+The backends are listed in :mod:`medden.bundle.exports` and their files in
+:mod:`medden.bundle.layout`; the loader (:func:`medden.bundle.loading.load_bundle`) checks that
+a file exists and is current before it hands it here.
 
 onnxruntime runs on the CUDA execution provider when the device is ``cuda`` and that
 provider is installed (``onnxruntime-gpu``), else on the CPU with as many threads as PyTorch
@@ -21,20 +23,10 @@ from pathlib import Path
 
 import torch
 
-from medden.bundle.exports import exported_path, is_current
-
-__all__ = ["ONNX_INPUT", "ONNX_OUTPUT", "OnnxNetwork", "load_exported_network", "network_device"]
+__all__ = ["ONNX_INPUT", "ONNX_OUTPUT", "OnnxNetwork", "load_exported_network"]
 
 #: the ONNX graph's input and output names (written by :mod:`medden.apps.export`)
 ONNX_INPUT, ONNX_OUTPUT = "image", "denoised"
-
-
-def network_device(network: torch.nn.Module) -> torch.device:
-    """Where ``network`` runs: its first parameter's device, else its ``device`` attribute, else the CPU."""
-    first = next(network.parameters(), None)
-    if first is not None:
-        return first.device
-    return torch.device(getattr(network, "device", "cpu"))
 
 
 class OnnxNetwork(torch.nn.Module):
@@ -97,22 +89,16 @@ class OnnxNetwork(torch.nn.Module):
         return torch.from_numpy(out).to(x.device)
 
 
-def load_exported_network(bundle_dir: str | os.PathLike, backend: str,
-                          device: str | torch.device = "cpu") -> torch.nn.Module:
-    """The network of ``bundle_dir`` as exported for ``backend`` (``torchscript``, ``onnx`` or ``onnx-int8``), in eval mode.
+def load_exported_network(path: str | os.PathLike, backend: str, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """The exported network in ``path`` for ``backend`` (``torchscript``, ``onnx`` or ``onnx-int8``), in eval mode.
+
+    ``path`` is already checked: it exists and was exported from the bundle's current weights
+    (:func:`medden.bundle.exports.checked_export`).
 
     Raises:
-        FileNotFoundError: the bundle has no such export (the message gives the command that writes it).
-        ValueError: unknown backend; an export made from other weights than ``models/model.pt``
-            (stale), or one ``models/export.json`` does not list; or a file that does not load.
+        ValueError: a file that does not load.
     """
-    path = exported_path(bundle_dir, backend)
-    if not path.is_file():
-        raise FileNotFoundError(f"bundle {str(bundle_dir)!r} has no {backend} export ({str(path)!r} does not exist); "
-                                f"write it with: medden export {bundle_dir} --formats {backend}")
-    if not is_current(bundle_dir, backend):
-        raise ValueError(f"the {backend} export {str(path)!r} was not made from the bundle's current models/model.pt "
-                         f"(see models/export.json); export it again: medden export {bundle_dir} --formats {backend}")
+    path = Path(path)
     if backend == "torchscript":
         try:
             module = torch.jit.load(str(path), map_location=torch.device(device)).eval()

@@ -24,72 +24,50 @@ from typing import Any
 import numpy as np
 
 from medden.anchors import CLASSICAL_DENOISERS, classical_denoiser
-from medden.core.validation import check_finite
 
-__all__ = ["BundleDenoiser", "make_denoiser", "runs_on_volumes"]
+__all__ = ["BundleDenoiser", "make_denoiser"]
 
 
 class BundleDenoiser:
-    """A trained bundle as a denoiser of one 2D image.
+    """A trained bundle as a denoiser of one 2D image (:meth:`medden.bundle.bundle.Bundle.denoise`).
 
-    A grey bundle (``image_channels`` 1) denoises each channel of an RGB image as its own
-    grey image; an RGB bundle takes RGB images only.
+    A grey bundle (``image_channels`` 1) denoises the channels of an RGB image as slices of
+    one grey image; an RGB bundle takes RGB images only.
 
     Args:
         bundle: a bundle folder or the name of a shipped bundle (see
-            :func:`medden.apps.batch_denoise.resolve_bundle`).
+            :func:`medden.bundle.resolve.resolve_bundle`).
         device: ``"cpu"``, ``"cuda"``, ...; default: the bundle's own choice.
         name: the label in tables; default: the bundle's folder name.
         overrides: config ids and values, e.g. ``{"model_path": "runs/x/model.pt"}``.
-        backend: what runs the network (see :func:`medden.apps.batch_denoise.load_bundle`).
+        backend: what runs the network (see :func:`medden.bundle.loading.load_bundle`).
 
     Attributes:
-        loaded: the :class:`~medden.apps.batch_denoise.LoadedBundle` (network, inferer, percentiles).
+        bundle: the loaded :class:`~medden.bundle.bundle.Bundle`.
     """
 
     def __init__(self, bundle: str | os.PathLike, device: str | None = None, name: str | None = None,
                  overrides: dict[str, Any] | None = None, backend: str = "torch") -> None:
-        from medden.apps.batch_denoise import load_bundle
+        from medden.bundle.loading import load_bundle
 
-        self.loaded = load_bundle(bundle, device, overrides=overrides, backend=backend)
-        self.name = name or self.loaded.name.split()[0]
+        self.bundle = load_bundle(bundle, device, overrides=overrides, backend=backend)
+        self.name = name or self.bundle.root.resolve().name
 
     @property
     def network(self):
-        return self.loaded.network
+        """The bundle's network (or its exported stand-in)."""
+        return self.bundle.network
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
+        """Denoise a ``(C, H, W)`` float image; returns a float32 array of its shape.
+
+        Raises:
+            ValueError: not ``(C, H, W)``, non-finite values, or a channel count an RGB bundle does not take.
+        """
         image = np.asarray(image, np.float32)
         if image.ndim != 3:
             raise ValueError(f"{self.name} denoises one (C, H, W) image, got shape {image.shape}.")
-        check_finite(image, "image")
-        channels = self.loaded.image_channels
-        if channels == 1:
-            if runs_on_volumes(self.loaded.inferer):  # every channel as one slice of a grey volume
-                return self._run(image.transpose(1, 2, 0)[None])[0].transpose(2, 0, 1)
-            return np.concatenate([self._run(image[c:c + 1]) for c in range(image.shape[0])])
-        if image.shape[0] != channels:
-            raise ValueError(f"{self.name} takes {channels}-channel images, got {image.shape[0]} channel(s).")
-        return self._run(image[..., None])[..., 0] if runs_on_volumes(self.loaded.inferer) else self._run(image)
-
-    def _run(self, image: np.ndarray) -> np.ndarray:
-        from medden.inference import denoise_image
-
-        out = denoise_image(image, self.loaded.network, self.loaded.inferer, self.loaded.percentiles,
-                            smoothing=self.loaded.smoothing)
-        return np.ascontiguousarray(np.asarray(out, np.float32))
-
-
-def runs_on_volumes(inferer) -> bool:
-    """Whether a bundle's inferer (or one it wraps) is a ``SliceInferer``, i.e. takes
-    ``(B, C, H, W, D)`` volumes; else it takes ``(B, C, H, W)`` images."""
-    from monai.inferers import SliceInferer
-
-    while inferer is not None:
-        if isinstance(inferer, SliceInferer):
-            return True
-        inferer = getattr(inferer, "base_inferer", None)
-    return False
+        return self.bundle.denoise(image)
 
 
 def make_denoiser(name: str, **kwargs: Any):

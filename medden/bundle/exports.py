@@ -3,8 +3,8 @@
 ``medden export`` (:mod:`medden.apps.export`) writes a bundle's network next to its
 ``models/model.pt`` in other formats; :mod:`medden.bundle.backends` loads them. This module
 holds what both, and the command line, need without importing torch: the backend names, the
-file each one reads, the export record (``models/export.json``) and the choice behind
-``--backend auto``.
+export record (``models/export.json``), which exports are current and the choice behind
+``--backend auto``. The file each backend reads is in :data:`medden.bundle.layout.EXPORTED_FILES`.
 
 =============  ==========================  ===============================================
 backend        file under ``models/``      runs on
@@ -24,18 +24,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-__all__ = ["AUTO_PREFERENCE", "BACKENDS", "CALIBRATION_NOISES", "EXPORTED_FILES", "EXPORT_FORMATS", "EXPORT_RECORD",
-           "INT8_MAX_PSNR_LOSS_DB", "auto_choice", "check_backend", "choose_backend", "current_exports",
-           "exported_path", "is_current", "model_sha256", "read_export_record"]
+from medden.bundle.layout import EXPORT_RECORD, EXPORTED_FILES, WEIGHTS
+
+__all__ = ["AUTO_PREFERENCE", "BACKENDS", "CALIBRATION_NOISES", "EXPORT_FORMATS", "INT8_MAX_PSNR_LOSS_DB", "auto_choice",
+           "check_backend", "checked_export", "choose_backend", "current_exports", "is_current", "model_sha256",
+           "read_export_record"]
 
 #: every backend, in the order ``medden denoise --backend`` lists them
 BACKENDS = ("torch", "torchscript", "onnx", "onnx-int8")
-#: the file each exported backend reads, relative to the bundle folder
-EXPORTED_FILES = {
-    "torchscript": Path("models") / "model.ts",
-    "onnx": Path("models") / "model.onnx",
-    "onnx-int8": Path("models") / "model_int8.onnx",
-}
 #: what ``medden export`` writes (every backend but torch)
 EXPORT_FORMATS = BACKENDS[1:]
 #: default noises of the int8 calibration and validation windows (names of the benchmark's
@@ -48,26 +44,18 @@ CALIBRATION_NOISES = ("gaussian", "poisson")
 AUTO_PREFERENCE = ("onnx-int8", "onnx", "torchscript", "torch")
 #: an int8 model losing more PSNR than this (dB, against the float ONNX model) is not chosen by ``auto``
 INT8_MAX_PSNR_LOSS_DB = 0.1
-#: what ``medden export`` measured, with the SHA-256 of the ``model.pt`` the exports came from
-EXPORT_RECORD = Path("models") / "export.json"
 
 
-def check_backend(backend: str) -> str:
-    """Return ``backend`` if it is one of :data:`BACKENDS`.
+def check_backend(backend: str, auto: bool = False) -> str:
+    """Return ``backend`` if it is one of :data:`BACKENDS` (or ``"auto"`` when ``auto``).
 
     Raises:
         ValueError: any other value (the message lists the backends).
     """
-    if backend not in BACKENDS:
-        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}.")
+    choices = ("auto", *BACKENDS) if auto else BACKENDS
+    if backend not in choices:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(choices)}.")
     return backend
-
-
-def exported_path(bundle_dir: str | os.PathLike, backend: str) -> Path:
-    """The file of an exported ``backend`` (not ``"torch"``) in ``bundle_dir``; it may not exist yet."""
-    if check_backend(backend) == "torch":
-        raise ValueError("the torch backend runs the bundle's own network; it has no exported file.")
-    return Path(bundle_dir) / EXPORTED_FILES[backend]
 
 
 def model_sha256(path: str | os.PathLike) -> str:
@@ -90,15 +78,39 @@ def current_exports(bundle_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
     from the bundle's current ``models/model.pt``, by backend; ``{}`` if there are none.
     Reads the record and hashes the weights once."""
     root = Path(bundle_dir)
-    record, weights = read_export_record(root), root / "models" / "model.pt"
+    record, weights = read_export_record(root), root / WEIGHTS
     if not record or not weights.is_file() or record.get("model_sha256") != model_sha256(weights):
         return {}
-    return {b: record[b] for b in EXPORT_FORMATS if b in record and exported_path(root, b).is_file()}
+    return {b: record[b] for b in EXPORT_FORMATS if b in record and (root / EXPORTED_FILES[b]).is_file()}
+
+
+def checked_export(bundle_dir: str | os.PathLike, backend: str, current: dict[str, dict[str, Any]]) -> Path:
+    """The file of the exported ``backend`` (not ``"torch"``) in ``bundle_dir``, once it is known
+    to exist and to be ``current`` (:func:`current_exports` of the same bundle).
+
+    Raises:
+        FileNotFoundError: the bundle has no such export (the message gives the command that writes it).
+        ValueError: the export was made from other weights than ``models/model.pt`` (stale), or
+            ``models/export.json`` does not list it.
+    """
+    path = Path(bundle_dir) / EXPORTED_FILES[backend]
+    if not path.is_file():
+        raise FileNotFoundError(f"bundle {str(bundle_dir)!r} has no {backend} export ({str(path)!r} does not exist); "
+                                f"write it with: medden export {bundle_dir} --formats {backend}")
+    if backend not in current:
+        raise ValueError(f"the {backend} export {str(path)!r} was not made from the bundle's current models/model.pt "
+                         f"(see models/export.json); export it again: medden export {bundle_dir} --formats {backend}")
+    return path
 
 
 def is_current(bundle_dir: str | os.PathLike, backend: str) -> bool:
-    """Whether ``backend``'s export exists and was made from the bundle's current ``models/model.pt``."""
-    exported_path(bundle_dir, backend)  # refuses "torch" and unknown names
+    """Whether ``backend``'s export exists and was made from the bundle's current ``models/model.pt``.
+
+    Raises:
+        ValueError: ``backend`` is ``"torch"`` (it has no exported file) or unknown.
+    """
+    if check_backend(backend) == "torch":
+        raise ValueError("the torch backend runs the bundle's own network; it has no exported file.")
     return backend in current_exports(bundle_dir)
 
 
@@ -116,4 +128,4 @@ def choose_backend(bundle_dir: str | os.PathLike, backend: str = "auto") -> str:
     Raises:
         ValueError: ``backend`` is neither ``"auto"`` nor one of :data:`BACKENDS`.
     """
-    return auto_choice(current_exports(bundle_dir)) if backend == "auto" else check_backend(backend)
+    return auto_choice(current_exports(bundle_dir)) if check_backend(backend, auto=True) == "auto" else backend

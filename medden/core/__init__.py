@@ -2,5 +2,6 @@
 
 ``validation`` (argument checks with messages that name the fix), ``keys`` (dictionary keys),
 ``fourier`` (batched k-space operators), ``noise_estimation`` (noise level from the image
-alone), ``variance_stabilization`` (Anscombe and generalised Anscombe transforms).
+alone), ``variance_stabilization`` (Anscombe and generalised Anscombe transforms),
+``protocols`` (the seeds' noise levels and schedules, used by code and bundle configs).
 """

@@ -20,6 +20,8 @@ class Keys:
     TARGET_KSPACE = "target_kspace"
     TARGET_KSPACE_MASK = "target_kspace_mask"
     TARGET_ZERO_FILLED = "target_zero_filled"
+    #: an image's noise standard deviation (a number), e.g. for :class:`~medden.transforms.R2RPaird`
+    NOISE_SIGMA = "noise_sigma"
 
 
 #: Suffix added to a key to name the key that receives that image's observation mask.

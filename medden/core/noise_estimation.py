@@ -3,7 +3,7 @@
 * :func:`wavelet_noise_sigma`: Gaussian noise std per image of a ``(B, C, H, W)`` torch batch
   from the finest Haar diagonal detail; pure torch, so it can run inside a network's
   ``forward`` on CPU or CUDA (and under ``torch.jit.script``).
-* :func:`estimate_noise_sigma`: the same idea for a report, on a ``(C, X, Y[, N])`` volume,
+* :func:`estimate_noise_sigma`: the same idea for a report, on a ``(C, H, W[, D])`` volume,
   with scikit-image's wavelet estimator over at most ``max_slices`` slices.
 * :func:`rician_background_sigma` (with :func:`find_background`): the noise sigma of a
   magnitude MR image from the air around the object, corrected for the Rayleigh law that
@@ -11,8 +11,8 @@
 * :func:`residual_whiteness` and :func:`edge_preservation`: what a denoiser removed and what
   it kept, judged from the noisy input and the output alone.
 
-Volumes follow the package convention (see :mod:`medden`): channel first, ``(C, X, Y)`` or
-``(C, X, Y, N)`` with ``X, Y`` in-plane and ``N`` slices; numpy arrays or torch tensors, any
+Volumes follow the package convention (see :mod:`medden`): channel first, ``(C, H, W)`` or
+``(C, H, W, D)`` with ``H, W`` in-plane and ``D`` slices; numpy arrays or torch tensors, any
 real dtype, in the image's own units. Every sigma is returned in those units. This module
 depends only on :mod:`medden.core.validation`, so every layer may use it.
 """
@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medden.core.validation import check_channel_first, check_finite, check_int
+from medden.core.validation import check_channel_first, check_finite, check_int, check_number
 
 __all__ = [
     "AIR_THRESHOLD_IN_SIGMAS",
@@ -110,7 +110,7 @@ def wavelet_noise_sigma(images: torch.Tensor) -> torch.Tensor:
 
 
 def _as_float_array(img: Any, name: str) -> np.ndarray:
-    """A checked ``(C, X, Y[, N])`` finite image as a float64 numpy array (a copy if needed)."""
+    """A checked ``(C, H, W[, D])`` finite image as a float64 numpy array (a copy if needed)."""
     check_channel_first(img, name)
     check_finite(img, name)
     if isinstance(img, torch.Tensor):
@@ -126,14 +126,6 @@ def _as_pair(noisy: Any, denoised: Any) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"noisy and denoised shapes differ: {noisy_a.shape} vs {denoised_a.shape}.")
     return noisy_a, denoised_a
 
-
-
-def _check_fraction(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise TypeError(f"{name} must be a number in (0, 1], got {value!r}.")
-    if not 0.0 < float(value) <= 1.0:
-        raise ValueError(f"{name} must lie in (0, 1], got {value!r}.")
-    return float(value)
 
 
 def evenly_spaced(count: int, at_most: int) -> np.ndarray:
@@ -157,7 +149,7 @@ def estimate_noise_sigma(volume: Any, max_slices: int = 16) -> float:
     noise; magnitude MR air reads about 0.66 sigma, so an image that is mostly air reads low).
 
     Args:
-        volume: ``(C, X, Y)`` (one slice) or ``(C, X, Y, N)``, numpy or torch, finite.
+        volume: ``(C, H, W)`` (one slice) or ``(C, H, W, D)``, numpy or torch, finite.
         max_slices: most slices used, >= 1.
 
     Returns:
@@ -239,11 +231,11 @@ def find_background(magnitude: Any, erode: int = 2) -> np.ndarray:
     separated; pass your own mask to :func:`rician_background_sigma` for those.
 
     Args:
-        magnitude: ``(C, X, Y)`` or ``(C, X, Y, N)`` non-negative magnitude image, finite.
+        magnitude: ``(C, H, W)`` or ``(C, H, W, D)`` non-negative magnitude image, finite.
         erode: in-plane erosion of the air mask, pixels, >= 0.
 
     Returns:
-        Boolean mask of shape ``(X, Y[, N])``, True in air. It may be empty (check its sum).
+        Boolean mask of shape ``(H, W[, D])``, True in air. It may be empty (check its sum).
 
     Raises:
         ValueError: a bad image, or one without two distinct non-zero intensities.
@@ -309,8 +301,8 @@ def rician_background_sigma(magnitude: Any, background: Any | None = None) -> fl
     a two-coil sum of squares: 0.36; air holding signal: lower still).
 
     Args:
-        magnitude: ``(C, X, Y)`` or ``(C, X, Y, N)`` non-negative magnitude image, finite.
-        background: air mask of shape ``(X, Y[, N])`` or ``(1, X, Y[, N])``, 1/True in air,
+        magnitude: ``(C, H, W)`` or ``(C, H, W, D)`` non-negative magnitude image, finite.
+        background: air mask of shape ``(H, W[, D])`` or ``(1, H, W[, D])``, 1/True in air,
             shared by all channels. If None, :func:`find_background` finds it (air below
             4 sigma; the 0.3% that truncation removes from ``mean(M^2)`` is put back).
 
@@ -368,7 +360,7 @@ def residual_whiteness(noisy: Any, denoised: Any, max_lag: int = 3) -> float:
     (k-space filtering, zero-filled interpolation, parallel imaging), which raises the floor.
 
     Args:
-        noisy: ``(C, X, Y)`` or ``(C, X, Y, N)`` input, finite.
+        noisy: ``(C, H, W)`` or ``(C, H, W, D)`` input, finite.
         denoised: the denoiser's output, same shape.
         max_lag: largest shift in pixels, >= 1 and below ``X`` and ``Y``.
 
@@ -399,7 +391,7 @@ def residual_whiteness(noisy: Any, denoised: Any, max_lag: int = 3) -> float:
 
 
 def _gradient_magnitude(arr: np.ndarray, smoothing: float) -> np.ndarray:
-    """In-plane gradient magnitude of ``(C, X, Y[, N])`` after a Gaussian of ``smoothing`` px."""
+    """In-plane gradient magnitude of ``(C, H, W[, D])`` after a Gaussian of ``smoothing`` px."""
     from scipy.ndimage import gaussian_filter
 
     sigma = [0.0, smoothing, smoothing] + [0.0] * (arr.ndim - 3)
@@ -423,7 +415,7 @@ def edge_preservation(noisy: Any, denoised: Any, smoothing: float = 1.0, edge_fr
     very noisy image reads slightly below 1.
 
     Args:
-        noisy: ``(C, X, Y)`` or ``(C, X, Y, N)`` input, finite.
+        noisy: ``(C, H, W)`` or ``(C, H, W, D)`` input, finite.
         denoised: the denoiser's output, same shape.
         smoothing: Gaussian sigma in pixels, >= 0 (0: no smoothing).
         edge_fraction: share of pixels counted as strong edges, in (0, 1].
@@ -435,13 +427,10 @@ def edge_preservation(noisy: Any, denoised: Any, smoothing: float = 1.0, edge_fr
         ValueError: bad shapes, values or parameters, or a noisy image without any edge.
     """
     noisy_a, denoised_a = _as_pair(noisy, denoised)
-    if isinstance(smoothing, bool) or not isinstance(smoothing, (int, float, np.integer, np.floating)):
-        raise TypeError(f"smoothing must be a number >= 0 (pixels), got {smoothing!r}.")
-    if not (math.isfinite(smoothing) and smoothing >= 0):
-        raise ValueError(f"smoothing must be a finite number >= 0 (pixels), got {smoothing!r}.")
-    edge_fraction = _check_fraction(edge_fraction, "edge_fraction")
-    noisy_grad = _gradient_magnitude(noisy_a, float(smoothing))
-    denoised_grad = _gradient_magnitude(denoised_a, float(smoothing))
+    smoothing = check_number(smoothing, "smoothing", 0.0, hint="it is a Gaussian sigma in pixels, 0 for none")
+    edge_fraction = check_number(edge_fraction, "edge_fraction", 0.0, 1.0, open_minimum=True)
+    noisy_grad = _gradient_magnitude(noisy_a, smoothing)
+    denoised_grad = _gradient_magnitude(denoised_a, smoothing)
     edges = noisy_grad >= np.quantile(noisy_grad, 1.0 - edge_fraction)
     reference = float(noisy_grad[edges].mean())
     if reference <= 0.0:

@@ -19,11 +19,16 @@ __all__ = [
     "check_finite",
     "check_int",
     "check_non_negative",
+    "check_number",
+    "check_odd_int",
+    "check_positive",
     "check_probability",
     "check_range",
-    "check_positive",
+    "check_size",
     "lookup_by_name",
 ]
+
+_NUMBER = (int, float, np.floating, np.integer)
 
 
 def _as_tensor_view(img: Any, name: str) -> torch.Tensor:
@@ -97,24 +102,99 @@ def check_int(value: int, name: str, minimum: int = 1, hint: str = "") -> int:
     return int(value)
 
 
+def check_number(
+    value: float,
+    name: str,
+    minimum: float = -math.inf,
+    maximum: float = math.inf,
+    *,
+    open_minimum: bool = False,
+    open_maximum: bool = False,
+    what: str = "a finite number",
+    hint: str = "",
+) -> float:
+    """Return ``value`` as float if it is a finite real number within the bounds.
+
+    Args:
+        value: the number to check (bools are refused).
+        name: the argument's name, used in the error message.
+        minimum: smallest allowed value; ``-inf`` for none.
+        maximum: largest allowed value; ``inf`` for none.
+        open_minimum: if True, ``minimum`` itself is not allowed.
+        open_maximum: if True, ``maximum`` itself is not allowed.
+        what: what the value is, for the message (e.g. ``"a probability"``).
+        hint: how to fix a bad value, appended to the message.
+
+    Raises:
+        TypeError: not a real number.
+        ValueError: NaN, infinite or out of bounds; the message names ``name``, the bounds,
+            the value and ``hint``.
+
+    Example:
+        >>> check_number(0.5, "weight", 0)
+        0.5
+        >>> check_number(-1, "weight", 0, hint="use 0 to disable the term")
+        Traceback (most recent call last):
+            ...
+        ValueError: weight must be a finite number >= 0, got -1; use 0 to disable the term.
+    """
+    if math.isfinite(minimum) and math.isfinite(maximum):
+        bounds = f"in {'(' if open_minimum else '['}{minimum:g}, {maximum:g}{')' if open_maximum else ']'}"
+    elif math.isfinite(minimum):
+        bounds = f"{'>' if open_minimum else '>='} {minimum:g}"
+    elif math.isfinite(maximum):
+        bounds = f"{'<' if open_maximum else '<='} {maximum:g}"
+    else:
+        bounds = ""
+    if isinstance(value, bool) or not isinstance(value, _NUMBER):
+        raise TypeError(f"{name} must be a number {bounds}".rstrip()
+                        + f", got {value!r} of type {type(value).__name__}.")
+    number = float(value)
+    too_low = number <= minimum if open_minimum else number < minimum
+    too_high = number >= maximum if open_maximum else number > maximum
+    if not math.isfinite(number) or too_low or too_high:
+        raise ValueError(f"{name} must be {what} {bounds}".rstrip() + f", got {value!r}"
+                         + (f"; {hint}." if hint else "."))
+    return number
+
+
+def check_odd_int(value: int, name: str, minimum: int = 1, hint: str = "") -> int:
+    """Return ``value`` as ``int`` if it is an odd integer ``>= minimum`` (a window or kernel size).
+
+    Raises:
+        TypeError: not an integer.
+        ValueError: even or below ``minimum``; the message suggests the next odd size.
+    """
+    value = check_int(value, name, minimum, hint)
+    if value % 2 == 0:
+        raise ValueError(f"{name} must be an odd integer >= {minimum}, got {value}; use e.g. {value + 1}"
+                         + (f"; {hint}." if hint else "."))
+    return value
+
+
 def check_probability(value: float, name: str) -> float:
-    """Return ``value`` as float if it lies in [0, 1], else raise ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number in [0, 1], got {value!r}.")
-    value = float(value)
-    if not 0.0 <= value <= 1.0 or math.isnan(value):
-        raise ValueError(f"{name} must be a probability in [0, 1], got {value!r}.")
-    return value
+    """Return ``value`` as float if it lies in [0, 1], else raise ``ValueError`` (see :func:`check_number`)."""
+    return check_number(value, name, 0.0, 1.0, what="a probability")
 
 
-def check_positive(value: float, name: str) -> float:
-    """Return ``value`` as float if it is finite and > 0, else raise ``ValueError``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a positive number, got {value!r}.")
-    value = float(value)
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {value!r}.")
-    return value
+def check_positive(value: float, name: str, hint: str = "") -> float:
+    """Return ``value`` as float if it is finite and > 0, else raise ``ValueError`` (see :func:`check_number`)."""
+    return check_number(value, name, 0.0, open_minimum=True, hint=hint)
+
+
+def check_size(value: Sequence[int], name: str) -> tuple[int, int]:
+    """Return ``value`` as a ``(height, width)`` pair of ints >= 1.
+
+    Raises:
+        TypeError: not a sequence of ints (bools and floats are refused).
+        ValueError: not two of them, or a side below 1.
+    """
+    if (not isinstance(value, Sequence) or isinstance(value, str)
+            or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value)):
+        raise TypeError(f"{name} must be a pair of ints (height, width), got {value!r}.")
+    if len(value) != 2 or min(value) < 1:
+        raise ValueError(f"{name} must be two positive integers (height, width), got {tuple(value)!r}.")
+    return int(value[0]), int(value[1])
 
 
 def check_range(
@@ -139,7 +219,7 @@ def check_range(
         TypeError: not a number or a pair of numbers.
         ValueError: wrong length, ``low > high``, non-finite, or outside the allowed bounds.
     """
-    if isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
+    if isinstance(value, _NUMBER) and not isinstance(value, bool):
         pair = (float(value), float(value))
     elif isinstance(value, Sequence) and not isinstance(value, str):
         if len(value) != 2:

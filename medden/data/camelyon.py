@@ -1,7 +1,8 @@
 """H&E histology patches: Camelyon16 patch folders, and an embedded default image.
 
 The recorruption seed trains on Camelyon16 patches (6100 train, 1200 val) scaled to [0, 1].
-Users bring patch folders of RGB PNG/TIFF tiles (see :class:`CamelyonPatchFolder`); without
+Users bring patch folders of RGB PNG/TIFF tiles (see :class:`CamelyonPatchFolder`; a tile is read
+by :func:`medden.io.tiles.read_tile`); without
 one, :func:`histology_patches` cuts scikit-image's immunohistochemistry image into disjoint
 train/val/test regions. Every patch is a ``(3, H, W)`` float32 RGB numpy array in [0, 1],
 rows first (``patch[:, r, c]`` is the pixel in row ``r``, column ``c`` of the image as viewed).
@@ -12,86 +13,26 @@ from __future__ import annotations
 import csv
 import os
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-from monai.transforms import LoadImage
-from monai.utils import convert_to_numpy
 
+from medden.core.validation import check_int, check_size
 from medden.data.slices import SPLITS
+from medden.io.tiles import TILE_SUFFIXES, is_tile, read_tile
 
 __all__ = [
-    "SPLIT_CSV", "TILE_SUFFIXES", "CamelyonPatchFolder", "camelyon_patches", "histology_patches",
-    "histology_regions", "read_tile", "write_noisy_tiles",
+    "SPLIT_CSV", "CamelyonPatchFolder", "camelyon_patches", "histology_patches", "histology_regions",
+    "write_noisy_tiles",
 ]
 
 #: name of the CSV (columns ``file,split``) that splits a flat or nested tile folder
 SPLIT_CSV = "split.csv"
-#: accepted tile suffixes (case-insensitive)
-TILE_SUFFIXES = (".png", ".tif", ".tiff")
-#: the value of full intensity for each stored integer type
-_FULL_SCALE = {np.dtype(np.uint8): 255.0, np.dtype(np.uint16): 65535.0}
-
-
-def _check_size(value, name: str) -> tuple[int, int]:
-    """Return ``value`` as a ``(height, width)`` pair of positive ints, else raise naming ``name``."""
-    if not isinstance(value, (tuple, list)) or len(value) != 2 or not all(
-        isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in value
-    ):
-        raise TypeError(f"{name} must be a pair of ints (height, width), got {value!r}.")
-    if min(value) < 1:
-        raise ValueError(f"{name} must be positive (height, width), got {tuple(value)!r}.")
-    return int(value[0]), int(value[1])
-
-
-def _check_count(value, name: str) -> int:
-    """Return ``value`` if it is an int >= 1, else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int or None, got {value!r}.")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1 or None (all tiles), got {value!r}.")
-    return int(value)
 
 
 def _check_split(split: str) -> None:
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
-
-
-def _is_tile(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in TILE_SUFFIXES and not path.name.startswith(".")
-
-
-@lru_cache(maxsize=1)
-def _loader() -> LoadImage:
-    # dtype=None keeps the stored integer type, which fixes the full-scale value (255 or 65535)
-    return LoadImage(image_only=True, ensure_channel_first=True, reader="PILReader", dtype=None)
-
-
-def _to_unit(tile: np.ndarray, path: str) -> np.ndarray:
-    """Scale an integer tile to float32 in [0, 1]: 8-bit by 255, 16-bit by 65535."""
-    full = _FULL_SCALE.get(np.asarray(tile).dtype)
-    if full is None:
-        raise ValueError(f"tile {path!r} stores {tile.dtype} values; expected 8-bit or 16-bit RGB.")
-    return np.asarray(tile, np.float32) / np.float32(full)
-
-
-def read_tile(path: str | os.PathLike) -> np.ndarray:
-    """Read one RGB(A) tile as ``(3, H, W)`` float32 in [0, 1], rows first; alpha is dropped.
-
-    MONAI's PIL reader returns ``(C, W, H)``; the last two axes are swapped so the array
-    matches the image as viewed. Pillow reads 16-bit RGB TIFFs as 8-bit (their high byte).
-
-    Raises:
-        ValueError: the tile is not RGB/RGBA (greyscale, palette, CMYK): H&E tiles are RGB.
-    """
-    image = _loader()(str(path))
-    mode, channels = image.meta.get("mode"), image.shape[0]
-    if channels not in (3, 4) or not str(mode).startswith("RGB"):
-        raise ValueError(f"tile {str(path)!r} has PIL mode {mode!r} ({channels} channel(s)); H&E tiles must "
-                         "be RGB or RGBA. Convert it, e.g. PIL.Image.open(path).convert('RGB').save(path).")
-    return np.ascontiguousarray(_to_unit(convert_to_numpy(image)[:3], str(path)).transpose(0, 2, 1))
 
 
 def _centre_crop(tile: np.ndarray, size: tuple[int, int] | None, path: Path) -> np.ndarray:
@@ -120,7 +61,7 @@ def _files_from_csv(csv_path: Path, split: str) -> list[Path]:
         value, path = (row.get("split") or "").strip(), csv_path.parent / (row.get("file") or "").strip()
         if value not in SPLITS:
             raise ValueError(f"{str(csv_path)!r} line {line}: split {value!r} is not one of {SPLITS}.")
-        if not _is_tile(path):
+        if not is_tile(path):
             raise ValueError(f"{str(csv_path)!r} line {line}: tile {str(path)!r} is missing or not a "
                              f"{'/'.join(TILE_SUFFIXES)} file; paths are relative to the CSV's folder.")
         if value == split:
@@ -149,9 +90,9 @@ class CamelyonPatchFolder:
 
     def __post_init__(self) -> None:
         if self.patch_size is not None:
-            object.__setattr__(self, "patch_size", _check_size(self.patch_size, "patch_size"))
+            object.__setattr__(self, "patch_size", check_size(self.patch_size, "patch_size"))
         if self.max_patches is not None:
-            _check_count(self.max_patches, "max_patches")
+            check_int(self.max_patches, "max_patches", hint="pass None for all tiles")
 
     def files(self, split: str) -> list[Path]:
         """Sorted tile paths of ``split`` (thinned to ``max_patches``).
@@ -169,7 +110,7 @@ class CamelyonPatchFolder:
         if (root / SPLIT_CSV).is_file():
             files = _files_from_csv(root / SPLIT_CSV, split)
         elif (root / split).is_dir():
-            files = [path for path in (root / split).rglob("*") if _is_tile(path)]
+            files = [path for path in (root / split).rglob("*") if is_tile(path)]
         else:
             raise ValueError(f"dataset_dir {str(root)!r} has no {split}/ folder and no {SPLIT_CSV}; add one of them.")
         if not files:
@@ -179,7 +120,7 @@ class CamelyonPatchFolder:
         return [files[i * len(files) // count] for i in range(count)]
 
     def patches(self, split: str) -> list[np.ndarray]:
-        """The tiles of ``split`` as ``(3, H, W)`` float32 RGB in [0, 1], rows first (see :func:`read_tile`).
+        """The tiles of ``split`` as ``(3, H, W)`` float32 RGB in [0, 1], rows first (see :func:`medden.io.tiles.read_tile`).
 
         Raises:
             ValueError: any error of :meth:`files` and :func:`read_tile`, or a tile smaller
@@ -222,8 +163,8 @@ def histology_patches(
     from medden.data.samples import load_sample
 
     _check_split(split)
-    size = _check_size(patch_size, "patch_size")
-    step = size if stride is None else _check_size(stride, "stride")
+    size = check_size(patch_size, "patch_size")
+    step = size if stride is None else check_size(stride, "stride")
     if split != "train" and (step[0] < size[0] or step[1] < size[1]):
         raise ValueError(f"stride {step} is smaller than patch_size {size} for split {split!r}; overlapping "
                          "tiles are only allowed in train. Use stride=None.")

@@ -17,7 +17,7 @@ histology  left half of scikit-image's IHC image (grey)    its right half
 Two-dimensional training images are split by columns: the first 80 % train, the last 20 %
 validate. Every image is scaled by its own robust range (0.5-99.5th percentiles to [0, 1],
 clipped), the normalisation :func:`medden.inference.denoise_image` applies at inference.
-Images are ``(1, X, Y)`` float32 numpy arrays (MONAI axis order, X along DICOM columns).
+Images are ``(1, H, W)`` float32 numpy arrays (axis order as in :mod:`medden`: H along a DICOM row).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from medden.core.validation import check_int
 from medden.data.slices import mni_slices, scale_to_unit
 
 __all__ = [
@@ -72,7 +73,7 @@ _TEST_SOURCES = (
 
 @dataclass(frozen=True)
 class ModalityImage:
-    """One clean image: ``image`` is ``(1, X, Y)`` float32 in [0, 1]."""
+    """One clean image: ``image`` is ``(1, H, W)`` float32 in [0, 1]."""
 
     modality: str
     name: str
@@ -91,7 +92,7 @@ def downsample(plane: np.ndarray, factor: int) -> np.ndarray:
 
 
 def _load_plane(source: _Source) -> np.ndarray:
-    """One grey plane ``(X, Y)`` in modality units (MONOCHROME1 already inverted)."""
+    """One grey plane ``(H, W)`` in modality units (MONOCHROME1 already inverted)."""
     if source.name == "immunohistochemistry":
         from medden.data.samples import load_sample
 
@@ -123,7 +124,7 @@ def column_split(image: np.ndarray, split: str) -> np.ndarray:
 
 def sample_plane(name: str, downsample: int = 1) -> np.ndarray:
     """One installed sample image (a pydicom-data file name, or ``"immunohistochemistry"``) as a
-    ``(1, X, Y)`` float32 plane in [0, 1], scaled by its 0.5-99.5th percentiles, downsampled by
+    ``(1, H, W)`` float32 plane in [0, 1], scaled by its 0.5-99.5th percentiles, downsampled by
     block averaging."""
     return _unit(_load_plane(_Source("", name, downsample)))
 
@@ -133,7 +134,7 @@ def _histology() -> np.ndarray:
 
 
 def histology_rgb() -> np.ndarray:
-    """scikit-image's IHC image in RGB, ``(3, X, Y)`` float32 in [0, 1], scaled by the robust
+    """scikit-image's IHC image in RGB, ``(3, H, W)`` float32 in [0, 1], scaled by the robust
     range (:data:`ROBUST_PERCENTILES`) of all three channels together."""
     from medden.data.samples import load_sample
 
@@ -169,7 +170,11 @@ def centre_window(image: np.ndarray, size: int = _TEST_WINDOW) -> np.ndarray:
 
 
 def general_test_images(brain_slices: int = 3) -> list[ModalityImage]:
-    """Held-out clean test images, one group per modality, none seen in training.
+    """Held-out clean test images, one group per modality, none seen in training by the
+    general-purpose models (``general_denoiser``, ``n2n_image``, ``supervised_baseline``).
+
+    The radiograph window overlaps the region bundle ``recorruption_jsrt_poisson`` trains on
+    (see :func:`benchmark_images`).
 
     Brain MR: ``brain_slices`` evenly spaced slices of the MNI test slab, whole
     (``(1, 197, 233)``); the others: the centre 256 x 256 window of a held-out image.
@@ -192,12 +197,20 @@ BENCHMARK_MODALITIES = ("brain MR", "shoulder MR", "head CT", "chest X-ray", "hi
 def benchmark_images(brain_slices: int = 3) -> list[ModalityImage]:
     """Clean test images of ``medden benchmark``: one group per :data:`BENCHMARK_MODALITIES`.
 
-    None was trained on by any shipped bundle: brain MR and head CT, chest X-ray as in
-    :func:`general_test_images`; shoulder MR is the held-out column strip (the last 20 % of
-    columns, used only for validation) of ``MR2_UNCR`` at its full 1024 x 1024 resolution (the
-    general denoiser trained on the other 80 % at half size), ``(1, 205, 256)``; histology is
-    the right half of scikit-image's IHC image in RGB, ``(3, 256, 256)``, scaled by the robust
-    range of all three channels together. Every image is in [0, 1].
+    Brain MR and head CT as in :func:`general_test_images`, trained on by no shipped bundle;
+    shoulder MR is the held-out column strip (the last 20 % of columns, used only for
+    validation) of ``MR2_UNCR`` at its full 1024 x 1024 resolution (the general denoiser trained
+    on the other 80 % at half size), ``(1, 205, 256)``; chest X-ray is the centre 256 x 256
+    window of ``RG1_UNCR`` at 1/4 size (:func:`general_test_images`). **That window is not held
+    out from bundle** ``recorruption_jsrt_poisson``: half of it lies in the region that bundle
+    trains on (the top half of the same plane, :func:`medden.data.jsrt.chest_regions`), a
+    quarter in its validation region and a quarter in its test region, so that bundle's chest
+    X-ray scores are partly in-sample (``tests/data/test_benchmark_images.py`` measures it).
+    Every other bundle's default training data excludes it. Histology is the centre
+    256 x 256 window of the right half of scikit-image's IHC image in RGB, ``(3, 256, 256)``,
+    scaled by the robust range of all three channels together (``recorruption_camelyon_gaussian`` trains on the left half;
+    the window's top half lies in the region it validates on, its bottom half in its test
+    region). Every image is in [0, 1].
     """
     tests = general_test_images(brain_slices)
     images = [item for item in tests if item.modality == "brain MR"]
@@ -219,10 +232,10 @@ def balanced_items(images: list[ModalityImage], per_modality: int, key: str = "c
     modality equally often (random crops then make the repeats differ).
 
     Raises:
+        TypeError: ``per_modality`` is not an int.
         ValueError: ``per_modality`` < 1 or no images.
     """
-    if per_modality < 1:
-        raise ValueError(f"per_modality must be >= 1, got {per_modality}.")
+    check_int(per_modality, "per_modality")
     if not images:
         raise ValueError("no images to balance.")
     by_modality: dict[str, list[np.ndarray]] = {}

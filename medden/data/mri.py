@@ -77,7 +77,7 @@ def write_undersampled_slab(path: str | os.PathLike, mask: str = "radial_bernoul
     """
     import torch
 
-    from medden.data.fastmri import write_singlecoil_h5
+    from medden.io.fastmri import write_singlecoil_h5
     from medden.transforms.kspace import RandKspaceUndersample
 
     path = Path(path)

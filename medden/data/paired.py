@@ -4,7 +4,7 @@ A dataset folder holds either ``pairs.csv`` (header ``input,target``, optional `
 relative to the CSV's folder or absolute) or one subfolder per sample with exactly two image
 files (sorted by name: input, then target; other files are ignored). Images are NIfTI, ``.npy``
 without a channel axis (``(H, W)`` or ``(H, W, D)``) or ``.png``/``.tif`` (MONAI's PIL reader
-gives ``(C, W, H)``). Loaded pairs are float32 ``(C, *spatial)`` numpy arrays, roughly in
+gives ``(C, columns, rows)``). Loaded pairs are float32 ``(C, *spatial)`` numpy arrays, roughly in
 [0, 1], scaled by ONE linear map per pair and never clipped.
 """
 

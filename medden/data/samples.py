@@ -5,9 +5,9 @@ The samples come from ``pydicom`` (a core dependency) and from the packages of t
 ``scikit-image``. Optional packages are imported only when a sample needs them.
 
 Every sample loads as a ``monai.data.MetaTensor``, float32, channel-first ``(C, H, W)`` or
-``(C, H, W, D)`` with spatial axes in MONAI/ITK index order (axis 0 runs along a DICOM row,
-so a DICOM image of ``Rows x Columns = 1955 x 1841`` loads as ``(1, 1841, 1955)``; see
-:mod:`medden.io.dicom_series`). Values are in modality units: DICOM samples have the modality
+``(C, H, W, D)`` with spatial axes in MONAI/ITK index order (see :mod:`medden`: ``H`` runs
+along a DICOM row, so a DICOM image of ``Rows x Columns = 1955 x 1841`` loads as
+``(1, 1841, 1955)``). Values are in modality units: DICOM samples have the modality
 LUT applied (CT in Hounsfield units), MONOCHROME1 is inverted so higher is brighter, the
 MNI template lies in [0, 1] and the histology image is RGB in [0, 255].
 

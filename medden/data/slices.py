@@ -208,7 +208,7 @@ def t1_slices(split: str, dataset_dir: str | os.PathLike | None = None) -> list[
 
 
 def mni_slab(split: str = "test") -> tuple[np.ndarray, np.ndarray]:
-    """The MNI152 T1 ``split`` slab as a volume: ``(1, X, Y, N)`` float32 in [0, 1] and its RAS affine.
+    """The MNI152 T1 ``split`` slab as a volume: ``(1, H, W, D)`` float32 in [0, 1] and its RAS affine.
 
     The slab holds the same slices as :func:`mni_slices` (``split``, default fractions), and
     the affine is the template's, shifted to the slab's first slice.

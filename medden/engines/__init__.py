@@ -1,4 +1,5 @@
-"""ignite/MONAI engines: the training steps, trainer/evaluator factories, handlers, distributed helpers."""
+"""ignite/MONAI engines: the training steps, trainer/evaluator factories, handlers, distributed helpers,
+and the recorruption fine-tuning of ``medden denoise --fit``."""
 
 from medden.engines.distributed import (
     cleanup,
@@ -10,13 +11,29 @@ from medden.engines.distributed import (
     wrap_ddp,
 )
 from medden.engines.flow import VAL_BITS_PER_DIM, FlowSampleSaver, build_flow_evaluator, make_flow_step
-from medden.engines.handlers import CheckpointHandler, LossScheduleHandler, resume_training, save_metrics
+from medden.engines.handlers import (
+    CheckpointHandler,
+    LossHistory,
+    LossScheduleHandler,
+    TimeBudget,
+    TimedSnapshots,
+    resume_training,
+    save_metrics,
+)
+from medden.engines.recorruption_fit import FitResult, build_fit_trainer, fit_network, r2r_batches
 from medden.engines.steps import make_noise_map_step, make_prepare_batch, make_train_step, make_vae_direct_step
-from medden.engines.workflows import VAL_PSNR, VAL_SSIM, build_evaluator, build_trainer
+from medden.engines.workflows import VAL_PSNR, VAL_SSIM, build_evaluator, build_trainer, train_recorruption
 
 __all__ = [
     "CheckpointHandler",
+    "FitResult",
     "FlowSampleSaver",
+    "LossHistory",
+    "TimeBudget",
+    "TimedSnapshots",
+    "build_fit_trainer",
+    "fit_network",
+    "r2r_batches",
     "VAL_BITS_PER_DIM",
     "build_flow_evaluator",
     "make_flow_step",
@@ -37,5 +54,6 @@ __all__ = [
     "make_vae_direct_step",
     "resume_training",
     "save_metrics",
+    "train_recorruption",
     "wrap_ddp",
 ]

@@ -27,6 +27,7 @@ from medden.engines.distributed import is_main_process
 from medden.engines.steps import optimiser_step, to_engine_device
 from medden.io.files import atomic_write
 from medden.core.keys import Keys
+from medden.core.validation import check_number
 from medden.networks.flow import dequantized_bits_per_dim
 
 __all__ = ["VAL_BITS_PER_DIM", "FlowSampleSaver", "build_flow_evaluator", "make_flow_step"]
@@ -51,9 +52,7 @@ def make_flow_step(input_key: str = Keys.CLEAN, n_bins: int = 256, noise_std: fl
     Returns:
         ``step(engine, batch) -> dict`` with MONAI's ``image`` and ``loss`` (bits/dim, detached).
     """
-    noise_std = float(noise_std)
-    if noise_std < 0:
-        raise ValueError(f"noise_std must be >= 0, got {noise_std!r}.")
+    noise_std = check_number(noise_std, "noise_std", 0.0, hint="use 0 for no extra noise")
 
     def step(engine, batch: dict) -> dict:
         images = to_engine_device(batch[input_key], engine)

@@ -1,18 +1,24 @@
-"""ignite event handlers: atomic checkpoints (last and best) and loss schedules."""
+"""ignite event handlers: atomic checkpoints (last and best), loss schedules, and the handlers of a
+wall-clock-budgeted run (loss history, timed snapshots, time budget)."""
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ignite.engine import Engine, Events
+from ignite.handlers import Timer
+from monai.utils import CommonKeys
 
 from medden.engines.distributed import is_main_process
 from medden.io.files import atomic_write
+from medden.core.validation import check_int, check_positive, check_range
 from medden.io.checkpoint import CheckpointError, load_checkpoint, load_network_weights, save_checkpoint
 
-__all__ = ["CheckpointHandler", "LossScheduleHandler", "resume_training", "save_metrics"]
+__all__ = ["CheckpointHandler", "LossHistory", "LossScheduleHandler", "TimeBudget", "TimedSnapshots", "resume_training",
+           "save_metrics"]
 
 LAST_CHECKPOINT = "last.pt"
 BEST_MODEL = "best.pt"
@@ -129,3 +135,87 @@ def save_metrics(metrics: dict, path: str | os.PathLike) -> Path:
         text = json.dumps(metrics, indent=2, default=float)
         atomic_write(path, lambda tmp: tmp.write_text(text + "\n"), overwrite=True)
     return path
+
+
+class LossHistory:
+    """Keep the training loss every ``every`` iterations, in ``losses`` (Python floats).
+
+    Args:
+        every: iterations between two records, int >= 1.
+        output_transform: reads the loss from ``engine.state.output`` (default: MONAI's
+            ``output["loss"]``, as medden's steps return it).
+    """
+
+    def __init__(self, every: int = 1, output_transform: Callable | None = None) -> None:
+        self.every = check_int(every, "every")
+        self.output_transform = output_transform or (lambda output: output[CommonKeys.LOSS])
+        self.losses: list[float] = []
+
+    def attach(self, trainer: Engine) -> None:
+        trainer.add_event_handler(Events.ITERATION_COMPLETED(every=self.every), self)
+
+    def __call__(self, trainer: Engine) -> None:
+        self.losses.append(float(self.output_transform(trainer.state.output)))
+
+
+class TimeBudget:
+    """Stop training after the first iteration that ends ``seconds`` or more after ``clock`` started.
+
+    Unlike ``ignite.handlers.TimeLimit`` the budget may be a fraction of a second, and the clock
+    can be shared with other handlers (e.g. :class:`TimedSnapshots`).
+
+    Args:
+        seconds: the wall-clock budget, > 0.
+        clock: an ``ignite.handlers.Timer``; default: one started now.
+    """
+
+    def __init__(self, seconds: float, clock: Timer | None = None) -> None:
+        self.seconds = check_positive(seconds, "seconds")
+        self.clock = clock or Timer()
+
+    def attach(self, trainer: Engine) -> None:
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def __call__(self, trainer: Engine) -> None:
+        if self.clock.value() >= self.seconds:
+            trainer.terminate()
+
+
+class TimedSnapshots:
+    """Call ``callback(minutes, network)`` once ``minutes`` of wall-clock time have passed, for each of ``times``.
+
+    Checked after every iteration, with the network in eval mode (the next step puts it back in
+    train mode). Times the run never reached are called when it ends, with the final network,
+    so every snapshot is taken. Benchmarks score ``--fit`` this way.
+
+    Args:
+        times: minutes since ``clock`` started, each >= 0.
+        callback: ``callback(minutes, network)``.
+        network: what the callback receives.
+        clock: an ``ignite.handlers.Timer``; default: one started now.
+    """
+
+    def __init__(self, times: Sequence[float], callback: Callable[[float, object], None], network,
+                 clock: Timer | None = None) -> None:
+        self.pending = sorted(check_range(t, "snapshot minutes", 0.0)[0] for t in times)
+        self.callback = callback
+        self.network = network
+        self.clock = clock or Timer()
+
+    def attach(self, trainer: Engine) -> None:
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, self.take_due)
+        trainer.add_event_handler(Events.COMPLETED, self.take_rest)
+
+    def take_due(self, trainer: Engine | None = None) -> None:
+        """Take the snapshots whose time has come."""
+        while self.pending and self.clock.value() >= self.pending[0] * 60.0:
+            self._take(self.pending.pop(0))
+
+    def take_rest(self, trainer: Engine | None = None) -> None:
+        """Take every snapshot not taken yet."""
+        while self.pending:
+            self._take(self.pending.pop(0))
+
+    def _take(self, minutes: float) -> None:
+        self.network.eval()
+        self.callback(minutes, self.network)

@@ -2,11 +2,13 @@
 
 The step is the only custom piece (:func:`medden.engines.steps.make_train_step`); logging,
 TensorBoard, the progress bar, validation, checkpoints and loss schedules are handlers.
+:func:`train_recorruption` runs one such trainer with a fixed recipe (benchmarks use it).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
@@ -28,12 +30,12 @@ from monai.metrics import SSIMMetric
 from monai.utils import CommonKeys
 
 from medden.engines.distributed import is_main_process
-from medden.engines.handlers import CheckpointHandler, LossScheduleHandler, resume_training
+from medden.engines.handlers import BEST_MODEL, CheckpointHandler, LossScheduleHandler, resume_training
 from medden.engines.steps import make_prepare_batch, make_train_step
 from medden.core.keys import Keys
 from medden.core.validation import check_positive
 
-__all__ = ["VAL_PSNR", "VAL_SSIM", "build_evaluator", "build_trainer"]
+__all__ = ["VAL_PSNR", "VAL_SSIM", "build_evaluator", "build_trainer", "train_recorruption"]
 
 VAL_PSNR, VAL_SSIM = "val_psnr", "val_ssim"
 _PRED_LABEL = from_engine([CommonKeys.PRED, CommonKeys.LABEL])
@@ -153,3 +155,37 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
     if resume_from is not None:
         resume_training(resume_from, network, optimizer, trainer, lr_scheduler)
     return trainer
+
+
+def train_recorruption(network: torch.nn.Module, train_loader, val_loader, max_epochs: int,
+                       output_dir: str | os.PathLike, device: torch.device | str = "cpu",
+                       val_inferer: Inferer | None = None, learning_rate: float = 1e-3,
+                       min_learning_rate: float = 1e-5, val_interval: int = 1) -> tuple[Path, float]:
+    """Train ``network`` from ``input`` to ``target`` by mean squared error, keeping the best validated weights.
+
+    The recipe of recorruption training (``y' -> y``, every pixel observed): Adam at
+    ``learning_rate``, cosine-annealed to ``min_learning_rate`` over ``max_epochs``, validation
+    PSNR of ``val_inferer``'s output (e.g. a :class:`~medden.inference.Noisier2NoiseInferer`,
+    whose correction makes the ``y' -> y`` network a denoiser) every ``val_interval`` epochs,
+    in :func:`build_trainer` without a progress bar.
+
+    Args:
+        network: already on ``device``.
+        train_loader: batches with ``input`` (``y'``) and ``target`` (``y``), ``(B, C, H, W)``.
+        val_loader: batches with ``input`` (noisy) and ``clean``.
+        output_dir: where ``last.pt``, ``best.pt`` and TensorBoard logs go.
+
+    Returns:
+        ``(output_dir / "best.pt", training seconds)``.
+    """
+    from medden.losses import MaskedMSELoss
+
+    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max_epochs, eta_min=min_learning_rate)
+    evaluator = build_evaluator(network, val_loader, device, inferer=val_inferer)
+    trainer = build_trainer(network, optimizer, MaskedMSELoss(), train_loader, max_epochs, output_dir, device,
+                            evaluator=evaluator, val_interval=val_interval, lr_scheduler=scheduler, mask_key=None,
+                            progress_bar=False)
+    started = time.perf_counter()
+    trainer.run()
+    return Path(output_dir) / BEST_MODEL, time.perf_counter() - started

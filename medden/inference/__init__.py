@@ -4,12 +4,15 @@
   the recorruption paper's ``x <- x + eta * (f(x) - x)``, repeated ``k`` times.
 * :func:`noisier2noise_correction` and :class:`Noisier2NoiseInferer`: the closed-form
   correction ``((1 + alpha^2) f(z) - z) / alpha^2``.
-* :func:`tune_refinement`: choose ``eta`` and ``k`` on ``(noisy, clean)`` validation pairs.
-* :func:`denoise_image` / :func:`denoise_nifti_folder`: whole images and NIfTI folders, in
-  their own intensity units, affine kept.
+* :func:`tune_refinement`: choose ``eta`` and ``k`` on ``(noisy, clean)`` validation pairs;
+  :func:`tune_noisier2noise_alpha`: choose the Noisier2Noise ``alpha`` the same way.
+* :func:`denoise_image`: a whole image in its own intensity units.
 * :func:`posterior_statistics` and :class:`PosteriorMeanInferer`: a ladder VAE's posterior
-  mean/median (MMSE/MMAE) and per-pixel std; :func:`denoise_nifti_with_uncertainty` /
-  :func:`denoise_nifti_folder_with_uncertainty` write the estimate and its ``_std`` map.
+  mean/median (MMSE/MMAE) and per-pixel std; :func:`denoise_image_with_uncertainty` gives
+  the estimate and its std map for a whole image.
+
+Loops over files (NIfTI, tile and fastMRI ``.h5`` folders) are applications:
+:mod:`medden.apps.folders`.
 
 The inferers subclass ``monai.inferers.Inferer``; each network evaluation goes through a
 ``base_inferer``, so MONAI's ``SlidingWindowInferer`` (large images) and ``SliceInferer``
@@ -25,8 +28,6 @@ from medden.inference.posterior import (
     PosteriorMeanInferer,
     PosteriorStatistics,
     denoise_image_with_uncertainty,
-    denoise_nifti_folder_with_uncertainty,
-    denoise_nifti_with_uncertainty,
     posterior_statistics,
 )
 from medden.inference.refinement import (
@@ -35,12 +36,8 @@ from medden.inference.refinement import (
     keep_observed_pixels,
     refinement_path,
 )
-from medden.inference.tuning import TUNING_METRICS, RefinementChoice, tune_refinement
-from medden.inference.volumes import (
-    denoise_image,
-    denoise_nifti_folder,
-    list_nifti_files,
-)
+from medden.inference.tuning import TUNING_METRICS, RefinementChoice, tune_noisier2noise_alpha, tune_refinement
+from medden.inference.volumes import denoise_image
 
 __all__ = [
     "iterative_refinement",
@@ -50,15 +47,12 @@ __all__ = [
     "noisier2noise_correction",
     "Noisier2NoiseInferer",
     "tune_refinement",
+    "tune_noisier2noise_alpha",
     "RefinementChoice",
     "TUNING_METRICS",
     "denoise_image",
-    "denoise_nifti_folder",
-    "list_nifti_files",
     "posterior_statistics",
     "PosteriorStatistics",
     "PosteriorMeanInferer",
     "denoise_image_with_uncertainty",
-    "denoise_nifti_with_uncertainty",
-    "denoise_nifti_folder_with_uncertainty",
 ]

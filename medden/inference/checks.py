@@ -2,30 +2,21 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import torch
 from monai.inferers import SimpleInferer
 
-from medden.core.validation import check_finite
-
-_NUMBER = (int, float, np.integer, np.floating)
+from medden.core.protocols import RECORRUPTION_CAMELYON_REFINE_ETA
+from medden.core.validation import check_finite, check_number
 
 
 def check_eta(eta: float) -> float:
     """Return ``eta`` as float if it is a step size in (0, 1]."""
-    if isinstance(eta, bool) or not isinstance(eta, _NUMBER):
-        raise TypeError(f"eta must be a number in (0, 1], got {eta!r} of type {type(eta).__name__}.")
-    value = float(eta)
-    if not (math.isfinite(value) and 0.0 < value <= 1.0):
-        raise ValueError(
-            f"eta must be a step size in (0, 1], got {eta!r}; eta=1 with steps=1 is one plain "
-            "network pass, the recorruption paper uses eta=0.01."
-        )
-    return value
+    return check_number(eta, "eta", 0.0, 1.0, open_minimum=True, what="a step size",
+                        hint="eta=1 with steps=1 is one plain network pass, the recorruption paper uses "
+                             f"eta={RECORRUPTION_CAMELYON_REFINE_ETA:g}")
 
 
 

@@ -4,8 +4,8 @@
   the way the training pairs were (the Noise2Noise paper divides by the sampling density).
 * :func:`reconstruct_kspace`: a stack of slices through a trained network, measured samples
   kept exactly (:func:`medden.core.fourier.data_consistency`).
-* :func:`reconstruct_h5_folder`: every fastMRI-layout ``.h5`` file (k-space with a ``mask``)
-  of a folder into a NIfTI magnitude volume.
+* A folder of fastMRI-layout ``.h5`` files (k-space with a ``mask``) is reconstructed into
+  NIfTI volumes by :func:`medden.apps.folders.reconstruct_h5_folder`.
 
 A real-valued model (trained on magnitude images) cannot reconstruct k-space that carries
 phase, as scanner data does: the imaginary part of its zero-filled image would be discarded.
@@ -14,21 +14,15 @@ phase, as scanner data does: the imaginary part of its zero-filled image would b
 
 from __future__ import annotations
 
-import logging
-import os
-from pathlib import Path
-
 import numpy as np
 import torch
 
 from medden.core.fourier import check_kspace, data_consistency, to_image
-from medden.io.files import separate_output_dir
 from medden.networks.kspace import KspaceDenoiser
 from medden.transforms.kspace_masks import make_kspace_mask
 
-__all__ = ["density_weights", "reconstruct_h5_folder", "reconstruct_kspace", "zero_filled_input"]
+__all__ = ["density_weights", "reconstruct_kspace", "zero_filled_input"]
 
-logger = logging.getLogger(__name__)
 #: largest share of the zero-filled image's energy a real-valued model may see in the imaginary part
 MAX_IMAGINARY_ENERGY = 0.01
 
@@ -128,39 +122,3 @@ def reconstruct_kspace(network: torch.nn.Module, kspace: np.ndarray, mask: np.nd
             out = torch.sqrt(real.square() + imaginary.square())
         outputs.append(out.cpu())
     return torch.cat(outputs).numpy()
-
-
-def reconstruct_h5_folder(input_dir: str | os.PathLike, output_dir: str | os.PathLike, network: torch.nn.Module,
-                          mask_name: str | None = None, mask_kwargs: dict | None = None, is_complex: bool = False,
-                          overwrite: bool = False, batch_size: int = 8,
-                          device: str | torch.device = "cpu") -> list[Path]:
-    """Reconstruct every undersampled fastMRI-layout ``.h5`` in ``input_dir`` to NIfTI.
-
-    Each output ``output_dir/<name>_recon.nii.gz`` is a ``(H, W, S)`` volume (identity affine:
-    fastMRI files carry no geometry) in the file's own units, written atomically.
-
-    Args:
-        mask_name, mask_kwargs: the mask function the model was trained with, for density
-            compensation of the network input (see :func:`density_weights`).
-
-    Raises:
-        ValueError: ``output_dir`` is ``input_dir``, no ``.h5`` file, or a file fails the
-            fastMRI checks (:func:`medden.data.fastmri.read_undersampled`).
-    """
-    from medden.data.fastmri import read_undersampled
-    from medden.io.nifti import write_nifti
-
-    files = sorted(Path(input_dir).glob("*.h5"))
-    if not files:
-        raise ValueError(f"no .h5 files in {str(input_dir)!r}.")
-    out_dir = separate_output_dir(input_dir, output_dir)
-    written = []
-    for path in files:
-        kspace, mask, scale = read_undersampled(path)
-        recon = reconstruct_kspace(network, kspace, mask, density_weights(mask, mask_name, mask_kwargs), is_complex,
-                                   batch_size, device)
-        volume = np.moveaxis(recon[:, 0] * scale, 0, -1)[None]  # (1, H, W, S)
-        out_path = out_dir / f"{path.name[:-3]}_recon.nii.gz"
-        written.append(write_nifti(volume, out_path, overwrite=overwrite))
-        logger.info("reconstructed %d slices of %s", recon.shape[0], path.name)
-    return written

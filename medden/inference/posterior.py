@@ -10,9 +10,9 @@ reference it is compared against and as an uncertainty estimate it cannot give.
 * :func:`posterior_statistics`: mean, median and std of ``n_samples`` draws, in chunks.
 * :class:`PosteriorMeanInferer`: the mean or median as a MONAI inferer (evaluators,
   ``SlidingWindowInferer`` for large images).
-* :func:`denoise_image_with_uncertainty`, :func:`denoise_nifti_with_uncertainty` and
-  :func:`denoise_nifti_folder_with_uncertainty`: whole images in their own intensity units,
-  scaled to [0, 1] by their percentiles as :func:`~medden.inference.denoise_image` does.
+* :func:`denoise_image_with_uncertainty`: a whole image in its own intensity units, scaled to
+  [0, 1] by its percentiles as :func:`~medden.inference.denoise_image` does (NIfTI files and
+  folders of them: :mod:`medden.apps.folders`).
 
 Memory: mean and std are accumulated in float64 chunk by chunk (Chan et al.'s pairwise
 update), so they need about ``chunk`` samples at a time. The median needs every sample: with
@@ -22,11 +22,9 @@ samples of one 256 x 256 image: 262 MB), plus working memory for ``torch.median`
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,9 +34,7 @@ from monai.utils import convert_to_dst_type
 from torch import nn
 
 from medden.inference.checks import check_batch, evaluate, resolve_inferer
-from medden.inference.volumes import map_nifti_file, nifti_stem, to_unit_range
-from medden.io.files import separate_output_dir
-from medden.io.nifti import NIFTI_SUFFIXES, list_nifti_files
+from medden.inference.volumes import to_unit_range
 from medden.networks.ladder_vae import LadderVAE
 from medden.core.validation import check_int
 
@@ -46,17 +42,14 @@ __all__ = [
     "POSTERIOR_STATISTICS",
     "PosteriorMeanInferer",
     "PosteriorStatistics",
+    "check_statistic",
     "denoise_image_with_uncertainty",
-    "denoise_nifti_folder_with_uncertainty",
-    "denoise_nifti_with_uncertainty",
     "posterior_statistics",
     "resolve_vae",
 ]
 
 #: the central tendencies a VAE's samples can be reduced to: "mean" (MMSE), "median" (MMAE)
 POSTERIOR_STATISTICS = ("mean", "median")
-#: suffix of the uncertainty map written next to a denoised NIfTI file
-STD_SUFFIX = "_std"
 #: how many posterior samples are drawn per ``sample_posterior`` call by default
 DEFAULT_CHUNK = 32
 
@@ -103,7 +96,8 @@ def resolve_vae(network: Any) -> LadderVAE:
     )
 
 
-def _check_statistic(statistic: str) -> str:
+def check_statistic(statistic: str) -> str:
+    """Return ``statistic`` if it is one of :data:`POSTERIOR_STATISTICS`, else raise ``ValueError``."""
     if statistic not in POSTERIOR_STATISTICS:
         raise ValueError(f"statistic must be one of {POSTERIOR_STATISTICS} (mean: MMSE, median: MMAE), "
                          f"got {statistic!r}.")
@@ -203,7 +197,7 @@ class PosteriorMeanInferer(Inferer):
     def __init__(self, n_samples: int, statistic: str = "mean", base_inferer: Inferer | None = None,
                  chunk: int = DEFAULT_CHUNK, seed: int | None = None) -> None:
         self.n_samples = check_int(n_samples, "n_samples", 1)
-        self.statistic = _check_statistic(statistic)
+        self.statistic = check_statistic(statistic)
         self.chunk = check_int(chunk, "chunk", 1)
         self.base_inferer = resolve_inferer(base_inferer)
         self.set_random_state(seed)
@@ -273,7 +267,7 @@ def denoise_image_with_uncertainty(image: NdarrayOrTensor, vae: nn.Module, n_sam
         scaled but not offset).
     """
     n_samples = check_int(n_samples, "n_samples", 1)
-    median = _check_statistic(statistic) == "median"
+    median = check_statistic(statistic) == "median"
     model = resolve_vae(vae)
     unit, low, scale = to_unit_range(image, percentiles, smoothing)
     device = next(model.parameters()).device
@@ -286,71 +280,3 @@ def denoise_image_with_uncertainty(image: NdarrayOrTensor, vae: nn.Module, n_sam
         location, std = location[..., 0], std[..., 0]
     return (convert_to_dst_type(location * scale + low, image, dtype=torch.float32)[0],
             convert_to_dst_type(std * scale, image, dtype=torch.float32)[0])
-
-
-def _std_path(out_path: str | os.PathLike) -> Path:
-    """Where the uncertainty map of ``out_path`` goes: ``<stem>_std.nii.gz`` in the same folder."""
-    out_path = Path(out_path)
-    if not out_path.name.endswith(NIFTI_SUFFIXES):
-        raise ValueError(f"out_path must end in .nii or .nii.gz, got {str(out_path)!r}.")
-    return out_path.with_name(f"{nifti_stem(out_path)}{STD_SUFFIX}.nii.gz")
-
-
-def denoise_nifti_with_uncertainty(path: str | os.PathLike, out_path: str | os.PathLike, vae: nn.Module,
-                                   n_samples: int, statistic: str = "mean",
-                                   percentiles: tuple[float, float] = (0.0, 100.0), overwrite: bool = False, *,
-                                   chunk: int = DEFAULT_CHUNK, generator: torch.Generator | None = None,
-                                   smoothing: int = 0) -> tuple[Path, Path]:
-    """Write a NIfTI file's posterior mean/median to ``out_path`` and its std map next to it.
-
-    2D and 3D files are accepted (3D slice by slice along the last axis, see
-    :func:`denoise_image_with_uncertainty` for the arguments). Both outputs are float32 in the
-    input's intensity units, keep its shape and affine, and are written atomically; the input
-    is only read. Existing outputs are refused before any sampling unless ``overwrite``.
-
-    Returns:
-        ``(denoised_path, std_path)``; ``std_path`` is ``<out_path stem>_std.nii.gz``.
-
-    Raises:
-        ValueError: an output path is the input or not a NIfTI name, bad arguments, or an
-            image with non-finite values (the message starts with the file name).
-        FileExistsError: an output exists and ``overwrite`` is False.
-    """
-    path, out_path, std_path = Path(path), Path(out_path), _std_path(out_path)
-    if path.resolve() in (out_path.resolve(), std_path.resolve()):
-        raise ValueError(f"out_path {str(out_path)!r} would overwrite the input {str(path)!r}; choose another path.")
-    n_samples = check_int(n_samples, "n_samples", 1)
-    _check_statistic(statistic)
-    resolve_vae(vae)
-    map_nifti_file(path, [out_path, std_path], lambda volume: denoise_image_with_uncertainty(
-        volume, vae, n_samples, statistic, percentiles, chunk=chunk, generator=generator, smoothing=smoothing),
-        overwrite)
-    return out_path, std_path
-
-
-def denoise_nifti_folder_with_uncertainty(input_dir: str | os.PathLike, output_dir: str | os.PathLike,
-                                          vae: nn.Module, n_samples: int, statistic: str = "mean",
-                                          percentiles: tuple[float, float] = (0.0, 100.0),
-                                          suffix: str = "_denoised", overwrite: bool = False, *,
-                                          chunk: int = DEFAULT_CHUNK, generator: torch.Generator | None = None,
-                                          smoothing: int = 0) -> list[tuple[Path, Path]]:
-    """Run :func:`denoise_nifti_with_uncertainty` on every NIfTI file in ``input_dir``.
-
-    Writes ``output_dir/<name><suffix>.nii.gz`` and ``output_dir/<name><suffix>_std.nii.gz``
-    per input, as :func:`~medden.inference.denoise_nifti_folder` does for one network pass;
-    see :func:`denoise_image_with_uncertainty` for the arguments. Files are processed in sorted
-    order with one ``generator``.
-
-    Returns:
-        ``(denoised_path, std_path)`` per input file, in sorted input order.
-
-    Raises:
-        ValueError: refused as by :func:`~medden.inference.denoise_nifti_folder`: the input
-            folder as ``output_dir``, a folder without NIfTI files, a non-finite image.
-        FileExistsError: an output exists and ``overwrite`` is False.
-    """
-    files = list_nifti_files(input_dir)
-    out_dir = separate_output_dir(input_dir, output_dir)
-    return [denoise_nifti_with_uncertainty(path, out_dir / f"{nifti_stem(path)}{suffix}.nii.gz", vae, n_samples,
-                                           statistic, percentiles, overwrite, chunk=chunk, generator=generator,
-                                           smoothing=smoothing) for path in files]

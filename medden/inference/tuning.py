@@ -1,8 +1,10 @@
-"""Choose the refinement step size ``eta`` and step count ``k`` on a validation set.
+"""Choose the refinement step size ``eta`` and step count ``k``, or the Noisier2Noise ``alpha``, on a validation set.
 
 The recorruption paper chooses both "to fit a validation dataset". :func:`tune_refinement`
 scores every ``(eta, k)`` on ``(noisy, clean)`` pairs and reports the best, next to one plain
 network pass and the noisy input itself, so a refinement that does not help is visible.
+:func:`tune_noisier2noise_alpha` picks the ``alpha`` of
+:func:`~medden.inference.noisier2noise_correction` the same way.
 """
 
 from __future__ import annotations
@@ -24,12 +26,13 @@ from medden.inference.checks import (
     evaluate,
     resolve_inferer,
 )
+from medden.inference.noisier2noise import noisier2noise_correction
 from medden.inference.refinement import refinement_path
 from medden.core.keys import Keys
 from medden.metrics.image_quality import psnr, ssim
 from medden.core.validation import check_int, check_positive, lookup_by_name
 
-__all__ = ["RefinementChoice", "tune_refinement", "TUNING_METRICS"]
+__all__ = ["RefinementChoice", "tune_noisier2noise_alpha", "tune_refinement", "TUNING_METRICS"]
 
 #: metrics :func:`tune_refinement` can maximise, each ``(pred, target, data_range, spatial_dims) -> (B,)``
 TUNING_METRICS: Mapping[str, Callable[..., torch.Tensor]] = MappingProxyType({"psnr": psnr, "ssim": ssim})
@@ -112,9 +115,67 @@ def tune_refinement(
         ValueError: bad ``etas``/``max_steps``/``data_range``/``metric``, a missing key,
             mismatched noisy and clean shapes, or ``data`` yielding nothing.
     """
-    check_network(network)
+    f, score = _scorer(network, data_range, base_inferer, metric)
     etas = _check_etas(etas)
     max_steps = check_int(max_steps, "max_steps", 1)
+    sums = dict.fromkeys([(eta, k) for eta in etas for k in range(max_steps + 1)], 0.0)
+    one_pass_sum, count = 0.0, 0
+    with torch.no_grad():
+        for noisy, clean in (_unpack(item, input_key, clean_key) for item in data):
+            noisy_score = score(noisy, clean)
+            one_pass_sum += score(evaluate(f, noisy), clean)
+            count += noisy.shape[0]
+            for eta in etas:
+                sums[eta, 0] += noisy_score
+                for k, x in enumerate(refinement_path(f, noisy, eta, max_steps), start=1):
+                    sums[eta, k] += score(x, clean)
+    table = _means(sums, count)
+    return _choose(table, one_pass_sum / count, metric)
+
+
+def tune_noisier2noise_alpha(network: Callable[[torch.Tensor], torch.Tensor], data: Iterable[Any],
+                             alphas: Sequence[float] = (0.5, 1.0, 2.0, 4.0), data_range: float = 1.0,
+                             base_inferer: Inferer | Callable | None = None, metric: str = "psnr",
+                             input_key: str = Keys.INPUT, clean_key: str = Keys.CLEAN) -> float:
+    """Pick the ``alpha`` of :func:`~medden.inference.noisier2noise_correction` on validation pairs.
+
+    Every ``alpha`` is scored on ``correction(f(noisy), noisy, alpha)`` against ``clean``, with
+    one network evaluation per batch (``data`` is read once); the highest mean metric wins,
+    ties going to the earlier alpha. Runs under ``torch.no_grad()``; put the network in eval
+    mode and the tensors on its device first.
+
+    Args:
+        network: callable ``(B, C, *spatial) ->`` tensor of the same shape.
+        data: ``(noisy, clean)`` pairs or dicts, as for :func:`tune_refinement`.
+        alphas: the ratios ``sigma' / sigma`` to try, each > 0.
+        data_range, base_inferer, metric, input_key, clean_key: as for :func:`tune_refinement`.
+
+    Returns:
+        The chosen alpha.
+
+    Raises:
+        TypeError, ValueError: as for :func:`tune_refinement`, or an empty ``alphas``.
+    """
+    f, score = _scorer(network, data_range, base_inferer, metric)
+    alphas = tuple(check_positive(alpha, "alpha") for alpha in alphas)
+    if not alphas:
+        raise ValueError("alphas is empty; pass at least one ratio > 0, e.g. (0.5, 1.0, 2.0).")
+    sums, count = dict.fromkeys(alphas, 0.0), 0
+    with torch.no_grad():
+        for noisy, clean in (_unpack(item, input_key, clean_key) for item in data):
+            pred = evaluate(f, noisy)
+            count += noisy.shape[0]
+            for alpha in alphas:
+                sums[alpha] += score(noisier2noise_correction(pred, noisy, alpha), clean)
+    means = _means(sums, count)
+    return max(alphas, key=lambda alpha: _orderable(means[alpha]))
+
+
+def _scorer(network: Callable, data_range: float, base_inferer: Inferer | Callable | None,
+            metric: str) -> tuple[Callable, Callable]:
+    """The checked tuner arguments as ``f(x)`` (one network evaluation through the inferer) and
+    ``score(x, clean)`` (the metric summed over the batch, a float)."""
+    check_network(network)
     data_range = check_positive(data_range, "data_range")
     score_fn = lookup_by_name(TUNING_METRICS, metric, "metric")
     inferer = resolve_inferer(base_inferer)
@@ -122,25 +183,17 @@ def tune_refinement(
     def f(x: torch.Tensor) -> torch.Tensor:
         return inferer(x, network)
 
-    sums = dict.fromkeys([(eta, k) for eta in etas for k in range(max_steps + 1)], 0.0)
-    one_pass_sum, count = 0.0, 0
-    with torch.no_grad():
-        for noisy, clean in (_unpack(item, input_key, clean_key) for item in data):
-            noisy_score = _score_sum(score_fn, noisy, clean, data_range)
-            one_pass_sum += _score_sum(score_fn, evaluate(f, noisy), clean, data_range)
-            count += noisy.shape[0]
-            for eta in etas:
-                sums[eta, 0] += noisy_score
-                for k, x in enumerate(refinement_path(f, noisy, eta, max_steps), start=1):
-                    sums[eta, k] += _score_sum(score_fn, x, clean, data_range)
+    def score(x: torch.Tensor, clean: torch.Tensor) -> float:
+        return float(score_fn(x, clean, data_range, spatial_dims=x.ndim - 2).sum())
+
+    return f, score
+
+
+def _means(sums: dict, count: int) -> dict:
+    """Each sum over ``count`` validation images; refuses an empty validation set."""
     if count == 0:
         raise ValueError("data yielded no (noisy, clean) pairs; pass a non-empty validation set.")
-    table = {key: total / count for key, total in sums.items()}
-    return _choose(table, one_pass_sum / count, metric)
-
-
-def _score_sum(score_fn: Callable[..., torch.Tensor], x: torch.Tensor, clean: torch.Tensor, data_range: float) -> float:
-    return float(score_fn(x, clean, data_range, spatial_dims=x.ndim - 2).sum())
+    return {key: total / count for key, total in sums.items()}
 
 
 def _check_etas(etas: Sequence[float]) -> tuple[float, ...]:

@@ -43,10 +43,10 @@ from pydicom.pixels import apply_modality_lut
 from pydicom.sequence import Sequence
 from pydicom.uid import UID, ExplicitVRLittleEndian, JPEG2000Lossless, RLELossless, generate_uid
 
-from medden.io.files import atomic_write, prepare_dir
+from medden.io.files import atomic_write, check_output_dir, prepare_dir
 from medden.io.dicom_series import file_meta_for, invert_monochrome1, modality_dataset
 from medden.io.dicom_types import DicomSeries
-from medden.core.validation import check_finite
+from medden.core.validation import check_finite, check_int
 
 __all__ = ["DERIVATION_CODE", "SERIES_NUMBER_OFFSET", "TRANSFER_SYNTAXES", "write_derived_series"]
 
@@ -134,10 +134,11 @@ def write_derived_series(
 
     Args:
         series: the source series, as read by :mod:`medden.io.dicom_folder`.
-        denoised: ``(C, X, Y, N)`` float array in modality units, the shape and axis order
+        denoised: ``(C, H, W, D)`` float array in modality units, the shape and axis order
             of ``series.volume`` (numpy or torch; a ``MetaTensor`` is fine).
         out_dir: folder that receives the series folder; created if missing. It must not be
-            a source file's folder or lie inside one.
+            a source file's folder or lie inside one, nor hold a source file
+            (:func:`medden.io.files.check_output_dir`).
         method: name of the denoising method, e.g. ``"recorruption"``.
         model: name or path of the model used, recorded in DerivationDescription.
         parameters: settings worth recording (JSON-serialisable; others go in as ``str``).
@@ -206,7 +207,7 @@ def _check_denoised(series: DicomSeries, denoised: np.ndarray | torch.Tensor) ->
     if values.shape != tuple(series.volume.shape):
         raise ValueError(
             f"denoised must have the shape of series.volume {tuple(series.volume.shape)} "
-            f"(C, X, Y, N), got {values.shape}; do not drop the channel or slice axis."
+            f"(C, H, W, D), got {values.shape}; do not drop the channel or slice axis."
         )
     check_finite(values, "denoised")
     _check_headers(series)
@@ -298,9 +299,8 @@ def _series_number(source: Dataset, requested: int | None) -> int:
                 f"(+{SERIES_NUMBER_OFFSET}); pass series_number explicitly."
             )
         return number
-    if isinstance(requested, bool) or not isinstance(requested, (int, np.integer)):
-        raise TypeError(f"series_number must be an int or None, got {requested!r}.")
-    if not 0 <= requested <= _IS_MAX or requested == current:
+    check_int(requested, "series_number", 0, hint=f"pass None for source + {SERIES_NUMBER_OFFSET}")
+    if requested > _IS_MAX or requested == current:
         raise ValueError(
             f"series_number must be in [0, {_IS_MAX}] and differ from the source's "
             f"({current}), got {requested}; pass None for source + {SERIES_NUMBER_OFFSET}."
@@ -518,7 +518,7 @@ def _to_stored(values: np.ndarray, lut: Dataset, low: int, high: int) -> np.ndar
 
 
 def _stored(values: np.ndarray, lut: Dataset, inverted: bool, ds: Dataset) -> np.ndarray:
-    """One slice ``(C, X, Y)`` in modality units as stored ``(Rows, Columns[, 3])`` values.
+    """One slice ``(C, H, W)`` in modality units as stored ``(Rows, Columns[, 3])`` values.
 
     ``lut`` is the frame's modality dataset from ``dicom_series._modality_dataset``, the one
     the reader applied, so this is the reader's mapping inverted. For RGB, ``ds``'s colour
@@ -547,7 +547,7 @@ def _derived_instance(
 
     Args:
         header: the source instance.
-        values: ``(C, X, Y, n)`` slices of this instance in modality units.
+        values: ``(C, H, W, n)`` slices of this instance in modality units.
         frame_order: the source frame (0-based) of each slice; None for a single-frame image.
         inverted: the reader inverted MONOCHROME1.
         derivation: what the whole derived series shares.
@@ -597,17 +597,10 @@ def _write(ds: Dataset, stored: np.ndarray, syntax: UID, path: Path, overwrite: 
 
 
 def _series_folder(out_dir: str | os.PathLike, series_uid: str, sources: list[Path]) -> Path:
-    """``out_dir/<series_uid>``, refusing a folder inside any source file's folder."""
+    """``out_dir/<series_uid>``, apart from every source file's folder (:func:`check_output_dir`)."""
     if not _UID.fullmatch(series_uid) or len(series_uid) > 64:
         raise ValueError(f"refusing to use {series_uid!r} as a folder name: not a DICOM UID.")
     folder = Path(out_dir) / series_uid
-    resolved = folder.resolve()
-    for source in sources:
-        parent = Path(source).resolve().parent
-        if resolved.is_relative_to(parent):
-            raise ValueError(
-                f"out_dir {os.fspath(out_dir)!r} lies in a folder holding source files; choose "
-                "an out_dir outside the input folder so originals are never touched and "
-                "derived series are not read back as input."
-            )
+    for parent in sorted({Path(source).resolve().parent for source in sources}):
+        check_output_dir(parent, folder)
     return folder

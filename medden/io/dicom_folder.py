@@ -19,8 +19,8 @@ reason. Reasons and notes never quote free-text tags, so they carry no patient i
 pydicom's own warnings and log records, which can quote tag values, are silenced while
 reading (this uses :func:`warnings.catch_warnings`, so read from one thread at a time).
 
-Volumes use the axis order of :mod:`medden.io.dicom_series`: ``(C, X, Y, N)`` with X along
-a DICOM row, Y down the columns and N over slices; affines are RAS.
+Volumes are ``(C, H, W, D)`` in the package's axis order (:mod:`medden`: H along a DICOM row,
+W down the columns, D over slices); affines are RAS.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ class DicomSeriesPlan:
         paths: the source file of each header.
         frame_order: for multi-frame objects, the source frame of each slice; else None.
         affine: 4x4 float64 RAS affine of the volume.
-        shape: the volume's shape ``(C, X, Y, N)``.
+        shape: the volume's shape ``(C, H, W, D)``.
         notes: splits and geometry warnings, as :attr:`DicomSeries.notes`.
         root: the folder the files were found in (skip reasons give paths relative to it).
     """
@@ -495,7 +495,7 @@ def read_dicom_folder(
 
     Returns:
         ``(series, skipped)``: the series sorted by ``series_uid``, each a float32
-        ``(C, X, Y, N)`` volume in modality units with its RAS affine, and every file left
+        ``(C, H, W, D)`` volume in modality units with its RAS affine, and every file left
         out with the reason.
 
     Raises:

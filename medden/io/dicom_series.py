@@ -1,10 +1,10 @@
 """Read DICOM images into channel-first arrays, and write volumes as DICOM series.
 
-Axis convention (same as MONAI's ``PydicomReader``/``ITKReader`` and NIfTI): spatial axis 0
-runs along a DICOM row (column index ``i``), axis 1 down the columns (row index ``j``) and
-axis 2 over slices or frames (``k``). A file with ``Rows x Columns = 512 x 400`` therefore
-loads as ``(1, 400, 512)``; ``img[0].T`` shows it as stored. Affines are 4x4 voxel-to-world
-matrices in mm in RAS, DICOM's LPS with x and y negated.
+Axes follow the package convention (see :mod:`medden`; the same as MONAI's
+``PydicomReader``/``ITKReader`` and NIfTI): ``H`` along a DICOM row, ``W`` down the columns,
+``D`` over slices or frames, so a file with ``Rows x Columns = 512 x 400`` loads as
+``(1, 400, 512)``. Affines are 4x4 voxel-to-world matrices in mm in RAS, DICOM's LPS with x
+and y negated.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def read_dicom_image(path: str | os.PathLike):
 
     Returns:
         ``monai.data.MetaTensor`` float32 of shape ``(C, H, W)`` for one frame or
-        ``(C, H, W, frames)`` for several (axis order as in the module docstring; C is 1,
+        ``(C, H, W, D)`` for several, D over frames (axes as in :mod:`medden`; C is 1,
         or 3 for colour). Meta: ``affine`` (see :func:`dicom_affine`), ``modality``,
         ``filename_or_obj``, ``space`` ``"RAS"``.
     """

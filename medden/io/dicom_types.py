@@ -36,10 +36,10 @@ class DicomSeries:
     Attributes:
         series_uid: SeriesInstanceUID (or a derived key when one series is split, e.g.
             ``"<uid>#2"`` for the second group of a series with mixed image sizes).
-        volume: float32 ``(1, X, Y, N)`` in modality units (modality LUT applied,
-            MONOCHROME1 inverted to MONOCHROME2 sense), MONAI/ITK axis order: X runs along a
-            DICOM row (columns), Y down the columns (rows), N over slices/frames ordered by
-            position along the slice normal. RGB series are ``(3, X, Y, N)``.
+        volume: float32 ``(1, H, W, D)`` in modality units (modality LUT applied,
+            MONOCHROME1 inverted to MONOCHROME2 sense), axes as in :mod:`medden`: H runs along
+            a DICOM row (columns), W down the columns (rows), D over slices/frames ordered by
+            position along the slice normal. RGB series are ``(3, H, W, D)``.
         affine: 4x4 float64 RAS voxel-to-world matrix for ``volume``.
         headers: for single-frame series, one dataset per slice in ``volume`` order, read
             with ``stop_before_pixels`` semantics (no PixelData); for an enhanced multi-frame

@@ -1,4 +1,4 @@
-"""Atomic file writing shared by medden's writers (private)."""
+"""Files and folders shared by medden's writers: atomic writes, output folders and their one rule."""
 
 from __future__ import annotations
 
@@ -60,14 +60,42 @@ def atomic_write(
     return path
 
 
-def separate_output_dir(input_dir: str | os.PathLike, output_dir: str | os.PathLike) -> Path:
-    """Create ``output_dir`` and return it, refusing the input folder itself (originals are never
-    written next to).
+def check_output_dir(input_path: str | os.PathLike, output_dir: str | os.PathLike, *, create: bool = False) -> Path:
+    """The one rule for a folder of outputs: it lies apart from its input. Returns ``output_dir``.
+
+    The input folder is ``input_path`` itself, or a file's folder. ``output_dir`` may be
+    neither that folder nor inside it (the originals are never touched, and derived files are
+    never read back as input), and the input may not lie inside ``output_dir``. With
+    ``create`` the folder is then made (:func:`prepare_dir`); else nothing is created.
 
     Raises:
-        ValueError: ``output_dir`` is ``input_dir``.
+        FileNotFoundError: ``input_path`` does not exist.
+        ValueError: ``output_dir`` is or lies inside the input folder, or ``input_path`` lies
+            inside ``output_dir``.
+        NotADirectoryError: ``create`` and ``output_dir`` is a file.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> check_output_dir(root, root / "out")
+        Traceback (most recent call last):
+        ...
+        ValueError: output_dir ...
+        >>> check_output_dir(root, root.parent / "elsewhere") == root.parent / "elsewhere"
+        True
     """
-    out_dir = Path(output_dir)
-    if out_dir.resolve() == Path(input_dir).resolve():
-        raise ValueError("output_dir must differ from input_dir: medden never writes next to the originals.")
-    return prepare_dir(out_dir, "output_dir")
+    input_path, output_dir = Path(input_path), Path(output_dir)
+    if not input_path.exists():
+        raise FileNotFoundError(f"input {str(input_path)!r} does not exist.")
+    src, dst = input_path.resolve(), output_dir.resolve()
+    base = src if src.is_dir() else src.parent
+    if dst == base or base in dst.parents:
+        raise ValueError(
+            f"output_dir {str(output_dir)!r} lies inside the input folder {str(base)!r} (output_dir must differ "
+            "from input_dir and lie outside it); choose a folder outside the input folder, so the originals are "
+            "never touched and derived files are not read back as input."
+        )
+    if dst in src.parents:
+        raise ValueError(f"input {str(input_path)!r} lies inside output {str(output_dir)!r}; choose another output "
+                         "folder, one that does not hold the input.")
+    return prepare_dir(output_dir, "output_dir") if create else output_dir

@@ -7,6 +7,7 @@ Arrays follow the package convention (see :mod:`medden`): channel-first ``(C, H,
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from medden.io.files import atomic_write
 from medden.core.validation import check_channel_first
 
-__all__ = ["NIFTI_SUFFIXES", "list_nifti_files", "read_nifti", "write_nifti"]
+__all__ = ["NIFTI_SUFFIXES", "list_nifti_files", "map_nifti_file", "nifti_stem", "read_nifti", "write_nifti"]
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
@@ -109,3 +110,45 @@ def list_nifti_files(input_dir: str | os.PathLike) -> list[Path]:
     if not files:
         raise ValueError(f"input_dir {str(folder)!r} holds no .nii or .nii.gz file.")
     return files
+
+
+def nifti_stem(path: Path) -> str:
+    """``path``'s name without ``.nii`` or ``.nii.gz``."""
+    name = path.name
+    return name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name[: -len(".nii")]
+
+
+def map_nifti_file(path: str | os.PathLike, out_paths: Sequence[str | os.PathLike],
+                   process: Callable[[torch.Tensor], Sequence[np.ndarray | torch.Tensor]], overwrite: bool = False):
+    """Read a NIfTI file, compute images from it, and write each with the input's affine.
+
+    Args:
+        path: the input file; only read.
+        out_paths: one file per image ``process`` returns, each written atomically.
+        process: maps the input as a ``(C, H, W, D)`` MetaTensor (a 2D file as one slice) to a
+            sequence of images of that shape, one per entry of ``out_paths``.
+        overwrite: replace existing outputs. If False, any existing output is refused before
+            ``process`` runs, so no output set is left half written.
+
+    Returns:
+        ``(volume, outputs)``: the input as ``process`` saw it and what it returned.
+
+    Raises:
+        ValueError: ``process`` raised one (e.g. non-finite values); the message starts with
+            the file name.
+        FileExistsError: an output exists and ``overwrite`` is False.
+    """
+    path, out_paths = Path(path), [Path(p) for p in out_paths]
+    existing = [str(p) for p in out_paths if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{existing[0]!r} already exists; pass overwrite=True (CLI: --overwrite) to replace it.")
+    image = read_nifti(path)
+    flat = image.ndim == 3
+    volume = image[..., None] if flat else image
+    try:
+        outputs = process(volume)
+    except ValueError as err:
+        raise ValueError(f"{path.name}: {err}") from None
+    for out, out_path in zip(outputs, out_paths, strict=True):
+        write_nifti(out[..., 0] if flat else out, out_path, image.affine, overwrite=overwrite)
+    return volume, outputs

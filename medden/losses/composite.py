@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
+from medden.core.validation import check_number
+
 __all__ = ["WeightedSumLoss", "mse_plus_perceptual"]
 
-
-def _check_weight(weight: Any, name: str) -> float:
-    if isinstance(weight, bool) or not isinstance(weight, (int, float, np.floating, np.integer)):
-        raise TypeError(f"the weight of term {name!r} must be a number >= 0, got {weight!r}.")
-    weight = float(weight)
-    if not (math.isfinite(weight) and weight >= 0):
-        raise ValueError(
-            f"the weight of term {name!r} must be a finite number >= 0, got {weight!r}."
-        )
-    return weight
 
 
 def _named_pairs(terms: Any) -> list[tuple[str, Any]]:
@@ -90,7 +80,7 @@ class WeightedSumLoss(nn.Module):
         for name, pair in named:
             if not isinstance(pair, Sequence) or isinstance(pair, str) or len(pair) != 2:
                 raise TypeError(f"term {name!r} must be a (loss, weight) pair, got {pair!r}.")
-            loss, weight = pair[0], _check_weight(pair[1], name)
+            loss, weight = pair[0], check_number(pair[1], f"the weight of term {name!r}", 0.0)
             if loss is None and weight != 0:
                 raise ValueError(
                     f"term {name!r} has loss None but weight {weight:g}; a None loss needs "

@@ -22,7 +22,7 @@ from torch import nn
 from medden.losses.checks import check_loss_inputs
 from medden.losses.pixelwise import masked_mean
 from medden.core.noise_estimation import wavelet_noise_sigma
-from medden.core.validation import check_int, check_positive
+from medden.core.validation import check_number, check_odd_int, check_positive
 
 __all__ = ["BLURS", "FlowPriorLoss", "blur_images"]
 
@@ -38,9 +38,7 @@ def _kernel(blur: str, width: float) -> torch.Tensor | None:
         return None
     if blur == "gaussian":
         return gaussian_1d(torch.tensor(check_positive(width, "blur_width")), truncated=4.0, normalize=True)
-    size = check_int(width, "blur_width", hint="a box blur is an odd number of pixels wide, e.g. 3")
-    if size % 2 == 0:
-        raise ValueError(f"a box blur needs an odd blur_width, got {size}; use {size + 1}.")
+    size = check_odd_int(width, "blur_width", hint="a box blur is an odd number of pixels wide")
     return torch.full((size,), 1.0 / size)
 
 
@@ -98,9 +96,7 @@ class FlowPriorLoss(nn.Module):
         _kernel(blur, blur_width)  # validate now, not at the first batch
         self.prior = prior.requires_grad_(False).eval()
         self.blur, self.blur_width = blur, blur_width
-        self.lambda_scale = float(lambda_scale)
-        if self.lambda_scale < 0:
-            raise ValueError(f"lambda_scale must be >= 0, got {lambda_scale!r}.")
+        self.lambda_scale = check_number(lambda_scale, "lambda_scale", 0.0, hint="use 0 for no prior term")
         self.noise_sigma = None if noise_sigma is None else check_positive(noise_sigma, "noise_sigma")
 
     def train(self, mode: bool = True) -> FlowPriorLoss:

@@ -8,13 +8,12 @@ with ``pred, est = CBDNet(...)(noisy, return_noise_map=True)``.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from medden.losses.pixelwise import MaskedMSELoss, MaskedPixelwiseLoss
-from medden.core.validation import check_probability, check_range
+from medden.core.validation import check_odd_int, check_probability, check_range
 
 __all__ = ["AsymmetricNoiseLoss", "CBDNetLoss", "local_noise_level", "total_variation"]
 
@@ -102,10 +101,7 @@ def local_noise_level(noisy: torch.Tensor, clean: torch.Tensor, window: int = 7)
     _check_image_batch(clean, "clean")
     if clean.shape != noisy.shape:
         raise ValueError(f"clean must have noisy's shape {tuple(noisy.shape)}, got {tuple(clean.shape)}.")
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)):
-        raise TypeError(f"window must be an odd integer >= 1, got {window!r}.")
-    if window < 1 or window % 2 == 0:
-        raise ValueError(f"window must be an odd integer >= 1, got {window}; use e.g. {max(window | 1, 1)}.")
+    check_odd_int(window, "window")
     squared = (noisy - clean).detach().square()
     variance = F.avg_pool2d(squared, int(window), stride=1, padding=int(window) // 2, count_include_pad=False)
     return variance.sqrt()

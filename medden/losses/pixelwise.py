@@ -8,14 +8,11 @@ output are the package's loss convention (see :mod:`medden.losses`).
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
 import torch
 from torch import nn
 
 from medden.losses.checks import check_loss_inputs
-from medden.core.validation import check_positive, check_probability
+from medden.core.validation import check_number, check_positive, check_probability
 
 __all__ = [
     "masked_mean",
@@ -115,15 +112,6 @@ class MaskedL1Loss(MaskedPixelwiseLoss):
         return (pred - target).abs()
 
 
-def _check_exponent(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number >= 0, got {value!r}.")
-    value = float(value)
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
-    return value
-
-
 def annealed_gamma(progress: float, start: float = 2.0, end: float = 0.0) -> float:
     """Linear schedule of the L0 exponent: ``start + (end - start) * progress``.
 
@@ -140,7 +128,7 @@ def annealed_gamma(progress: float, start: float = 2.0, end: float = 0.0) -> flo
         1.0
     """
     progress = check_probability(progress, "progress")
-    start, end = _check_exponent(start, "gamma_start"), _check_exponent(end, "gamma_end")
+    start, end = check_number(start, "gamma_start", 0.0), check_number(end, "gamma_end", 0.0)
     return start + (end - start) * progress
 
 
@@ -178,8 +166,8 @@ class AnnealedL0Loss(MaskedPixelwiseLoss):
     def __init__(self, eps: float = 1e-8, gamma_start: float = 2.0, gamma_end: float = 0.0) -> None:
         super().__init__()
         self.eps = check_positive(eps, "eps")
-        self.gamma_start = _check_exponent(gamma_start, "gamma_start")
-        self.gamma_end = _check_exponent(gamma_end, "gamma_end")
+        self.gamma_start = check_number(gamma_start, "gamma_start", 0.0)
+        self.gamma_end = check_number(gamma_end, "gamma_end", 0.0)
         self.progress = 0.0
         self._gamma = self.gamma_start
 

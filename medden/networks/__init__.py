@@ -33,7 +33,7 @@ from medden.networks.resnet import ResNetDenoiser
 from medden.networks.ridnet import RIDNet
 from medden.networks.stabilized import VarianceStabilized
 from medden.networks.vae_direct import DIRECT_LOSSES, STAGES, PairingError, VAEDirectDenoiser, check_pairing, load_teacher_vae
-from medden.networks.zoo import DENOISER_NETWORKS, count_parameters, denoiser_network, model_size_bytes
+from medden.networks.zoo import DENOISER_NETWORKS, count_parameters, denoiser_network, model_size_bytes, network_device
 
 __all__ = [
     "DIRECT_LOSSES",
@@ -71,6 +71,7 @@ __all__ = [
     "count_parameters",
     "denoiser_network",
     "model_size_bytes",
+    "network_device",
     "COUPLINGS",
     "FlowEncoding",
     "ImageFlow",

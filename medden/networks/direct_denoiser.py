@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from monai.networks.blocks import Convolution, ResidualUnit
 from torch import nn
 
+from medden.core.validation import check_int
+
 __all__ = ["DirectDenoiser"]
 
 
@@ -62,8 +64,7 @@ class DirectDenoiser(nn.Module):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("depth", depth),
                             ("base_filters", base_filters)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
+            check_int(value, name)
         widths = [base_filters * 2 ** level for level in range(depth + 1)]
         self.multiple = 2 ** depth
         self.head = _conv(in_channels, widths[0])

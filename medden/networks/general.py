@@ -8,6 +8,7 @@ import torch
 from monai.networks.blocks import Convolution, ResidualUnit
 from torch import nn
 
+from medden.core.validation import check_int
 from medden.networks.residual import ResidualDenoiser
 
 __all__ = ["GENERAL_CHANNELS", "FastResUNet", "general_denoiser_net"]
@@ -45,9 +46,10 @@ class FastResUNet(nn.Module):
     def __init__(self, in_channels: int = 1, out_channels: int = 1, channels: Sequence[int] = GENERAL_CHANNELS,
                  blocks: int = 1) -> None:
         super().__init__()
-        channels = tuple(int(c) for c in channels)
-        if len(channels) < 2 or min(channels) < 1 or blocks < 1:
-            raise ValueError(f"need at least two levels of >= 1 channels and blocks >= 1, got {channels}, {blocks}.")
+        channels = tuple(check_int(c, f"channels[{i}]") for i, c in enumerate(channels))
+        if len(channels) < 2:
+            raise ValueError(f"channels must list at least two levels, got {channels}.")
+        check_int(blocks, "blocks")
         self.divisor = 2 ** len(channels)
         self.head = nn.Sequential(nn.PixelUnshuffle(2), Convolution(2, 4 * in_channels, channels[0], conv_only=True))
         self.encoders = nn.ModuleList(_res_blocks(c, blocks) for c in channels[:-1])

@@ -38,7 +38,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from medden.core.validation import check_finite
+from medden.core.validation import check_finite, check_int, check_number, check_positive, check_size
 
 __all__ = ["GatedResBlock", "LadderVAE", "VAEKeys", "gaussian_kl"]
 
@@ -189,19 +189,15 @@ class LadderVAE(nn.Module):
         super().__init__()
         for name, value in (("in_channels", in_channels), ("n_groups", n_groups), ("n_filters", n_filters),
                             ("latent_channels", latent_channels), ("blocks_per_group", blocks_per_group)):
-            if int(value) != value or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}.")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout!r}.")
-        if free_bits < 0:
-            raise ValueError(f"free_bits must be >= 0 nats per latent variable, got {free_bits!r}; use 0 to disable.")
+            check_int(value, name)
+        check_number(dropout, "dropout", 0.0, 1.0, open_maximum=True)
+        check_number(free_bits, "free_bits", 0.0, hint="it is in nats per latent variable; use 0 to disable")
         if not callable(getattr(noise_model, "log_likelihood", None)) or not isinstance(noise_model, nn.Module):
             raise TypeError(
                 "noise_model must be a torch.nn.Module with a log_likelihood(observed, signal) method, got "
                 f"{type(noise_model).__name__}; see medden.networks.noise_models."
             )
-        if not data_std > 0:
-            raise ValueError(f"data_std must be > 0, got {data_std!r}; pass the training data's standard deviation.")
+        check_positive(data_std, "data_std", hint="pass the training data's standard deviation")
         self.in_channels = int(in_channels)
         self.n_groups = int(n_groups)
         self.free_bits = float(free_bits)
@@ -346,8 +342,7 @@ class LadderVAE(nn.Module):
         Returns:
             ``(N, B, C, H, W)`` float, data units.
         """
-        if int(n_samples) != n_samples or n_samples < 1:
-            raise ValueError(f"n_samples must be a positive integer, got {n_samples!r}.")
+        check_int(n_samples, "n_samples")
         self._check_input(x)
         bottom_up, crop = self._encode(x)
         grid = bottom_up[-1].shape[:1] + bottom_up[-1].shape[2:]
@@ -368,8 +363,8 @@ class LadderVAE(nn.Module):
         Returns:
             ``(n, C, H, W)`` float, data units.
         """
-        if int(n) != n or n < 1 or len(spatial_shape) != 2 or min(spatial_shape) < 1:
-            raise ValueError(f"need n >= 1 and spatial_shape (H, W) >= 1, got n={n!r}, spatial_shape={spatial_shape!r}.")
+        check_int(n, "n")
+        check_size(spatial_shape, "spatial_shape")
         pads = [_pad_amounts(int(s), self.total_downsampling) for s in spatial_shape]
         padded = [int(s) + sum(p) for s, p in zip(spatial_shape, pads)]
         grid = torch.Size([int(n)] + [s // self.total_downsampling for s in padded])

@@ -31,7 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.distributions import Normal
 
-from medden.core.validation import check_finite, check_int, check_positive, lookup_by_name
+from medden.core.validation import check_finite, check_int, check_odd_int, check_positive, lookup_by_name
 
 __all__ = [
     "NOISE_MODELS",
@@ -535,9 +535,7 @@ class GaussianMixtureNoiseModel(NoiseModel):
 
 def _blind_spot_mean(images: torch.Tensor, window: int) -> torch.Tensor:
     """Mean of each pixel's ``window x window`` neighbours, the pixel itself excluded (reflect padding)."""
-    window = check_int(window, "window", 3)
-    if window % 2 == 0:
-        raise ValueError(f"window must be odd, got {window}.")
+    window = check_odd_int(window, "window", 3)
     if images.ndim != 4 or min(images.shape[-2:]) <= window // 2:
         raise ValueError(f"noisy must be (B, C, H, W) with H, W > {window // 2}, got {tuple(images.shape)}.")
     b, c, h, w = images.shape

@@ -1,4 +1,4 @@
-"""The supervised-denoising network zoo: every network by name, and model-size helpers.
+"""The supervised-denoising network zoo: every network by name, and model-size and device helpers.
 
 Each entry builds a module mapping ``(B, C, H, W)`` float to the same shape for any
 ``H, W`` (networks that pool are padded internally or by :class:`PadToMultiple`), with
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import torch
 from monai.networks.nets import BasicUNet
 from torch import nn
 
@@ -27,7 +28,7 @@ from medden.networks.resnet import ResNetDenoiser
 from medden.networks.ridnet import RIDNet
 from medden.core.validation import check_int, lookup_by_name
 
-__all__ = ["DENOISER_NETWORKS", "count_parameters", "denoiser_network", "model_size_bytes"]
+__all__ = ["DENOISER_NETWORKS", "count_parameters", "denoiser_network", "model_size_bytes", "network_device"]
 
 #: MONAI BasicUNet's default widths (four halvings, so inputs are padded to a multiple of 16)
 BASIC_UNET_FEATURES = (32, 32, 64, 128, 256, 32)
@@ -112,3 +113,17 @@ def model_size_bytes(module: nn.Module) -> int:
         160
     """
     return sum(t.numel() * t.element_size() for t in module.state_dict().values())
+
+
+def network_device(network: nn.Module) -> torch.device:
+    """Where ``network`` runs: its first parameter's device, else its ``device`` attribute (an
+    exported stand-in such as :class:`medden.bundle.backends.OnnxNetwork`), else the CPU.
+
+    Example:
+        >>> network_device(nn.Conv2d(1, 4, 3))
+        device(type='cpu')
+    """
+    first = next(network.parameters(), None)
+    if first is not None:
+        return first.device
+    return torch.device(getattr(network, "device", "cpu"))

@@ -1,4 +1,4 @@
-"""MONAI-style transforms: corruptions, training pairs and k-space undersampling.
+"""MONAI-style transforms: corruptions, training pairs, recorruption and k-space undersampling.
 
 Array classes do the maths; each ``Xd`` dictionary twin (aliases ``XD``, ``XDict``) routes keys.
 """
@@ -20,6 +20,8 @@ from medden.transforms.kspace_masks import *  # noqa: F401,F403
 from medden.transforms.kspace_masks import __all__ as _kspace_masks_all
 from medden.transforms.pairs import *  # noqa: F401,F403
 from medden.transforms.pairs import __all__ as _pairs_all
+from medden.transforms.recorruption import *  # noqa: F401,F403
+from medden.transforms.recorruption import __all__ as _recorruption_all
 from medden.transforms.registry import CORRUPTIONS, make_corruption
 from medden.transforms.text_overlay import RandTextOverlay
 
@@ -36,6 +38,7 @@ __all__ = [
     "make_corruption",
     *_corruption_dict_all,
     *_pairs_all,
+    *_recorruption_all,
     *_kspace_masks_all,
     *_kspace_all,
 ]

@@ -32,6 +32,7 @@ from monai.transforms import MapTransform, Randomizable, Transform
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
 from medden.core.keys import Keys
+from medden.core.protocols import N2N_MRI_EDGE_PROBABILITY
 from medden.transforms.corruption import RandCorruption
 from medden.transforms.kspace_masks import KspaceMaskFunc, RadialBernoulliMask, SamplingPattern, make_kspace_mask
 from medden.core.validation import check_channel_first, check_finite
@@ -219,7 +220,8 @@ class RandKspaceNoise(RandCorruption):
     level_name = "edge_probability"
     level_bounds = (0.0, 1.0)
 
-    def __init__(self, edge_probability_range: tuple[float, float] | float = 0.025, prob: float = 1.0) -> None:
+    def __init__(self, edge_probability_range: tuple[float, float] | float = N2N_MRI_EDGE_PROBABILITY,
+                 prob: float = 1.0) -> None:
         super().__init__(edge_probability_range, prob)
         if self.level_range[0] <= 0:
             raise ValueError(f"edge_probability_range must be > 0, got {edge_probability_range!r}; "

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 from monai.transforms import Randomizable
 
-from medden.core.validation import check_positive, check_probability, lookup_by_name
+from medden.core.protocols import N2N_MRI_EDGE_PROBABILITY
+from medden.core.validation import check_number, check_positive, check_probability, lookup_by_name
 
 __all__ = [
     "SamplingPattern",
@@ -119,12 +120,11 @@ class RadialBernoulliMask(KspaceMaskFunc):
         density_compensation: divide sampled values by their keep probability.
     """
 
-    def __init__(self, edge_probability: float = 0.025, edge_radius: float | None = None,
+    def __init__(self, edge_probability: float = N2N_MRI_EDGE_PROBABILITY, edge_radius: float | None = None,
                  density_compensation: bool = True) -> None:
         super().__init__(density_compensation)
-        self.edge_probability = check_probability(edge_probability, "edge_probability")
-        if self.edge_probability == 0:
-            raise ValueError("edge_probability must be > 0, got 0.")
+        self.edge_probability = check_number(edge_probability, "edge_probability", 0.0, 1.0, open_minimum=True,
+                                             what="a probability")
         self.edge_radius = None if edge_radius is None else check_positive(edge_radius, "edge_radius")
 
     def _sample(self, shape):
@@ -161,9 +161,7 @@ class CartesianLineMask(KspaceMaskFunc):
                  density_compensation: bool = False) -> None:
         super().__init__(density_compensation)
         self.center_fraction = check_probability(center_fraction, "center_fraction")
-        self.acceleration = check_positive(acceleration, "acceleration")
-        if self.acceleration < 1:
-            raise ValueError(f"acceleration must be >= 1, got {acceleration!r}.")
+        self.acceleration = check_number(acceleration, "acceleration", 1.0)
         if self.center_fraction * self.acceleration > 1:
             raise ValueError(
                 f"center_fraction={center_fraction} holds more than 1/acceleration "
@@ -229,9 +227,8 @@ class PoissonDiscMask(KspaceMaskFunc):
     def __init__(self, acceleration: float = 4.0, calibration: tuple[int, int] = (0, 0),
                  crop_corner: bool = True, tolerance: float = 0.1) -> None:
         super().__init__(density_compensation=False)
-        self.acceleration = check_positive(acceleration, "acceleration")
-        if self.acceleration <= 1:
-            raise ValueError(f"acceleration must be > 1 for a Poisson-disc mask, got {acceleration!r}.")
+        self.acceleration = check_number(acceleration, "acceleration", 1.0, open_minimum=True,
+                                         hint="a Poisson-disc mask must leave some frequencies out")
         self.calibration = tuple(int(c) for c in calibration)
         self.crop_corner = crop_corner
         self.tolerance = check_positive(tolerance, "tolerance")

@@ -60,5 +60,5 @@ def test_contact_sheet_lays_out_labelled_grey_and_rgb_tiles(tmp_path):
 
 
 def test_contact_sheet_refuses_non_image_tiles(tmp_path):
-    with pytest.raises(ValueError, match=r"\(1 or 3, X, Y\)"):
+    with pytest.raises(ValueError, match=r"\(1 or 3, H, W\)"):
         contact_sheet(tmp_path / "x.png", [[("flat", np.zeros((20, 10)))]])

@@ -1,5 +1,6 @@
 """`medden denoise`: DICOM folders and NIfTI files end to end, reports, resume, refusals, exit codes,
-bundles by name, batch size, bundle intensity percentiles and reading ahead."""
+batch size and bundle intensity percentiles through a run, and reading ahead (loading a bundle:
+tests/bundle/test_loading.py)."""
 
 import hashlib
 import json
@@ -17,10 +18,11 @@ from pydicom.data import get_testdata_file
 import medden.inference
 import medden.io
 from medden.apps.cli import main
-from medden.apps.batch_denoise import denoise_path, load_bundle, resolve_bundle, shipped_bundles, shipped_bundles_dir
+from medden.apps.batch_denoise import denoise_path
+from medden.bundle import load_bundle
 from medden.inference import denoise_image
 
-from helpers import ct_series_datasets
+from helpers import bundle_variant, ct_series_datasets
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "recorruption_ixi_bernoulli"
 
@@ -153,33 +155,6 @@ def test_torchrun_shards_series_across_two_processes(tmp_path):
     assert all(r["status"] == "done (resumed, skipped)" for r in rerun["series"])
 
 
-def _bundle_variant(tmp_path: Path, **changes) -> Path:
-    """A copy of BUNDLE's inference.json with ``changes``, using BUNDLE's weights in place."""
-    config = json.loads((BUNDLE / "configs" / "inference.json").read_text())
-    config.update(model_path=str(BUNDLE / "models" / "model.pt"), **changes)
-    folder = tmp_path / "variant_bundle"
-    (folder / "configs").mkdir(parents=True)
-    (folder / "configs" / "inference.json").write_text(json.dumps(config))
-    return folder
-
-
-def test_bundle_is_found_by_folder_or_shipped_name(tmp_path):
-    assert "recorruption_ixi_bernoulli" in shipped_bundles()
-    assert resolve_bundle("recorruption_ixi_bernoulli") == shipped_bundles_dir() / "recorruption_ixi_bernoulli"
-    assert resolve_bundle("recorruption_ixi_bernoulli").resolve() == BUNDLE.resolve()
-    assert resolve_bundle(str(BUNDLE)) == BUNDLE
-    assert load_bundle("recorruption_ixi_bernoulli", device="cpu").name == load_bundle(BUNDLE, device="cpu").name
-
-
-def test_unknown_bundle_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match=r"unknown bundle 'no_such_bundle'.*shipped: .*recorruption_ixi_bernoulli"):
-        resolve_bundle("no_such_bundle")
-    with pytest.raises(FileNotFoundError, match="is not a medden bundle"):
-        resolve_bundle(tmp_path)  # a folder, but not a bundle
-    with pytest.raises(FileNotFoundError, match="bundle folder .* does not exist"):
-        load_bundle(tmp_path / "missing")
-
-
 def _network_batches(bundle) -> list[int]:
     """Record the batch size of every network call of ``bundle`` (a forward hook)."""
     sizes: list[int] = []
@@ -208,24 +183,10 @@ def test_batch_size_sets_slices_per_network_call(tmp_path):
     assert _digest(tmp_path / "out_single" / "dicom").keys() == _digest(tmp_path / "out_default" / "dicom").keys()
 
 
-def test_batch_size_is_checked():
-    with pytest.raises(ValueError, match="batch_size must be >= 1, got 0"):
-        load_bundle(BUNDLE, device="cpu", batch_size=0)
-    with pytest.raises(TypeError, match="batch_size must be an int, got float"):
-        load_bundle(BUNDLE, device="cpu", batch_size=2.0)
-
-
-def test_batch_size_needs_an_inferer_that_has_one(tmp_path):
-    variant = _bundle_variant(tmp_path, inferer={"_target_": "monai.inferers.SimpleInferer"})
-    assert load_bundle(variant, device="cpu").inferer is not None  # fine without batch_size
-    with pytest.raises(ValueError, match="inferer SimpleInferer .* has no sw_batch_size"):
-        load_bundle(variant, device="cpu", batch_size=4)
-
-
 def test_bundle_intensity_percentiles_are_used(tmp_path, monkeypatch):
     default = load_bundle(BUNDLE, device="cpu")
     assert default.percentiles == (0.0, 100.0) and "intensity_percentiles" not in default.parameters
-    bundle = load_bundle(_bundle_variant(tmp_path, intensity_percentiles=[0.5, 99.5]), device="cpu")
+    bundle = load_bundle(bundle_variant(tmp_path, BUNDLE, intensity_percentiles=[0.5, 99.5]), device="cpu")
     assert bundle.percentiles == (0.5, 99.5) and bundle.parameters["intensity_percentiles"] == [0.5, 99.5]
 
     rng = np.random.default_rng(1)
@@ -253,21 +214,6 @@ def test_bundle_intensity_percentiles_are_used(tmp_path, monkeypatch):
     _ct_series(tmp_path / "dicom_in" / "b", n=2)
     report = denoise_path(tmp_path / "dicom_in", tmp_path / "dicom_out", bundle)
     assert report["processed"] == 2 and seen == [(0.5, 99.5), (0.5, 99.5)]
-
-
-@pytest.mark.parametrize("value", [[99.5, 0.5], [0.5], "0.5, 99.5", [0, 101]])
-def test_bad_bundle_percentiles_are_refused(tmp_path, value):
-    with pytest.raises(ValueError, match=r"intensity_percentiles in .*inference.json"):
-        load_bundle(_bundle_variant(tmp_path, intensity_percentiles=value), device="cpu")
-
-
-def test_bundle_intensity_smoothing_is_loaded_and_checked(tmp_path):
-    bundle = load_bundle(_bundle_variant(tmp_path, intensity_smoothing=5), device="cpu")
-    assert bundle.smoothing == 5 and bundle.parameters["intensity_smoothing"] == 5
-    assert load_bundle(_bundle_variant(tmp_path / "plain"), device="cpu").smoothing == 0
-    for value in (-1, 2.5, True):
-        with pytest.raises(ValueError, match=r"intensity_smoothing in .*inference.json"):
-            load_bundle(_bundle_variant(tmp_path / str(value), intensity_smoothing=value), device="cpu")
 
 
 def test_next_series_is_read_while_the_current_one_is_denoised(tmp_path, bundle, monkeypatch):
@@ -314,15 +260,3 @@ def test_a_series_that_fails_to_read_is_reported_and_the_run_goes_on(tmp_path, b
     assert report["processed"] == 2 and report["failed"] == 1
     manifest = json.loads((tmp_path / "out" / "medden_manifest.json").read_text())
     assert sorted(manifest) == [uids[0], uids[2]]  # the failed one is retried by the next run
-
-
-def test_bundle_network_loads_other_weights_into_the_bundles_network(tmp_path):
-    from medden.apps.batch_denoise import bundle_network, load_bundle
-
-    shipped = load_bundle("general_denoiser").network
-    state = {key: value + 1 for key, value in shipped.state_dict().items()}
-    torch.save(state, tmp_path / "other.pt")
-    loaded = bundle_network("general_denoiser", tmp_path / "other.pt")
-    assert not loaded.training
-    for key, value in loaded.state_dict().items():
-        torch.testing.assert_close(value, state[key])

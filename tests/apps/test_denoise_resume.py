@@ -16,7 +16,8 @@ from test_denoise import _ct_series, _digest
 
 import medden.io
 import medden.io.derived_series
-from medden.apps.batch_denoise import denoise_path, load_bundle
+from medden.apps.batch_denoise import denoise_path
+from medden.bundle import load_bundle
 
 SLICES = 3
 RESUMED = "done (resumed, skipped)"

@@ -26,7 +26,7 @@ pytest.importorskip("httpx", reason="FastAPI's TestClient needs httpx (the test 
 from fastapi.testclient import TestClient
 
 from medden.apps.cli import build_parser, main
-from medden.apps.batch_denoise import load_bundle, shipped_bundles
+from medden.bundle import load_bundle, shipped_bundles
 from medden.bundle.exports import BACKENDS
 from medden.inference import denoise_image
 from medden.io import plan_dicom_series
@@ -260,7 +260,7 @@ def test_zip_refusals(client):
 
 def test_nifti_upload_keeps_shape_and_affine_and_reduces_noise(client, tmp_path):
     clean, noisy = zip(*(_phantom(seed=k) for k in range(3)))
-    clean, noisy = np.stack(clean, -1).transpose(1, 0, 2), np.stack(noisy, -1).transpose(1, 0, 2)  # (X, Y, N)
+    clean, noisy = np.stack(clean, -1).transpose(1, 0, 2), np.stack(noisy, -1).transpose(1, 0, 2)  # (H, W, D)
     affine = np.array([[0.9, 0, 0, -20], [0, 0.9, 0, 10], [0, 0, 2.5, 5], [0, 0, 0, 1]])
     nib.save(nib.Nifti1Image(noisy, affine), tmp_path / "noisy.nii.gz")
     # named .bin: the type comes from the content (gzip + NIfTI header), not the name
@@ -275,7 +275,7 @@ def test_nifti_upload_keeps_shape_and_affine_and_reduces_noise(client, tmp_path)
         return float(np.sqrt(np.mean((x - clean) ** 2)))
 
     assert rmse(denoised) < 0.7 * rmse(noisy)
-    assert _slice(client, summary, 2, "noisy").shape == (48, 40)  # rows down the image: (Y, X)
+    assert _slice(client, summary, 2, "noisy").shape == (48, 40)  # rows down the image: (W, H)
 
 
 @pytest.mark.parametrize("bits", [8, 16])

@@ -31,7 +31,7 @@ def test_grey_bundle_denoises_rgb_channel_by_channel_and_leaves_the_input_alone(
 
 def test_rgb_bundle_refuses_grey_images():
     denoiser = BundleDenoiser("recorruption_camelyon_gaussian", device="cpu")
-    assert denoiser.loaded.image_channels == 3
+    assert denoiser.bundle.image_channels == 3
     assert denoiser(_rgb()).shape == (3, 40, 48)
     with pytest.raises(ValueError, match="takes 3-channel images, got 1 channel"):
         denoiser(_rgb()[:1])

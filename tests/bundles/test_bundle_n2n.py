@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from helpers import assert_standard_bundle, check_bundle_tooling, run_bundle, run_bundle_training_under_torchrun
-from medden.data.fastmri import write_singlecoil_h5
+from medden.io.fastmri import write_singlecoil_h5
 
 ROOT = Path(__file__).resolve().parents[2]
 KSPACE = ROOT / "bundles" / "n2n_kspace_mri"

@@ -131,7 +131,7 @@ def test_bundle_configs_parse_and_declare_robust_scaling():
 
 def test_shipped_model_loads_and_denoises_every_modality():
     """The trained weights load with weights_only and improve a noisy slice of each modality."""
-    from medden.apps.batch_denoise import load_bundle
+    from medden.bundle import load_bundle
     from medden.metrics.image_quality import psnr
 
     if not (BUNDLE / "models" / "model.pt").is_file():

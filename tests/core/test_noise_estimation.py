@@ -250,7 +250,7 @@ def test_edge_preservation_rejects_bad_input():
         edge_preservation(np.ones((1, 16, 16)), np.ones((1, 16, 16)))
     with pytest.raises(ValueError, match="shapes differ"):
         edge_preservation(image, image[:, :64])
-    with pytest.raises(ValueError, match=r"edge_fraction must lie in \(0, 1\], got 0"):
+    with pytest.raises(ValueError, match=r"edge_fraction must be a finite number in \(0, 1\], got 0"):
         edge_preservation(image, image, edge_fraction=0)
     with pytest.raises(ValueError, match="smoothing must be a finite number >= 0"):
         edge_preservation(image, image, smoothing=-1.0)

@@ -9,11 +9,10 @@ import torch
 from monai.inferers import SlidingWindowInferer
 from torch import nn
 
+from medden.apps.folders import denoise_nifti_folder_with_uncertainty, denoise_nifti_with_uncertainty
 from medden.inference import (
     PosteriorMeanInferer,
     denoise_image_with_uncertainty,
-    denoise_nifti_folder_with_uncertainty,
-    denoise_nifti_with_uncertainty,
     posterior_statistics,
 )
 from medden.networks import GaussianNoiseModel, LadderVAE

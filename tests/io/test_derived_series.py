@@ -2,7 +2,7 @@
 
 Sources are pydicom's and pydicom-data's real test files, turned into ``DicomSeries`` here
 (not by the folder reader) with the reader's conventions: modality LUT applied, MONOCHROME1
-inverted, ``(C, X, Y, N)`` axis order, enhanced objects rescaled per frame.
+inverted, ``(C, H, W, D)`` axis order, enhanced objects rescaled per frame.
 """
 
 import logging

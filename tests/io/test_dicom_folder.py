@@ -107,7 +107,7 @@ def _write_series(
 
 
 def _reference_slices(paths: list[Path]) -> np.ndarray:
-    """(X, Y, N) modality values of single-frame files, with pydicom only."""
+    """(H, W, D) modality values of single-frame files, with pydicom only."""
     return np.stack(
         [apply_modality_lut(pydicom.dcmread(p).pixel_array, pydicom.dcmread(p)).T for p in paths],
         axis=-1,

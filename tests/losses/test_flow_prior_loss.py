@@ -100,7 +100,7 @@ def test_box_blur_is_a_local_mean():
 
 @pytest.mark.parametrize("kwargs, error, message", [
     ({"blur": "median"}, ValueError, "blur must be one of"),
-    ({"blur": "box", "blur_width": 4}, ValueError, "odd blur_width"),
+    ({"blur": "box", "blur_width": 4}, ValueError, "blur_width must be an odd integer >= 1, got 4; use e.g. 5"),
     ({"blur_width": -1.0}, ValueError, "blur_width"),
     ({"lambda_scale": -1.0}, ValueError, "lambda_scale"),
     ({"noise_sigma": 0.0}, ValueError, "noise_sigma"),
@@ -123,5 +123,5 @@ def test_bad_inputs_are_refused():
 def test_flow_step_refuses_a_negative_smoothing():
     from medden.engines import make_flow_step
 
-    with pytest.raises(ValueError, match="noise_std must be >= 0"):
+    with pytest.raises(ValueError, match="noise_std must be a finite number >= 0, got -"):
         make_flow_step(noise_std=-0.1)

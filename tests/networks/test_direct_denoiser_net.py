@@ -86,7 +86,7 @@ def test_state_dict_round_trip_weights_only():
 
 @pytest.mark.parametrize("name", ["in_channels", "out_channels", "depth", "base_filters"])
 def test_bad_arguments_raise(name):
-    with pytest.raises(ValueError, match=f"{name} must be a positive integer"):
+    with pytest.raises(ValueError, match=f"{name} must be an int >= 1, got 0"):
         DirectDenoiser(**{name: 0})
     with pytest.raises(ValueError, match=r"x must be \(B, C, H, W\)"):
         DirectDenoiser(depth=1, base_filters=4)(torch.zeros(1, 8, 8))

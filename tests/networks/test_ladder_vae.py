@@ -191,7 +191,7 @@ def test_non_finite_input_raises(bad):
 def test_bad_arguments_raise():
     with pytest.raises(TypeError, match="noise_model must be a torch.nn.Module"):
         LadderVAE(n_groups=2, n_filters=8, noise_model=None)
-    with pytest.raises(ValueError, match="free_bits must be >= 0"):
+    with pytest.raises(ValueError, match="free_bits must be a finite number >= 0, got -"):
         _vae(free_bits=-1.0)
     with pytest.raises(ValueError, match=r"x must be \(B, 1, H, W\)"):
         _vae()(torch.zeros(16, 16))

@@ -258,7 +258,8 @@ def test_bad_inputs_raise_clear_errors(model):
     (lambda: GaussianMixtureNoiseModel(min_sigma=0.0), "min_sigma must be a finite number > 0"),
     (lambda: GaussianMixtureNoiseModel().fit(torch.ones(4), torch.ones(4), steps=0), "steps must be an int >= 1"),
     (lambda: estimate_poisson_gaussian(torch.ones(1, 1, 2, 8)), r"H, W >= 4 when clean is None"),
-    (lambda: GaussianMixtureNoiseModel.calibrate_from_noisy(torch.ones(1, 1, 8, 8), window=4), "window must be odd"),
+    (lambda: GaussianMixtureNoiseModel.calibrate_from_noisy(torch.ones(1, 1, 8, 8), window=4),
+     "window must be an odd integer >= 3, got 4; use e.g. 5"),
     (lambda: GaussianMixtureNoiseModel.calibrate_from_pairs(torch.ones(8), torch.ones(8)), "clean is constant"),
 ])
 def test_bad_hyperparameters_raise(build, match):

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from medden.core import protocols
+
 __all__ = ["NOISES", "Case", "NoiseSpec", "make_case"]
 
 
@@ -44,10 +46,12 @@ class NoiseSpec:
 
 
 NOISES = {
-    "gaussian": NoiseSpec("gaussian", "Gaussian sigma 20/255", "gaussian", 20 / 255, sigma=20 / 255),
-    "poisson": NoiseSpec("poisson", "Poisson lambda 30", "poisson", 30.0, peak=30.0),
-    "bernoulli": NoiseSpec("bernoulli", "Bernoulli p 0.5", "bernoulli", 0.5),
-    "kspace": NoiseSpec("kspace", "k-space radial ~10%", "kspace", 0.025),
+    "gaussian": NoiseSpec("gaussian", "Gaussian sigma 20/255", "gaussian", protocols.RECORRUPTION_GAUSSIAN_SIGMA_VAL,
+                          sigma=protocols.RECORRUPTION_GAUSSIAN_SIGMA_VAL),
+    "poisson": NoiseSpec("poisson", "Poisson lambda 30", "poisson", protocols.N2N_POISSON_PEAK_TEST,
+                         peak=protocols.N2N_POISSON_PEAK_TEST),
+    "bernoulli": NoiseSpec("bernoulli", "Bernoulli p 0.5", "bernoulli", protocols.N2N_BERNOULLI_KEEP_PROB_TEST),
+    "kspace": NoiseSpec("kspace", "k-space radial ~10%", "kspace", protocols.N2N_MRI_EDGE_PROBABILITY),
 }
 
 

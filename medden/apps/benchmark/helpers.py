@@ -39,13 +39,15 @@ def train_bundle(bundle_dir: str | os.PathLike, output_dir: str | os.PathLike,
     """
     from monai.bundle import ConfigWorkflow
 
+    from medden.bundle.layout import config_file
+
     bundle_dir, output_dir = Path(bundle_dir), Path(output_dir)
     weights, record = output_dir / "model.pt", output_dir / TRAINING_RECORD
     if reuse and weights.is_file():
         return weights, json.loads(record.read_text())["seconds"] if record.is_file() else None
     settings = {"bundle_root": str(bundle_dir), "output_dir": str(output_dir), "save_model_to": str(weights),
                 **dict(overrides or {})}
-    config_files = [str(bundle_dir / "configs" / name) for name in configs]
+    config_files = [str(bundle_dir / config_file(name)) for name in configs]
     workflow = ConfigWorkflow(config_file=config_files if len(config_files) > 1 else config_files[0],
                               workflow_type="train", **settings)
     workflow.initialize()
@@ -78,10 +80,10 @@ LABEL_HEIGHT = 14
 
 
 def _display(image: np.ndarray) -> np.ndarray:
-    """``(C, X, Y)`` in [0, 1] (C 1 or 3) -> uint8 ``(rows, cols[, 3])`` with Y pointing up."""
+    """``(C, H, W)`` in [0, 1] (C 1 or 3) -> uint8 ``(rows, cols[, 3])`` with W pointing up."""
     image = np.asarray(image, np.float32)
     if image.ndim != 3 or image.shape[0] not in (1, 3):
-        raise ValueError(f"figure tiles must be (1 or 3, X, Y) images, got shape {image.shape}.")
+        raise ValueError(f"figure tiles must be (1 or 3, H, W) images, got shape {image.shape}.")
     pixels = (np.clip(image, 0.0, 1.0) * 255).round().astype(np.uint8).transpose(2, 1, 0)[::-1]
     return np.ascontiguousarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels)
 
@@ -92,7 +94,7 @@ def contact_sheet(path: str | os.PathLike, rows: Sequence[Sequence[tuple[str, np
 
     Args:
         path: the ``.png`` to write; its folder is created.
-        rows: one sequence of ``(label, image)`` per grid row; images are ``(1 or 3, X, Y)``
+        rows: one sequence of ``(label, image)`` per grid row; images are ``(1 or 3, H, W)``
             float arrays in [0, 1] (medden's plane layout), shown with X across and Y up.
         tile_size: resize every tile to this square side; None keeps each at its own size
             (cells are as large as the largest tile).

@@ -115,7 +115,7 @@ def bundle_method(bundle: str | os.PathLike, name: str, noises: tuple[str, ...],
     from medden.bundle.denoisers import BundleDenoiser
 
     denoiser = BundleDenoiser(bundle, device="cpu", name=name, overrides=overrides)
-    channels = None if denoiser.loaded.image_channels == 1 else denoiser.loaded.image_channels
+    channels = None if denoiser.bundle.image_channels == 1 else denoiser.bundle.image_channels
     return Method(name, kind, lambda case: denoiser(case.noisy), noises, channels=channels,
                   network=denoiser.network)
 
@@ -123,10 +123,11 @@ def bundle_method(bundle: str | os.PathLike, name: str, noises: tuple[str, ...],
 def kspace_bundle_method(bundle: str | os.PathLike = "n2n_kspace_mri", name: str = "n2n_kspace_mri (N2N)",
                          kind: str = "medden", weights: str | os.PathLike | None = None) -> Method:
     """The k-space bundle: zero-filled input from the measured samples, network, data consistency."""
-    from medden.apps.batch_denoise import bundle_network, resolve_bundle
+    from medden.bundle import bundle_network, resolve_bundle
+    from medden.bundle.layout import WEIGHTS
     from medden.inference.kspace import density_weights, reconstruct_kspace
 
-    network = bundle_network(bundle, weights or resolve_bundle(bundle) / "models" / "model.pt")
+    network = bundle_network(bundle, weights or resolve_bundle(bundle) / WEIGHTS)
 
     def run(case: Case) -> np.ndarray:
         weights = density_weights(case.mask, "radial_bernoulli", {"edge_probability": case.noise.level})

@@ -67,7 +67,7 @@ def train_supervised(noise: str, run_dir: str | os.PathLike, overrides: dict | N
         ``(weights, training seconds)`` (see :func:`~medden.apps.benchmark.helpers.train_bundle`).
     """
     from medden.apps.benchmark.helpers import train_bundle
-    from medden.apps.batch_denoise import resolve_bundle
+    from medden.bundle import resolve_bundle
 
     return train_bundle(resolve_bundle(SUPERVISED_BUNDLE), run_dir, {"noise": noise, **(overrides or {})}, reuse=reuse)
 
@@ -144,10 +144,12 @@ def run_benchmark(settings: BenchmarkSettings, methods: Sequence[Method] | None 
         if settings.shipped:
             methods += shipped_methods(noises)
     methods = [*methods, *extra_methods]
-    images = [item for item in benchmark_images(settings.brain_slices) if item.modality in settings.modalities]
+    # an image keeps its index in the full list (the noise seed): a subset run draws what a full run draws
+    images = [(index, item) for index, item in enumerate(benchmark_images(settings.brain_slices))
+              if item.modality in settings.modalities]
     records, references, figures = [], [], {}
     torch.manual_seed(settings.seed)
-    for index, item in enumerate(images):
+    for index, item in images:
         clean = _crop(item.image, settings.crop)
         structures = find_small_structures(clean, margin=min(12, min(clean.shape[1:]) // 2 - 5))
         keep_figure = settings.figure_images and item.modality not in figures

@@ -41,6 +41,7 @@ from medden.apps.serve.results import (
     slice_png,
 )
 from medden.apps.serve.upload import Upload, receive_upload
+from medden.core.validation import check_int
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -92,6 +93,7 @@ def create_app(bundles: Sequence[str | os.PathLike] | None = None, *,
 
     Raises:
         ImportError: the ``serve`` extra is not installed.
+        TypeError: ``max_upload_bytes`` is not an int.
         ValueError: ``max_upload_bytes < 1``, or a bad bundle list (see ``BundleCatalogue``).
         FileNotFoundError: an unknown bundle.
     """
@@ -101,8 +103,7 @@ def create_app(bundles: Sequence[str | os.PathLike] | None = None, *,
     from fastapi.staticfiles import StaticFiles
     from starlette.concurrency import run_in_threadpool
 
-    if isinstance(max_upload_bytes, bool) or not isinstance(max_upload_bytes, int) or max_upload_bytes < 1:
-        raise ValueError(f"max_upload_bytes must be a whole number of bytes >= 1, got {max_upload_bytes!r}.")
+    check_int(max_upload_bytes, "max_upload_bytes", hint="it is a number of bytes")
     catalogue = BundleCatalogue(bundles, device, backend)
     if preload:
         catalogue.get(catalogue.default)
@@ -193,7 +194,7 @@ def _process(upload: Upload, bundle_name: str, catalogue: BundleCatalogue, folde
     """Decode, denoise and render one upload; everything it returns lives in memory.
 
     Returns:
-        The :class:`Job`; its ``summary`` is ``{"job", "kind", "bundle", "backend", "shape": [C, X, Y, N],
+        The :class:`Job`; its ``summary`` is ``{"job", "kind", "bundle", "backend", "shape": [C, H, W, D],
         "slices", "slice_url": URL template with ``{k}`` and ``{view}``, "downloads": {format:
         URL}, "windows", "notes", "seconds"}``.
 

@@ -2,7 +2,7 @@
 
 A bundle is offered when it can denoise an image the way ``medden denoise`` does: its
 ``configs/inference.json`` defines the ``network`` and the ``inferer`` that
-:func:`medden.apps.batch_denoise.load_bundle` and :func:`medden.inference.denoise_image` use. The shipped
+:func:`medden.bundle.load_bundle` loads and :meth:`medden.bundle.Bundle.denoise` runs. The shipped
 ``n2n_kspace_mri`` has no inferer (it reconstructs undersampled k-space), so it is left out.
 """
 
@@ -13,15 +13,13 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medden.apps.batch_denoise import BUNDLE_CONFIG, DEFAULT_BUNDLE, resolve_bundle, shipped_bundles, shipped_bundles_dir
 from medden.apps.serve.errors import UploadError
-
-if TYPE_CHECKING:
-    from medden.apps.batch_denoise import LoadedBundle
+from medden.bundle import (DEFAULT_BUNDLE, Bundle, ChannelError, load_bundle, resolve_bundle, shipped_bundles,
+                           shipped_bundles_dir)
+from medden.bundle.layout import INFERENCE_CONFIG
 
 __all__ = ["BundleCatalogue", "can_denoise_images", "denoise_volume"]
 
@@ -30,19 +28,12 @@ def can_denoise_images(bundle_dir: str | os.PathLike) -> bool:
     """Whether the bundle folder's ``configs/inference.json`` defines an ``inferer``.
 
     Example:
-        >>> from medden.apps.batch_denoise import shipped_bundles_dir
+        >>> from medden.bundle import shipped_bundles_dir
         >>> can_denoise_images(shipped_bundles_dir() / "general_denoiser")
         True
     """
-    config = json.loads((Path(bundle_dir) / BUNDLE_CONFIG).read_text())
+    config = json.loads((Path(bundle_dir) / INFERENCE_CONFIG).read_text())
     return isinstance(config, dict) and "inferer" in config
-
-
-def _loaded_bundle(bundle: str | os.PathLike, device: str | None, backend: str) -> LoadedBundle:
-    """The one place the viewer loads a bundle (network on ``backend``, inferer, intensity handling)."""
-    from medden.apps.batch_denoise import load_bundle
-
-    return load_bundle(bundle, device, backend=backend)
 
 
 class BundleCatalogue:
@@ -52,7 +43,7 @@ class BundleCatalogue:
         bundles: shipped bundle names or bundle folders (a folder is listed under its folder
             name); default: every shipped bundle that :func:`can_denoise_images`.
         device: where the networks run; default: each bundle's own choice.
-        backend: what runs each network (see :func:`medden.apps.batch_denoise.load_bundle`); ``auto``
+        backend: what runs each network (see :func:`medden.bundle.load_bundle`); ``auto``
             as ``medden denoise``.
 
     Raises:
@@ -70,7 +61,7 @@ class BundleCatalogue:
             folder = resolve_bundle(entry)
             name = Path(entry).name if Path(entry).exists() else os.fspath(entry)
             if not can_denoise_images(folder):
-                raise ValueError(f"bundle {name!r} cannot denoise images: its {BUNDLE_CONFIG.as_posix()} defines no "
+                raise ValueError(f"bundle {name!r} cannot denoise images: its {INFERENCE_CONFIG.as_posix()} defines no "
                                  "'inferer' (e.g. a k-space reconstruction bundle); leave it out of --bundles.")
             if name in self._sources:
                 raise ValueError(f"two bundles are called {name!r}; give each bundle folder its own name.")
@@ -81,7 +72,7 @@ class BundleCatalogue:
         self.default = DEFAULT_BUNDLE if DEFAULT_BUNDLE in self._sources else next(iter(self._sources))
         self._device = device
         self._backend = backend
-        self._loaded: dict[str, LoadedBundle] = {}
+        self._loaded: dict[str, Bundle] = {}
         self._lock = threading.Lock()
 
     @property
@@ -94,7 +85,7 @@ class BundleCatalogue:
         if name not in self._sources:
             raise UploadError(400, f"unknown bundle {name[:80]!r}; choose one of: {', '.join(self.names)}.")
 
-    def get(self, name: str) -> LoadedBundle:
+    def get(self, name: str) -> Bundle:
         """The loaded bundle ``name``, loading it on the first call only.
 
         Raises:
@@ -103,18 +94,14 @@ class BundleCatalogue:
         self.check(name)
         with self._lock:
             if name not in self._loaded:
-                self._loaded[name] = _loaded_bundle(self._sources[name], self._device, self._backend)
+                self._loaded[name] = load_bundle(self._sources[name], self._device, backend=self._backend)
             return self._loaded[name]
 
 
-def denoise_volume(bundle: LoadedBundle, volume: np.ndarray) -> np.ndarray:
-    """Denoise a ``(C, X, Y, N)`` float32 volume in its own units, as ``medden denoise`` does.
-
-    The bundle's intensity percentiles and smoothing apply
-    (:func:`medden.inference.denoise_image`). A grey bundle denoises a colour image's
-    channels as slices of one grey volume (one intensity range, so colours keep their
-    balance), as :class:`medden.bundle.denoisers.BundleDenoiser` does for a 2D image. A bundle whose
-    inferer takes 2D images runs slice by slice.
+def denoise_volume(bundle: Bundle, volume: np.ndarray) -> np.ndarray:
+    """Denoise a ``(C, H, W, D)`` float32 volume in its own units, as ``medden denoise`` does
+    (:meth:`medden.bundle.Bundle.denoise`: a grey bundle takes the channels of a colour image
+    as slices of one grey volume).
 
     Returns:
         float32, the shape of ``volume``.
@@ -123,25 +110,8 @@ def denoise_volume(bundle: LoadedBundle, volume: np.ndarray) -> np.ndarray:
         UploadError: 422, an RGB bundle and an image with another number of channels.
         ValueError: ``volume`` holds NaN or inf.
     """
-    channels = volume.shape[0]
-    if bundle.image_channels == 1 and channels > 1:
-        c, x, y, n = volume.shape
-        grey = volume.transpose(1, 2, 3, 0).reshape(1, x, y, n * c)
-        return np.ascontiguousarray(_denoise(bundle, grey).reshape(x, y, n, c).transpose(3, 0, 1, 2))
-    if channels != bundle.image_channels:
-        raise UploadError(422, f"bundle {bundle.name!r} denoises {bundle.image_channels}-channel (RGB) images, but "
-                               f"this image has {channels} channel(s); pick a grey bundle such as {DEFAULT_BUNDLE}.")
-    return _denoise(bundle, volume)
-
-
-def _denoise(bundle: LoadedBundle, volume: np.ndarray) -> np.ndarray:
-    from medden.bundle.denoisers import runs_on_volumes
-    from medden.inference import denoise_image
-
-    def run(image: np.ndarray) -> np.ndarray:
-        out = denoise_image(image, bundle.network, bundle.inferer, bundle.percentiles, smoothing=bundle.smoothing)
-        return np.asarray(out, dtype=np.float32)
-
-    if runs_on_volumes(bundle.inferer):
-        return run(volume)
-    return np.stack([run(volume[..., k]) for k in range(volume.shape[-1])], axis=-1)
+    try:
+        return bundle.denoise(volume)
+    except ChannelError as err:
+        raise UploadError(422, f"bundle {bundle.name!r} denoises {err.expected}-channel (RGB) images, but this image "
+                               f"has {err.got} channel(s); pick a grey bundle such as {DEFAULT_BUNDLE}.") from None

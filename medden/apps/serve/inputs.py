@@ -4,22 +4,21 @@ Accepted (see :data:`ACCEPTED`): a DICOM Part 10 file (single- or multi-frame), 
 holding one DICOM series, a NIfTI-1/2 file (``.nii``, or gzip-compressed ``.nii.gz``) and a
 PNG (grey, 16-bit grey, RGB; alpha is dropped, palettes become RGB). The type comes from the
 bytes, never only from the name: the ``DICM`` marker at byte 128, the zip and PNG signatures,
-the NIfTI header's size and magic (after gunzipping the first bytes of a gzip file).
+the NIfTI header's size and magic (after gunzipping the first bytes of a gzip file), read by
+:func:`medden.io.inputs.file_signature`, as ``medden denoise``'s input dispatcher does.
 
 DICOM goes through :mod:`medden.io`'s folder reader (:func:`~medden.io.plan_dicom_series`,
 :func:`~medden.io.load_dicom_series`), the same path as ``medden denoise``, so the result can
 be written back as a derived series. Reasons for refusing a file come from that reader and
 never quote tag values (no patient identifiers).
 
-Every image comes back as a float32 ``(C, X, Y, N)`` volume: X along an image row, Y down the
-columns, N over slices (1 for a 2D image); C is 1 (grey) or 3 (RGB).
+Every image comes back as a float32 ``(C, H, W, D)`` volume in the package's axis order (see
+:mod:`medden`; D is 1 for a 2D image); C is 1 (grey) or 3 (RGB).
 """
 
 from __future__ import annotations
 
-import gzip
 import shutil
-import struct
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -42,11 +41,8 @@ ACCEPTED = ("a DICOM file (.dcm, single- or multi-frame), a .zip of one DICOM se
 MAX_VOXELS = 64 * 2**20
 #: The most files a DICOM .zip may hold.
 MAX_ZIP_MEMBERS = 4096
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-_ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")  # a local file header, or an empty archive
-_GZIP_MAGIC = b"\x1f\x8b"
-_NIFTI1_MAGICS = (b"n+1\x00", b"ni1\x00")
-_NIFTI2_MAGICS = (b"n+2\x00", b"ni2\x00")
+#: the file signatures (:func:`medden.io.inputs.file_signature`) the viewer reads
+_VIEWER_KINDS = ("dicom", "zip", "nifti", "nifti.gz", "png")
 
 
 @dataclass
@@ -55,7 +51,7 @@ class DecodedImage:
 
     Attributes:
         kind: ``"dicom"`` (a file or a zip of one series), ``"nifti"`` or ``"png"``.
-        volume: float32 ``(C, X, Y, N)`` in the file's own units (modality units for DICOM).
+        volume: float32 ``(C, H, W, D)`` in the file's own units (modality units for DICOM).
         affine: 4x4 float64 RAS voxel-to-world matrix (the identity for PNG).
         flat: a 2D image (PNG, 2D NIfTI): its NIfTI download is 2D too.
         series: the DICOM series (headers for the derived series), for ``kind == "dicom"``.
@@ -72,15 +68,6 @@ class DecodedImage:
     notes: list[str] = field(default_factory=list)
 
 
-def _is_nifti_header(head: bytes) -> bool:
-    for order in "<>":
-        if len(head) >= 348 and struct.unpack(order + "i", head[:4])[0] == 348 and head[344:348] in _NIFTI1_MAGICS:
-            return True
-        if len(head) >= 540 and struct.unpack(order + "i", head[:4])[0] == 540 and head[4:8] in _NIFTI2_MAGICS:
-            return True
-    return False
-
-
 def detect_kind(path: Path, filename: str) -> str:
     """What the file at ``path`` holds, from its first bytes: ``"dicom"``, ``"zip"``, ``"nifti"``,
     ``"nifti.gz"`` or ``"png"``.
@@ -93,27 +80,17 @@ def detect_kind(path: Path, filename: str) -> str:
         UploadError: 415 for anything else (the message lists the accepted types); 422 for a
             gzip file named ``.nii.gz`` that does not decompress.
     """
-    with path.open("rb") as f:
-        head = f.read(544)
-    if head.startswith(_PNG_SIGNATURE):
-        return "png"
-    if head[128:132] == b"DICM":
-        return "dicom"
-    if head.startswith(_ZIP_SIGNATURES):
-        return "zip"
-    if _is_nifti_header(head):
-        return "nifti"
-    if head.startswith(_GZIP_MAGIC):
-        try:
-            with gzip.open(path, "rb") as f:
-                inner = f.read(544)
-        except (OSError, EOFError, zlib.error) as err:
-            if filename.lower().endswith(".nii.gz"):
-                raise UploadError(422, f"this .nii.gz file is corrupt: its gzip stream does not decompress "
-                                       f"({type(err).__name__}); export the NIfTI file again.") from None
-            inner = b""
-        if _is_nifti_header(inner):
-            return "nifti.gz"
+    from medden.io.inputs import file_signature
+
+    try:
+        kind = file_signature(path)
+    except ValueError as err:  # a gzip stream that does not decompress
+        if filename.lower().endswith(".nii.gz"):
+            raise UploadError(422, f"this .nii.gz file is corrupt: its gzip stream does not decompress "
+                                   f"({type(err.__cause__).__name__}); export the NIfTI file again.") from None
+        kind = None
+    if kind in _VIEWER_KINDS:
+        return kind
     suffix = "".join(Path(filename).suffixes[-2:]).lower() or "no extension"
     raise UploadError(415, f"this file ({suffix}) is not a type the viewer reads: its content is not DICOM "
                            f"(no 'DICM' marker at byte 128), NIfTI, PNG or zip. Upload {ACCEPTED}.")
@@ -251,5 +228,5 @@ def _read_png(path: Path) -> DecodedImage:
     except Exception as err:  # Pillow raises many types on damaged files
         raise UploadError(422, f"this PNG file is damaged or truncated and could not be decoded "
                                f"({type(err).__name__}); save the image again.") from None
-    volume = pixels.T[None] if pixels.ndim == 2 else pixels.transpose(2, 1, 0)  # (C, X, Y): X along a row
+    volume = pixels.T[None] if pixels.ndim == 2 else pixels.transpose(2, 1, 0)  # (C, H, W): H along a row
     return DecodedImage("png", np.ascontiguousarray(volume[..., None]), np.eye(4), flat=True, png_bits=bits)

@@ -6,7 +6,7 @@ mid-grey means no change) and the downloads as bytes. Slices are encoded as PNG 
 :class:`JobStore` keeps the most recent jobs, up to a count and a byte budget; nothing a job
 holds is ever on disk, so a request's temporary folder can go as soon as it returns.
 
-Display volumes are uint8 ``(N, Y, X)`` (grey) or ``(N, Y, X, 3)`` (RGB): slice ``k`` as a
+Display volumes are uint8 ``(D, W, H)`` (grey) or ``(D, W, H, 3)`` (RGB): slice ``k`` as a
 viewer shows it, rows down the image.
 """
 
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from medden.apps.serve.errors import UploadError
+from medden.core.validation import check_int
 
 if TYPE_CHECKING:
     from medden.io import DicomSeries
@@ -79,9 +80,7 @@ class JobStore:
     """
 
     def __init__(self, max_jobs: int = 8, max_bytes: int = 1 << 30) -> None:
-        if max_jobs < 1 or max_bytes < 1:
-            raise ValueError(f"max_jobs and max_bytes must be >= 1, got {max_jobs} and {max_bytes}.")
-        self.max_jobs, self.max_bytes = max_jobs, max_bytes
+        self.max_jobs, self.max_bytes = check_int(max_jobs, "max_jobs"), check_int(max_bytes, "max_bytes")
         self._jobs: OrderedDict[str, Job] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -101,7 +100,7 @@ class JobStore:
 
 
 def _to_display(volume: np.ndarray) -> np.ndarray:
-    """``(C, X, Y, N)`` -> ``(N, Y, X)`` for one channel, ``(N, Y, X, 3)`` for three; other channel
+    """``(C, H, W, D)`` -> ``(D, W, H)`` for one channel, ``(D, W, H, 3)`` for three; other channel
     counts are averaged to grey."""
     if volume.shape[0] == 3:
         return volume.transpose(3, 2, 1, 0)
@@ -118,7 +117,7 @@ def display_volumes(noisy: np.ndarray, denoised: np.ndarray) -> tuple[dict[str, 
     """The three views of a job as uint8 display volumes, and the windows used.
 
     Args:
-        noisy: the input, float ``(C, X, Y, N)``.
+        noisy: the input, float ``(C, H, W, D)``.
         denoised: the result, same shape and units.
 
     Returns:
@@ -158,7 +157,7 @@ def dicom_zip(series: DicomSeries, denoised: np.ndarray, folder: Path, model: st
 
     Args:
         series: the source :class:`~medden.io.DicomSeries`.
-        denoised: ``(C, X, Y, N)`` in modality units, the shape of ``series.volume``.
+        denoised: ``(C, H, W, D)`` in modality units, the shape of ``series.volume``.
         folder: an empty folder of the request, outside the source files' folder; the
             series is written there, then read into the zip.
         model: the bundle name recorded in the derivation.
@@ -179,7 +178,7 @@ def dicom_zip(series: DicomSeries, denoised: np.ndarray, folder: Path, model: st
 
 
 def nifti_bytes(denoised: np.ndarray, affine: np.ndarray, flat: bool, path: Path) -> bytes:
-    """``denoised`` (``(C, X, Y, N)``) as ``.nii.gz`` bytes with ``affine``; a 2D image when
+    """``denoised`` (``(C, H, W, D)``) as ``.nii.gz`` bytes with ``affine``; a 2D image when
     ``flat`` (N is 1). ``path`` is a scratch file in the request's folder."""
     from medden.io import write_nifti
 
@@ -188,7 +187,7 @@ def nifti_bytes(denoised: np.ndarray, affine: np.ndarray, flat: bool, path: Path
 
 
 def png_bytes(denoised: np.ndarray, bits: int) -> bytes:
-    """A one-slice ``(C, X, Y, 1)`` image as a PNG of ``bits`` (8 or 16) per sample, rounded and
+    """A one-slice ``(C, H, W, 1)`` image as a PNG of ``bits`` (8 or 16) per sample, rounded and
     clipped to ``[0, 2**bits - 1]``: grey for one channel, RGB for three."""
     from PIL import Image
 

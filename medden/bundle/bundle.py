@@ -1,0 +1,132 @@
+"""A loaded bundle as one object: ``bundle.denoise(image)``, and what a caller records about it.
+
+:func:`medden.bundle.loading.load_bundle` makes a :class:`Bundle`; callers denoise with it and
+record its ``name``, ``backend`` and ``parameters`` (they enter derived DICOM UIDs), without
+taking its network and inferer apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = ["Bundle", "ChannelError", "runs_on_volumes"]
+
+
+class ChannelError(ValueError):
+    """An image whose channel count an RGB (or other multi-channel) bundle does not take.
+
+    Attributes:
+        expected: the bundle's ``image_channels``.
+        got: the image's channel count.
+    """
+
+    def __init__(self, bundle: str, expected: int, got: int) -> None:
+        super().__init__(f"bundle {bundle!r} takes {expected}-channel images, got {got} channel(s); give it "
+                         f"{expected}-channel images, or use a grey bundle (image_channels 1), which takes any.")
+        self.expected, self.got = expected, got
+
+
+def runs_on_volumes(inferer: Callable) -> bool:
+    """Whether a bundle's inferer (or one it wraps) is a ``SliceInferer``, i.e. takes
+    ``(B, C, H, W, D)`` volumes; else it takes ``(B, C, H, W)`` images."""
+    from monai.inferers import SliceInferer
+
+    while inferer is not None:
+        if isinstance(inferer, SliceInferer):
+            return True
+        inferer = getattr(inferer, "base_inferer", None)
+    return False
+
+
+@dataclass
+class Bundle:
+    """A trained bundle ready for inference (made by :func:`~medden.bundle.loading.load_bundle`).
+
+    Attributes:
+        name: the folder name and the metadata version, e.g. ``"general_denoiser 1.2.0"``.
+        root: the bundle folder.
+        network: the PyTorch network in eval mode, or its exported stand-in, called alike
+            (``(B, C, H, W)`` float32 in [0, 1] units, same shape out).
+        inferer: the config's ``inferer`` (``inferer(batch, network)``).
+        parameters: what changes the pixels (refinement settings, percentiles, smoothing, an
+            exported backend), recorded in derived series and their UIDs.
+        percentiles: the intensity percentiles mapped to [0, 1] before the network (the
+            config's ``intensity_percentiles``), measured after a ``smoothing`` x ``smoothing``
+            box mean (``intensity_smoothing``; 0 = on the image itself).
+        smoothing: see ``percentiles``.
+        image_channels: channels of one image for the network (1 grey, 3 RGB).
+        backend: what runs the network, one of :data:`medden.bundle.exports.BACKENDS`.
+    """
+
+    name: str
+    root: Path
+    network: torch.nn.Module
+    inferer: Callable
+    parameters: dict[str, Any]
+    percentiles: tuple[float, float] = (0.0, 100.0)
+    smoothing: int = 0
+    image_channels: int = 1
+    backend: str = "torch"
+
+    @property
+    def runs_on_volumes(self) -> bool:
+        """Whether the inferer takes whole volumes (see :func:`runs_on_volumes`); else slices run one by one."""
+        return runs_on_volumes(self.inferer)
+
+    def denoise(self, image: Any) -> np.ndarray:
+        """Denoise one image in its own units, as ``medden denoise`` does.
+
+        The bundle's intensity percentiles and smoothing apply
+        (:func:`medden.inference.denoise_image`). A grey bundle denoises the channels of a
+        multi-channel image as slices of one grey volume (one intensity range, so colours
+        keep their balance); a bundle whose inferer takes 2D images runs slice by slice.
+
+        Args:
+            image: ``(C, H, W)`` or ``(C, H, W, D)``, numpy or torch (on the CPU), finite,
+                in modality units; only read.
+
+        Returns:
+            float32 numpy array of ``image``'s shape, in its units.
+
+        Raises:
+            ChannelError: a bundle of ``image_channels`` > 1 and an image with another count.
+            ValueError: ``image`` is not ``(C, H, W[, D])`` or holds NaN or inf.
+        """
+        from medden.core.validation import check_finite  # torch loads with the first image
+
+        image = np.asarray(image, np.float32)
+        if image.ndim not in (3, 4):
+            raise ValueError(f"image must be (C, H, W) or (C, H, W, D), got shape {image.shape}.")
+        check_finite(image, "image")
+        flat = image.ndim == 3
+        volume = image[..., None] if flat else image
+        channels = volume.shape[0]
+        if self.image_channels == 1 and channels > 1:
+            _, x, y, n = volume.shape
+            grey = volume.transpose(1, 2, 3, 0).reshape(1, x, y, n * channels)
+            out = self._volume(grey).reshape(x, y, n, channels).transpose(3, 0, 1, 2)
+        elif channels != self.image_channels:
+            raise ChannelError(self.name, self.image_channels, channels)
+        else:
+            out = self._volume(volume)
+        return np.ascontiguousarray(out[..., 0] if flat else out)
+
+    def _volume(self, volume: np.ndarray) -> np.ndarray:
+        """Denoise a ``(C, H, W, D)`` volume of the bundle's channel count, whole or slice by slice."""
+        if self.runs_on_volumes:
+            return self._image(volume)
+        return np.stack([self._image(volume[..., k]) for k in range(volume.shape[-1])], axis=-1)
+
+    def _image(self, image: np.ndarray) -> np.ndarray:
+        from medden.inference import denoise_image
+
+        out = denoise_image(image, self.network, self.inferer, self.percentiles, smoothing=self.smoothing)
+        return np.asarray(out, np.float32)
