@@ -108,7 +108,7 @@ def bundle_rows(bundle: str, work: Path) -> dict:
     from medden.bundle.exports import BACKENDS
     from medden.bundle.layout import EXPORT_RECORD, EXPORTED_FILES, WEIGHTS
     from medden.bundle import resolve_bundle
-    from medden.bundle.denoisers import BundleDenoiser
+    from medden.bundle.denoiser_interface import BundleDenoiser
     from medden.apps.export import export_bundle
 
     copy = work / bundle

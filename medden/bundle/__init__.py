@@ -18,7 +18,7 @@ One module per job:
 * :mod:`~medden.bundle.backends`: running an exported network (TorchScript, ONNX, int8 ONNX).
 * :mod:`~medden.bundle.loading`: :func:`load_bundle`, the one loader, and :func:`bundle_network`.
 * :mod:`~medden.bundle.bundle`: the :class:`Bundle` object and its ``denoise``.
-* :mod:`~medden.bundle.denoisers`: a bundle or a classical anchor as ``denoiser(image)``.
+* :mod:`~medden.bundle.denoiser_interface`: a bundle or a classical anchor as ``denoiser(image)``.
 
 Importing this package loads neither torch nor MONAI (the command line stays fast); they load
 with the first bundle.

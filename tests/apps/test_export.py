@@ -12,7 +12,7 @@ import torch
 from medden.apps.cli import main
 from medden.apps.export import CALIBRATION_NOISES, corrupted_windows, export_bundle
 from medden.bundle import load_bundle, shipped_bundles
-from medden.bundle.denoisers import BundleDenoiser
+from medden.bundle.denoiser_interface import BundleDenoiser
 from medden.bundle.exports import is_current, read_export_record
 from medden.bundle.layout import EXPORTED_FILES
 

@@ -14,7 +14,7 @@ import medden.bundle.loading
 from medden.apps.export import export_bundle
 from medden.bundle import load_bundle, shipped_bundles
 from medden.bundle.backends import OnnxNetwork, load_exported_network
-from medden.bundle.denoisers import BundleDenoiser
+from medden.bundle.denoiser_interface import BundleDenoiser
 from medden.bundle.exports import BACKENDS, auto_choice, checked_export, choose_backend, current_exports, is_current, read_export_record
 from medden.bundle.layout import EXPORTED_FILES
 from medden.io import save_checkpoint

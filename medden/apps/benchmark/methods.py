@@ -6,7 +6,7 @@
   transform with the true lambda) and estimate it otherwise (Bernoulli, k-space), as a user
   without a noise model would.
 * **medden's shipped bundles**, each on the noise it was trained for, run exactly as
-  ``medden denoise`` runs them (:class:`~medden.bundle.denoisers.BundleDenoiser`); grey bundles
+  ``medden denoise`` runs them (:class:`~medden.bundle.denoiser_interface.BundleDenoiser`); grey bundles
   denoise RGB images channel by channel. The k-space bundle reconstructs from the measured
   samples with data consistency.
 * **Supervised networks** (bundle ``supervised_baseline``) trained with clean targets: the
@@ -112,7 +112,7 @@ def anchor_methods(noises: tuple[str, ...], include_bm3d: bool = True) -> list[M
 def bundle_method(bundle: str | os.PathLike, name: str, noises: tuple[str, ...], kind: str = "medden",
                   overrides: dict | None = None) -> Method:
     """A bundle run as ``medden denoise`` runs it, on ``noises``."""
-    from medden.bundle.denoisers import BundleDenoiser
+    from medden.bundle.denoiser_interface import BundleDenoiser
 
     denoiser = BundleDenoiser(bundle, device="cpu", name=name, overrides=overrides)
     channels = None if denoiser.bundle.image_channels == 1 else denoiser.bundle.image_channels

@@ -11,7 +11,7 @@ and the result is a float32 array of the same shape; the input is never modified
 * :func:`make_denoiser` builds either kind by name.
 
 Example:
-    >>> from medden.bundle.denoisers import make_denoiser
+    >>> from medden.bundle.denoiser_interface import make_denoiser
     >>> make_denoiser("tv").name
     'TV'
 """

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from medden.bundle.denoisers import BundleDenoiser, make_denoiser
+from medden.bundle.denoiser_interface import BundleDenoiser, make_denoiser
 
 
 def _rgb():
