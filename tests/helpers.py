@@ -183,3 +183,20 @@ class Halve(torch.nn.Module):
 
     def forward(self, x):
         return x / 2 + self.dummy
+
+
+def write_ct_series(folder, n: int = 3) -> str:
+    """A small CT series made from CT_small: n slices, new UIDs, positions 2 mm apart, no .dcm suffix."""
+    folder.mkdir(parents=True, exist_ok=True)
+    datasets = ct_series_datasets(n)
+    for k, ds in enumerate(datasets):
+        ds.save_as(folder / f"img{n - k}")
+    return datasets[0].SeriesInstanceUID
+
+
+def file_digests(folder) -> dict[str, str]:
+    """SHA-256 of every file below ``folder``, by relative path (to prove inputs are untouched)."""
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}

@@ -66,6 +66,20 @@ def test_imports_point_down_and_take_no_private_names(path):
             assert not private, f"{where}: private names {private}"
 
 
+def _callers() -> list[Path]:
+    root = PACKAGE.parent
+    return sorted([*root.glob("scripts/*.py"), *(p for p in root.glob("tests/**/*.py") if "__pycache__" not in p.parts)])
+
+
+@pytest.mark.parametrize("path", _callers(), ids=lambda p: str(p.relative_to(PACKAGE.parent)))
+def test_scripts_and_tests_take_no_private_names_from_other_modules(path):
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            private = [a.name for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+            hidden = [part for part in node.module.split(".") if part.startswith("_") and not part.startswith("__")]
+            assert not private and not hidden, f"{path.name}:{node.lineno} imports {node.module} {private}"
+
+
 def test_the_rule_catches_an_upward_and_a_private_import(tmp_path):
     bad = tmp_path / "bad.py"
     bad.write_text("from medden.apps.cli import main\nfrom medden.io.files import _hidden\n")

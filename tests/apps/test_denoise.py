@@ -2,7 +2,6 @@
 batch size and bundle intensity percentiles through a run, and reading ahead (loading a bundle:
 tests/bundle/test_loading.py)."""
 
-import hashlib
 import json
 import shutil
 import threading
@@ -22,7 +21,7 @@ from medden.apps.batch_denoise import denoise_path
 from medden.bundle import load_bundle
 from medden.inference import denoise_image
 
-from helpers import bundle_variant, ct_series_datasets
+from helpers import bundle_variant, file_digests, write_ct_series
 
 BUNDLE = Path(__file__).resolve().parents[2] / "bundles" / "recorruption_ixi_bernoulli"
 
@@ -32,30 +31,16 @@ def bundle():
     return load_bundle(BUNDLE, device="cpu")
 
 
-def _ct_series(folder: Path, n: int = 3) -> str:
-    """A small CT series made from CT_small: n slices, new UIDs, positions 2 mm apart, no .dcm suffix."""
-    folder.mkdir(parents=True, exist_ok=True)
-    datasets = ct_series_datasets(n)
-    for k, ds in enumerate(datasets):
-        ds.save_as(folder / f"img{n - k}")
-    return datasets[0].SeriesInstanceUID
-
-
-def _digest(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
 def test_denoise_dicom_folder_end_to_end(tmp_path, bundle):
     src = tmp_path / "in"
-    ct_uid = _ct_series(src / "ct" / "nested")
+    ct_uid = write_ct_series(src / "ct" / "nested")
     shutil.copy(get_testdata_file("MR_small.dcm"), src / "mr.dcm")
     shutil.copy(get_testdata_file("MR_truncated.dcm"), src / "broken.dcm")
     (src / "notes.txt").write_text("not dicom")
-    before = _digest(src)
+    before = file_digests(src)
 
     report = denoise_path(src, tmp_path / "out", bundle)
-    assert _digest(src) == before  # inputs untouched
+    assert file_digests(src) == before  # inputs untouched
     assert report["input_kind"] == "dicom" and report["processed"] == 2 and report["failed"] == 0
     assert any("broken.dcm" in s["path"] for s in report["skipped"])
     written = sorted((tmp_path / "out" / "dicom").rglob("*.dcm"))
@@ -78,19 +63,19 @@ def test_denoise_dicom_folder_end_to_end(tmp_path, bundle):
 
 def test_rerun_resumes_without_duplicates(tmp_path, bundle):
     src = tmp_path / "in"
-    _ct_series(src)
+    write_ct_series(src)
     denoise_path(src, tmp_path / "out", bundle)
-    first = _digest(tmp_path / "out" / "dicom")
+    first = file_digests(tmp_path / "out" / "dicom")
     report = denoise_path(src, tmp_path / "out", bundle)
     assert [r["status"] for r in report["series"]] == ["done (resumed, skipped)"]
-    assert _digest(tmp_path / "out" / "dicom") == first
+    assert file_digests(tmp_path / "out" / "dicom") == first
     report = denoise_path(src, tmp_path / "out", bundle, resume=False)
     assert [r["status"] for r in report["series"]] == ["done"]
-    assert set(_digest(tmp_path / "out" / "dicom")) == set(first)  # same files again, no duplicate series
+    assert set(file_digests(tmp_path / "out" / "dicom")) == set(first)  # same files again, no duplicate series
 
 
 def test_output_inside_input_is_refused(tmp_path, bundle):
-    _ct_series(tmp_path / "in")
+    write_ct_series(tmp_path / "in")
     with pytest.raises(ValueError, match="lies inside the input folder"):
         denoise_path(tmp_path / "in", tmp_path / "in" / "out", bundle)
     with pytest.raises(ValueError, match="lies inside output"):
@@ -113,7 +98,7 @@ def test_denoise_nifti_file_keeps_affine(tmp_path, bundle):
 
 
 def test_cli_exit_codes(tmp_path, capsys):
-    _ct_series(tmp_path / "in")
+    write_ct_series(tmp_path / "in")
     by_name = ["--bundle", "recorruption_ixi_bernoulli", "--device", "cpu", "--batch-size", "2"]
     assert main(["denoise", str(tmp_path / "in"), str(tmp_path / "out"), *by_name]) == 0
     assert "1 done, 0 failed" in capsys.readouterr().out
@@ -138,7 +123,7 @@ def test_torchrun_shards_series_across_two_processes(tmp_path):
     import sys
 
     src = tmp_path / "in"
-    uids = [_ct_series(src / f"s{i}", n=2) for i in range(3)]
+    uids = [write_ct_series(src / f"s{i}", n=2) for i in range(3)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m", "medden.apps.cli",
@@ -163,7 +148,7 @@ def _network_batches(bundle) -> list[int]:
 
 
 def test_batch_size_sets_slices_per_network_call(tmp_path):
-    _ct_series(tmp_path / "in", n=3)
+    write_ct_series(tmp_path / "in", n=3)
     default = load_bundle(BUNDLE, device="cpu")
     assert default.inferer.base_inferer.sw_batch_size == 8  # the bundle's own
     calls = _network_batches(default)
@@ -180,7 +165,7 @@ def test_batch_size_sets_slices_per_network_call(tmp_path):
     assert len(pixels["out_single"]) == 3  # same files (same derived UIDs), same pixels up to rounding
     for one, eight in zip(pixels["out_single"], pixels["out_default"], strict=True):
         np.testing.assert_allclose(one.astype(int), eight.astype(int), atol=1)
-    assert _digest(tmp_path / "out_single" / "dicom").keys() == _digest(tmp_path / "out_default" / "dicom").keys()
+    assert file_digests(tmp_path / "out_single" / "dicom").keys() == file_digests(tmp_path / "out_default" / "dicom").keys()
 
 
 def test_bundle_intensity_percentiles_are_used(tmp_path, monkeypatch):
@@ -210,14 +195,14 @@ def test_bundle_intensity_percentiles_are_used(tmp_path, monkeypatch):
         return denoise_image(image, network, inferer, percentiles, device, smoothing)
 
     monkeypatch.setattr(medden.inference, "denoise_image", recording)
-    _ct_series(tmp_path / "dicom_in" / "a", n=2)
-    _ct_series(tmp_path / "dicom_in" / "b", n=2)
+    write_ct_series(tmp_path / "dicom_in" / "a", n=2)
+    write_ct_series(tmp_path / "dicom_in" / "b", n=2)
     report = denoise_path(tmp_path / "dicom_in", tmp_path / "dicom_out", bundle)
     assert report["processed"] == 2 and seen == [(0.5, 99.5), (0.5, 99.5)]
 
 
 def test_next_series_is_read_while_the_current_one_is_denoised(tmp_path, bundle, monkeypatch):
-    uids = sorted(_ct_series(tmp_path / "in" / f"s{i}", n=2) for i in range(3))
+    uids = sorted(write_ct_series(tmp_path / "in" / f"s{i}", n=2) for i in range(3))
     read_threads: dict[str, str] = {}
     second_read_started = threading.Event()
     overlapped = []
@@ -244,7 +229,7 @@ def test_next_series_is_read_while_the_current_one_is_denoised(tmp_path, bundle,
 
 
 def test_a_series_that_fails_to_read_is_reported_and_the_run_goes_on(tmp_path, bundle, monkeypatch):
-    uids = sorted(_ct_series(tmp_path / "in" / f"s{i}", n=2) for i in range(3))
+    uids = sorted(write_ct_series(tmp_path / "in" / f"s{i}", n=2) for i in range(3))
     load = medden.io.load_dicom_series
 
     def failing(plan):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from test_denoise import _ct_series, _digest
+from helpers import file_digests, write_ct_series
 
 import medden.io
 import medden.io.derived_series
@@ -50,7 +50,7 @@ def _check_final_state(src: Path, out: Path, uids: list[str], inputs_before: dic
     assert leftovers == []  # atomic_write's temporary files are ".<stem>.<random>.tmp<suffix>"
     manifest = json.loads((out / "medden_manifest.json").read_text())
     assert sorted(manifest) == uids and all(row["status"] == "done" for row in manifest.values())
-    assert _digest(src) == inputs_before
+    assert file_digests(src) == inputs_before
 
 
 def _killed_in_second_series(monkeypatch) -> None:
@@ -81,8 +81,8 @@ def _killed_in_second_series(monkeypatch) -> None:
 
 def test_run_killed_mid_series_then_rerun_completes_the_rest(tmp_path, bundle, monkeypatch):
     src, out = tmp_path / "in", tmp_path / "out"
-    uids = sorted(_ct_series(src / f"s{i}", n=SLICES) for i in range(3))
-    inputs_before = _digest(src)
+    uids = sorted(write_ct_series(src / f"s{i}", n=SLICES) for i in range(3))
+    inputs_before = file_digests(src)
 
     with monkeypatch.context() as patch:
         _killed_in_second_series(patch)
@@ -114,8 +114,8 @@ def _finished_series(out: Path) -> list[str]:
 
 def test_sigkilled_process_then_rerun_completes_the_rest(tmp_path, bundle):
     src, out = tmp_path / "in", tmp_path / "out"
-    uids = sorted(_ct_series(src / f"s{i}", n=SLICES) for i in range(4))
-    inputs_before = _digest(src)
+    uids = sorted(write_ct_series(src / f"s{i}", n=SLICES) for i in range(4))
+    inputs_before = file_digests(src)
     command = [sys.executable, "-m", "medden.apps.cli", "denoise", str(src), str(out),
                "--bundle", "recorruption_ixi_bernoulli", "--device", "cpu", "--batch-size", "1"]
     process = subprocess.Popen(command, env=dict(os.environ, OMP_NUM_THREADS="1"),
