@@ -356,7 +356,7 @@ def _code(value: str, scheme: str, meaning: str) -> Dataset:
     return item
 
 
-def _copy_header(header: Dataset) -> Dataset:
+def copy_header(header: Dataset) -> Dataset:
     """A copy as a plain Dataset (no file meta) ready to be written little endian.
 
     Each element is copied on its own (sequences deeply, the rest shallowly: their values are
@@ -387,7 +387,7 @@ def _derived_type(value: object, second: str) -> list[str]:
 
 def _derived_dataset(header: Dataset, derivation: _Derivation, *, enhanced: bool) -> Dataset:
     """The source header as a new instance of the derived series (no pixel data yet)."""
-    ds = _copy_header(header)
+    ds = copy_header(header)
     for keyword in _STALE:
         if keyword in ds:
             del ds[keyword]

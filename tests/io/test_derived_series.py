@@ -23,7 +23,7 @@ import medden
 from medden.io import dicom_affine, read_dicom_image, write_derived_series
 from medden.io.derived_series import (
     DERIVATION_CODE,
-    _copy_header,
+    copy_header,
     EQUIPMENT_PURPOSE_CODE,
     SERIES_NUMBER_OFFSET,
     SOURCE_PURPOSE_CODE,
@@ -348,7 +348,7 @@ def test_big_endian_header_binary_values_converted():
     """OW values of a big-endian source are byte-swapped for the little-endian output."""
     big = pydicom.dcmread(get_testdata_file("OBXXXX1A_expb.dcm"), stop_before_pixels=True)
     little = pydicom.dcmread(get_testdata_file("OBXXXX1A.dcm"), stop_before_pixels=True)
-    copied = _copy_header(big)
+    copied = copy_header(big)
     for colour in ("Red", "Green", "Blue"):
         keyword = f"{colour}PaletteColorLookupTableData"
         assert copied[keyword].value == little[keyword].value != big[keyword].value
