@@ -161,6 +161,10 @@ def _identify_folder(folder: Path) -> InputSource:
     known = set(nifti) | set(images)
     others = [p for p in files if p not in known] if known else []
     dicom = [p for p in others if _is_dicom_file(p)]
+    if images and not nifti and (dicom or any(p.is_dir() for p in entries)):
+        # a DICOM export with loose PNG/TIFF files (thumbnails, screenshots): the DICOM reader skips
+        # and reports them, as it does any file that is not DICOM
+        images = []
     found = {name: group for name, group in (("NIfTI", nifti), ("PNG/TIFF", images), ("DICOM", dicom)) if group}
     if len(found) > 1:
         counts = ", ".join(f"{len(group)} {name}" for name, group in found.items())

@@ -66,6 +66,15 @@ def test_folders(tmp_path):
     assert source.kind.is_dicom and not source.kind.is_nifti
 
 
+def test_a_dicom_export_with_loose_images_is_a_dicom_folder(tmp_path):
+    flat, nested = tmp_path / "flat", tmp_path / "nested"
+    flat.mkdir(), (nested / "series1").mkdir(parents=True)
+    _dicom(flat / "IM0001"), _png(flat / "thumbnail.png")
+    _dicom(nested / "series1" / "IM0001"), _png(nested / "screenshot.png")
+    assert identify_input(flat).kind is InputKind.DICOM_FOLDER
+    assert identify_input(nested).kind is InputKind.DICOM_FOLDER
+
+
 def test_unknown_empty_and_mixed_inputs_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing' does not exist"):
         identify_input(tmp_path / "missing")
