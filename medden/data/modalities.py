@@ -173,8 +173,8 @@ def general_test_images(brain_slices: int = 3) -> list[ModalityImage]:
     """Held-out clean test images, one group per modality, none seen in training by the
     general-purpose models (``general_denoiser``, ``n2n_image``, ``supervised_baseline``).
 
-    The radiograph window overlaps the region bundle ``recorruption_jsrt_poisson`` trains on
-    (see :func:`benchmark_images`).
+    The radiograph window overlaps the region bundle ``recorruption_jsrt_poisson`` trains on;
+    :func:`benchmark_images` tests chest X-ray on that bundle's test region instead.
 
     Brain MR: ``brain_slices`` evenly spaced slices of the MNI test slab, whole
     (``(1, 197, 233)``); the others: the centre 256 x 256 window of a held-out image.
@@ -197,16 +197,15 @@ BENCHMARK_MODALITIES = ("brain MR", "shoulder MR", "head CT", "chest X-ray", "hi
 def benchmark_images(brain_slices: int = 3) -> list[ModalityImage]:
     """Clean test images of ``medden benchmark``: one group per :data:`BENCHMARK_MODALITIES`.
 
-    Brain MR and head CT as in :func:`general_test_images`, trained on by no shipped bundle;
-    shoulder MR is the held-out column strip (the last 20 % of columns, used only for
-    validation) of ``MR2_UNCR`` at its full 1024 x 1024 resolution (the general denoiser trained
-    on the other 80 % at half size), ``(1, 205, 256)``; chest X-ray is the centre 256 x 256
-    window of ``RG1_UNCR`` at 1/4 size (:func:`general_test_images`). **That window is not held
-    out from bundle** ``recorruption_jsrt_poisson``: half of it lies in the region that bundle
-    trains on (the top half of the same plane, :func:`medden.data.jsrt.chest_regions`), a
-    quarter in its validation region and a quarter in its test region, so that bundle's chest
-    X-ray scores are partly in-sample (``tests/data/test_benchmark_images.py`` measures it).
-    Every other bundle's default training data excludes it. Histology is the centre
+    None was trained on by any shipped bundle (by its default training data): brain MR and
+    head CT as in :func:`general_test_images`; shoulder MR is the held-out column strip (the
+    last 20 % of columns, used only for validation) of ``MR2_UNCR`` at its full 1024 x 1024
+    resolution (the general denoiser trained on the other 80 % at half size), ``(1, 205, 256)``;
+    chest X-ray is the test region of bundle ``recorruption_jsrt_poisson``
+    (:func:`medden.data.jsrt.chest_regions`: the bottom right quarter of ``RG1_UNCR`` at 1/4
+    size as a viewer shows it, ``(1, 230, 244)``), since that bundle trains on the top half of
+    the same plane and validates on the bottom left quarter (the centre window of
+    :func:`general_test_images` would be half in its training region). Histology is the centre
     256 x 256 window of the right half of scikit-image's IHC image in RGB, ``(3, 256, 256)``,
     scaled by the robust range of all three channels together (``recorruption_camelyon_gaussian`` trains on the left half;
     the window's top half lies in the region it validates on, its bottom half in its test
@@ -216,8 +215,11 @@ def benchmark_images(brain_slices: int = 3) -> list[ModalityImage]:
     images = [item for item in tests if item.modality == "brain MR"]
     shoulder = column_split(_unit(_load_plane(_Source("MR", "MR2_UNCR.dcm"))), "val")
     images.append(ModalityImage("shoulder MR", "MR2_UNCR held-out columns", centre_window(shoulder)))
-    renamed = {"CT": "head CT", "radiograph": "chest X-ray"}
-    images += [ModalityImage(renamed[item.modality], item.name, item.image) for item in tests if item.modality in renamed]
+    images += [ModalityImage("head CT", item.name, item.image) for item in tests if item.modality == "CT"]
+    from medden.data.jsrt import chest_images
+
+    images.append(ModalityImage("chest X-ray", "RG1_UNCR.dcm bottom right quarter (the JSRT bundle's test region)",
+                                chest_images("test")[0]))
     rgb = histology_rgb()
     images.append(ModalityImage("histology", "immunohistochemistry right half (RGB)",
                                 centre_window(rgb[:, rgb.shape[1] // 2:])))
