@@ -26,6 +26,7 @@ PAGES = {
     "direct_denoiser.md": ("benchmark_direct_denoiser", "direct_denoiser.json"),
     "flow_prior.md": ("benchmark_flow_prior", "flow_prior.json"),
     "general_denoiser.md": ("benchmark_general_denoiser", "general_denoiser.json"),
+    "harm_flags.md": ("calibrate_harm_flags", "harm_flags.json"),
     "n2n.md": ("benchmark_n2n", "n2n.json"),
     "real_noisy_mr.md": ("real_noisy_mr", "real_noisy_mr.json"),
     "recorruption_camelyon.md": ("benchmark_recorruption_seed", "recorruption_camelyon.json"),
