@@ -4,7 +4,9 @@ One call turns one :class:`~medden.io.dicom_types.DicomSeries` and its denoised 
 one new series in the same study, patient and frame of reference. Every source attribute is
 kept (geometry, acquisition, private tags, BurnedInAnnotation, LossyImageCompression, the
 pixel encoding and the modality LUT) except those that described the old pixel data or the
-old instance. The new objects are marked as derived as DICOM PS3.3 asks:
+old instance, and, in enhanced objects, the MR pulse-sequence and bulk-motion attributes that
+PS3.3 requires only of ORIGINAL images and dciodvfy rejects on DERIVED ones. The new objects
+are marked as derived as DICOM PS3.3 asks:
 
 * Image Type ``DERIVED\\SECONDARY\\...`` (C.7.6.1.1.2), or ``DERIVED\\PRIMARY\\...`` for
   enhanced multi-frame objects (C.8.16.1), with every Frame Type in the functional groups
@@ -18,10 +20,13 @@ old instance. The new objects are marked as derived as DICOM PS3.3 asks:
   DCM 109103 "Modifying Equipment", added after any the source already lists.
 
 UIDs are new but deterministic: they are hashed from the source UIDs and the derivation
-(method, model, parameters, description suffix, series number), so running the same
-derivation again targets the same files, which are refused unless ``overwrite`` is given,
-instead of adding a duplicate series to the study. Anything that changes the pixels (a new
-model, a new seed) belongs in ``parameters`` so that it also changes the UIDs.
+(method, model, parameters, description suffix, series number, medden's version), so running
+the same derivation again targets the same files, which are refused unless ``overwrite`` is
+given, instead of adding a duplicate series to the study. Anything that changes the pixels
+belongs in ``parameters`` so that it also changes the UIDs: a PACS keeps one object per UID
+and silently drops another with other pixels. :func:`medden.bundle.load_bundle` puts the
+SHA-256 of the weights and of the config there, and the backend, so two models never share
+a UID, even in bundle folders of one name.
 """
 
 from __future__ import annotations
@@ -89,6 +94,32 @@ _STALE = (
     "SourceImageEvidenceSequence",
     "DerivationDescription",
     "DerivationCodeSequence",
+)
+# PS3.3 C.8.13.4 MR Pulse Sequence Module (Table C.8-87; the whole module in the Enhanced MR
+# IODs, A.36) and C.7.6.18.3 Bulk Motion Synchronization: "Required if Image Type Value 1 is
+# ORIGINAL or MIXED. May be present otherwise." dciodvfy reports each one on a DERIVED object
+# as present when it may not be, so enhanced derived objects leave them out; the source they
+# reference keeps them. Classic MR keeps MR Acquisition Type, Type 2 there (C.8.3.1).
+_ORIGINAL_ONLY = (
+    "PulseSequenceName",
+    "MRAcquisitionType",
+    "EchoPulseSequence",
+    "MultipleSpinEcho",
+    "MultiPlanarExcitation",
+    "PhaseContrast",
+    "TimeOfFlightContrast",
+    "SteadyStatePulseSequence",
+    "EchoPlanarPulseSequence",
+    "SaturationRecovery",
+    "SpectrallySelectedSuppression",
+    "OversamplingPhase",
+    "GeometryOfKSpaceTraversal",
+    "RectilinearPhaseEncodeReordering",
+    "SegmentedKSpaceTraversal",
+    "CoverageOfKSpace",
+    "NumberOfKSpaceTrajectories",
+    "BulkMotionCompensationTechnique",
+    "BulkMotionSignalSource",
 )
 _SWAPPED_VRS = {"OW": 2, "US or OW": 2, "OF": 4, "OL": 4, "OD": 8, "OV": 8}
 
@@ -328,7 +359,7 @@ def _derivation(
     number = _series_number(series.headers[0], series_number)
     settings = json.dumps(dict(parameters), sort_keys=True, default=str)
     description = f"Denoised with medden {__version__}: method {method}; model {model}; "
-    key = json.dumps([method, model, settings, suffix, number])
+    key = json.dumps([method, model, settings, suffix, number, __version__])
     return _Derivation(
         description=_text(description + f"parameters {settings}", "parameters", max_len=_ST_MAX),
         contribution=_text(f"Denoising ({method}, model {model})", "model", max_len=_ST_MAX),
@@ -388,9 +419,11 @@ def _derived_type(value: object, second: str) -> list[str]:
 def _derived_dataset(header: Dataset, derivation: _Derivation, *, enhanced: bool) -> Dataset:
     """The source header as a new instance of the derived series (no pixel data yet)."""
     ds = copy_header(header)
-    for keyword in _STALE:
+    for keyword in (*_STALE, *(_ORIGINAL_ONLY if enhanced else ())):
         if keyword in ds:
             del ds[keyword]
+    if enhanced:
+        _drop_spoiling(ds)
     for group in range(0x6000, 0x6020, 2):  # overlays embedded in the old pixel data are lost
         if (group, 0x0010) in ds and (group, 0x3000) not in ds:
             for tag in [elem.tag for elem in ds.group_dataset(group)]:
@@ -413,6 +446,19 @@ def _derived_dataset(header: Dataset, derivation: _Derivation, *, enhanced: bool
     equipment.append(_equipment(derivation))
     ds.ContributingEquipmentSequence = equipment
     return ds
+
+
+def _drop_spoiling(ds: Dataset) -> None:
+    """Remove Spoiling from every MR Modifier item of the functional groups.
+
+    PS3.3 C.8.13.5.5 lets a DERIVED frame carry Spoiling only if Echo Pulse Sequence is
+    GRADIENT or BOTH, and Echo Pulse Sequence is one of the :data:`_ORIGINAL_ONLY` left out.
+    """
+    for name in _ENHANCED_GROUPS:
+        for group in ds.get(name) or []:
+            for modifier in group.get("MRModifierSequence") or []:
+                if "Spoiling" in modifier:
+                    del modifier.Spoiling
 
 
 def _equipment(derivation: _Derivation) -> Dataset:
