@@ -37,6 +37,7 @@ from medden.apps.serve.upload import receive_upload
 from helpers import ct_series_datasets
 
 LIMIT = 2 * 2**20  # the module server's upload limit
+LOCAL = "http://127.0.0.1"  # the server answers its bound address's names only (TestClient's default is testserver)
 VIEWS = ("noisy", "denoised", "difference")
 
 
@@ -47,7 +48,7 @@ def temp_root(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client(temp_root):
-    with TestClient(create_app(temp_root=temp_root, device="cpu", max_upload_bytes=LIMIT)) as c:
+    with TestClient(create_app(temp_root=temp_root, device="cpu", max_upload_bytes=LIMIT), base_url=LOCAL) as c:
         yield c
 
 
@@ -392,7 +393,8 @@ def test_each_upload_lives_in_its_own_folder_deleted_before_the_answer(client, t
 
 
 def test_only_the_latest_jobs_are_kept(temp_root):
-    with TestClient(create_app(["general_denoiser"], temp_root=temp_root, device="cpu", max_jobs=1)) as c:
+    with TestClient(create_app(["general_denoiser"], temp_root=temp_root, device="cpu", max_jobs=1),
+                    base_url=LOCAL) as c:
         first = _ok(_post(c, "a.png", _png(np.full((8, 8), 7, np.uint8))))
         second = _ok(_post(c, "b.png", _png(np.full((8, 8), 9, np.uint8))))
         gone = c.get(first["slice_url"].format(k=0, view="noisy"))
@@ -420,7 +422,7 @@ def test_cli_starts_uvicorn_with_the_options(monkeypatch, capsys):
     assert main(["serve", "--port", "8765", "--max-upload-mb", "1.5", "--bundles", "general_denoiser"]) == 0
     assert (started["host"], started["port"]) == ("127.0.0.1", 8765)
     assert "http://127.0.0.1:8765/" in capsys.readouterr().out
-    with TestClient(started["app"]) as c:
+    with TestClient(started["app"], base_url=LOCAL) as c:
         assert c.get("/api/bundles").json()["bundles"] == ["general_denoiser"]
         assert c.get("/api/bundles").json()["max_upload_bytes"] == int(1.5 * 2**20)
 

@@ -16,7 +16,9 @@ script on every interaction.
 
 Guarantees:
 
-* The server listens on 127.0.0.1 unless told otherwise.
+* The server listens on 127.0.0.1 unless told otherwise, and answers only requests whose
+  Host header names it (no DNS rebinding) and state changes (POST) from its own page only (no
+  cross-site request forgery): :mod:`~medden.apps.serve.security`.
 * Each upload is written into a fresh temporary folder that is deleted before the response
   is sent, also on errors. Results (display slices, downloads) are kept in memory only, for
   the last few jobs (:class:`~medden.apps.serve.results.JobStore`).
@@ -29,8 +31,9 @@ Modules (imports point down: ``app`` uses the rest, which use :mod:`medden.io`,
 :mod:`medden.inference` and :mod:`medden.apps.batch_denoise`): :mod:`~medden.apps.serve.upload` (streaming
 receive), :mod:`~medden.apps.serve.inputs` (type detection, reading),
 :mod:`~medden.apps.serve.bundles` (which bundles, loading, denoising), :mod:`~medden.apps.serve.results`
-(display, downloads, job store), :mod:`~medden.apps.serve.app` (routes). FastAPI is imported only
-when an app is made, so importing this package needs no extra.
+(display, downloads, job store), :mod:`~medden.apps.serve.security` (Host and Origin checks),
+:mod:`~medden.apps.serve.app` (routes). FastAPI is imported only when an app is made, so
+importing this package needs no extra.
 """
 
 from __future__ import annotations
@@ -38,34 +41,38 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 
-from medden.apps.serve.app import DEFAULT_MAX_UPLOAD_MB, INSTALL_SERVE_EXTRA, create_app, require_serve_extra
+from medden.apps.serve.app import (DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, INSTALL_SERVE_EXTRA, create_app,
+                                   require_serve_extra)
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_MAX_UPLOAD_MB", "DEFAULT_PORT", "INSTALL_SERVE_EXTRA", "create_app",
            "require_serve_extra", "run_server"]
 
-DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
 
 
 def run_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
                bundles: Sequence[str | os.PathLike] | None = None,
-               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20, backend: str = "auto") -> None:
+               max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20, backend: str = "auto",
+               allowed_hosts: Sequence[str] = (), trust_bundles: bool = False) -> None:
     """Serve the viewer with uvicorn until interrupted (Ctrl+C).
 
     Args:
         host: the address to listen on; ``"0.0.0.0"`` exposes the viewer to the network,
-            with no login.
+            with no login, and answers any Host name unless ``allowed_hosts`` is given.
         port: the TCP port.
         bundles: see :func:`create_app`.
         max_upload_bytes: see :func:`create_app`.
         backend: see :func:`create_app`.
+        allowed_hosts: more Host names to answer besides ``host``; see :func:`create_app`.
+        trust_bundles: see :func:`create_app`.
 
     Raises:
         ImportError: the ``serve`` extra is not installed.
         ValueError, FileNotFoundError: bad arguments (see :func:`create_app`).
     """
     print("medden serve: loading the default bundle ...", flush=True)
-    app = create_app(bundles, max_upload_bytes=max_upload_bytes, backend=backend, preload=True)
+    app = create_app(bundles, max_upload_bytes=max_upload_bytes, backend=backend, preload=True, host=host,
+                     allowed_hosts=allowed_hosts, trust_bundles=trust_bundles)
     import uvicorn
 
     shown = f"[{host}]" if ":" in host else host  # an IPv6 address goes in brackets in a URL

@@ -40,15 +40,17 @@ from medden.apps.serve.results import (
     png_bytes,
     slice_png,
 )
+from medden.apps.serve.security import RequestGuard, accepted_hosts
 from medden.apps.serve.upload import Upload, receive_upload
 from medden.core.validation import check_int
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["DEFAULT_MAX_UPLOAD_MB", "INSTALL_SERVE_EXTRA", "create_app", "require_serve_extra"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_MAX_UPLOAD_MB", "INSTALL_SERVE_EXTRA", "create_app", "require_serve_extra"]
 
 INSTALL_SERVE_EXTRA = 'pip install "medden[serve]"'
+DEFAULT_HOST = "127.0.0.1"
 DEFAULT_MAX_UPLOAD_MB = 100
 #: A zip may unpack to this many times the upload limit.
 ZIP_EXPANSION = 4
@@ -74,7 +76,8 @@ def require_serve_extra() -> None:
 def create_app(bundles: Sequence[str | os.PathLike] | None = None, *,
                max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20,
                temp_root: str | os.PathLike | None = None, max_jobs: int = 8, max_job_bytes: int = 1 << 30,
-               device: str | None = None, backend: str = "auto", preload: bool = False) -> "FastAPI":
+               device: str | None = None, backend: str = "auto", preload: bool = False,
+               host: str = DEFAULT_HOST, allowed_hosts: Sequence[str] = (), trust_bundles: bool = False) -> "FastAPI":
     """The viewer as a FastAPI application (run it with uvicorn, or :func:`medden.apps.serve.run_server`).
 
     Args:
@@ -90,12 +93,21 @@ def create_app(bundles: Sequence[str | os.PathLike] | None = None, *,
         backend: what runs the networks: ``auto`` (as ``medden denoise``) or one of
             :data:`medden.bundle.exports.BACKENDS`.
         preload: load the default bundle now, so that the first upload does not wait for it.
+        host: the address the server listens on; requests whose Host header names another
+            server are refused with 400 (:class:`~medden.apps.serve.security.RequestGuard`:
+            loopback names for a loopback bind; any name for ``0.0.0.0`` unless ``allowed_hosts``
+            is given), and state-changing requests from another origin with 403.
+        allowed_hosts: more Host names to answer, e.g. the one a reverse proxy forwards.
+        trust_bundles: load the bundle folders in ``bundles`` that medden does not ship (their
+            configs run code; see :mod:`medden.bundle.resolve`); else they are refused.
 
     Raises:
         ImportError: the ``serve`` extra is not installed.
-        TypeError: ``max_upload_bytes`` is not an int.
-        ValueError: ``max_upload_bytes < 1``, or a bad bundle list (see ``BundleCatalogue``).
+        TypeError: ``max_upload_bytes`` is not an int, or a host name is not a str.
+        ValueError: ``max_upload_bytes < 1``, ``host`` or an ``allowed_hosts`` entry is not a
+            host name or IP address, or a bad bundle list (see ``BundleCatalogue``).
         FileNotFoundError: an unknown bundle.
+        UntrustedBundleError: a bundle folder medden does not ship, without ``trust_bundles``.
     """
     require_serve_extra()
     from fastapi import FastAPI, Request
@@ -104,7 +116,8 @@ def create_app(bundles: Sequence[str | os.PathLike] | None = None, *,
     from starlette.concurrency import run_in_threadpool
 
     check_int(max_upload_bytes, "max_upload_bytes", hint="it is a number of bytes")
-    catalogue = BundleCatalogue(bundles, device, backend)
+    hosts = accepted_hosts(host, allowed_hosts)
+    catalogue = BundleCatalogue(bundles, device, backend, trust=trust_bundles)
     if preload:
         catalogue.get(catalogue.default)
     store = JobStore(max_jobs, max_job_bytes)
@@ -115,6 +128,7 @@ def create_app(bundles: Sequence[str | os.PathLike] | None = None, *,
 
     app = FastAPI(title="medden", docs_url=None, redoc_url=None, openapi_url=None)  # the docs pages load a CDN
     app.mount("/static", StaticFiles(packages=[("medden.apps.serve", "static")]), name="static")
+    app.add_middleware(RequestGuard, accepted=hosts)
 
     @app.exception_handler(UploadError)
     async def refused(request: Request, err: UploadError) -> JSONResponse:

@@ -45,21 +45,25 @@ class BundleCatalogue:
         device: where the networks run; default: each bundle's own choice.
         backend: what runs each network (see :func:`medden.bundle.load_bundle`); ``auto``
             as ``medden denoise``.
+        trust: offer bundle folders medden does not ship (their configs run code, see
+            :mod:`medden.bundle.resolve`); without it only shipped bundles are offered.
 
     Raises:
         FileNotFoundError: an entry is neither a shipped name nor a bundle folder.
+        UntrustedBundleError: a bundle folder medden does not ship, without ``trust``
+            (checked before any of its configs is read).
         ValueError: an entry cannot denoise images, two entries share a name, or there is
             no bundle at all (an install without the source checkout's ``bundles/``).
     """
 
     def __init__(self, bundles: Sequence[str | os.PathLike] | None = None, device: str | None = None,
-                 backend: str = "auto") -> None:
+                 backend: str = "auto", trust: bool = False) -> None:
         if bundles is None:
             bundles = [name for name in shipped_bundles() if can_denoise_images(shipped_bundles_dir() / name)]
         self._sources: dict[str, str | os.PathLike] = {}
         for entry in bundles:
-            folder = resolve_bundle(entry)
-            name = Path(entry).name if Path(entry).exists() else os.fspath(entry)
+            folder = resolve_bundle(entry, trust)
+            name = folder.name
             if not can_denoise_images(folder):
                 raise ValueError(f"bundle {name!r} cannot denoise images: its {INFERENCE_CONFIG.as_posix()} defines no "
                                  "'inferer' (e.g. a k-space reconstruction bundle); leave it out of --bundles.")
@@ -72,6 +76,7 @@ class BundleCatalogue:
         self.default = DEFAULT_BUNDLE if DEFAULT_BUNDLE in self._sources else next(iter(self._sources))
         self._device = device
         self._backend = backend
+        self._trust = trust
         self._loaded: dict[str, Bundle] = {}
         self._lock = threading.Lock()
 
@@ -94,7 +99,8 @@ class BundleCatalogue:
         self.check(name)
         with self._lock:
             if name not in self._loaded:
-                self._loaded[name] = load_bundle(self._sources[name], self._device, backend=self._backend)
+                self._loaded[name] = load_bundle(self._sources[name], self._device, backend=self._backend,
+                                                   trust=self._trust)
             return self._loaded[name]
 
 
