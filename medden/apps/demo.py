@@ -43,8 +43,12 @@ def default_bundle_dir() -> Path:
     return path
 
 
-def run_demo(output_dir: str | os.PathLike, bundle_dir: str | os.PathLike | None = None, seed: int = 0) -> dict:
+def run_demo(output_dir: str | os.PathLike, bundle_dir: str | os.PathLike | None = None, seed: int = 0,
+             trust: bool = False) -> dict:
     """Run the demo into ``output_dir`` and return the scores and paths.
+
+    ``bundle_dir`` is a shipped bundle (default: the demo's own), or a bundle folder loaded
+    only with ``trust`` (see :mod:`medden.bundle.resolve`).
 
     Returns:
         ``{"noisy": {"psnr", "ssim"}, "denoised": {...}, "clean_dicom", "noisy_dicom",
@@ -67,7 +71,7 @@ def run_demo(output_dir: str | os.PathLike, bundle_dir: str | os.PathLike | None
             write_volume_as_series(volume, affine, folder, modality="MR", body_part="BRAIN",
                                    series_description=f"medden demo, {name}")
         series[name] = folder
-    report = denoise_path(series["noisy"], out / "denoised", load_bundle(bundle_dir or default_bundle_dir()))
+    report = denoise_path(series["noisy"], out / "denoised", load_bundle(bundle_dir or default_bundle_dir(), trust=trust))
     if not report["processed"]:
         raise RuntimeError(f"the demo series could not be denoised: {report['series']}")
     read_back, _ = read_dicom_folder(out / "denoised" / "dicom")

@@ -111,15 +111,15 @@ def corrupted_windows(channels: int, split: str, count: int, seed: int = 0, size
 class _Bundle:
     """What every exporter needs: the bundle's files, its PyTorch network and its channel count."""
 
-    def __init__(self, bundle: str | os.PathLike):
-        self.root = resolve_bundle(bundle)
+    def __init__(self, bundle: str | os.PathLike, trust: bool = False):
+        self.root = resolve_bundle(bundle, trust)
         self.config_file = self.root / INFERENCE_CONFIG
         self.meta_file = self.root / METADATA
         self.weights = self.root / WEIGHTS
         if not self.weights.is_file():
             raise FileNotFoundError(f"bundle {str(self.root)!r} has no trained weights {str(self.weights)!r} to export.")
-        self.network = bundle_network(self.root, self.weights)  # on the CPU, in eval mode
-        self.channels = image_channels(bundle_config(self.root), self.root)
+        self.network = bundle_network(self.root, self.weights, trust=True)  # on the CPU, in eval mode
+        self.channels = image_channels(bundle_config(self.root, trust=True), self.root)
 
     def common_args(self) -> dict[str, Any]:
         """Keyword arguments MONAI's ``ckpt_export`` and ``onnx_export`` share."""
@@ -242,7 +242,7 @@ def _export_int8(bundle: _Bundle, calibration: np.ndarray, validation: tuple[np.
 def export_bundle(bundle: str | os.PathLike, formats: Sequence[str] = EXPORT_FORMATS,
                   calibration: np.ndarray | None = None, validation: tuple[np.ndarray, np.ndarray] | None = None,
                   calibration_count: int = 48, noises: Sequence[str] = CALIBRATION_NOISES,
-                  seed: int = 0) -> dict[str, Any]:
+                  seed: int = 0, trust: bool = False) -> dict[str, Any]:
     """Export a bundle's network in ``formats`` and record what was measured in ``models/export.json``.
 
     Args:
@@ -255,6 +255,8 @@ def export_bundle(bundle: str | os.PathLike, formats: Sequence[str] = EXPORT_FOR
         calibration_count: how many default windows.
         noises: the noises of the default windows (see :func:`corrupted_windows`).
         seed: seed of the default windows.
+        trust: export a bundle folder medden does not ship (its configs run code, see
+            :mod:`medden.bundle.resolve`).
 
     Returns:
         The record: per format its file, size in bytes, seconds, check results; plus
@@ -268,7 +270,7 @@ def export_bundle(bundle: str | os.PathLike, formats: Sequence[str] = EXPORT_FOR
     if unknown or not formats:
         raise ValueError(f"formats must be some of {', '.join(EXPORT_FORMATS)}; got {list(formats)!r}.")
     wanted = [f for f in EXPORT_FORMATS if f in formats or (f == "onnx" and "onnx-int8" in formats)]
-    info = _Bundle(bundle)
+    info = _Bundle(bundle, trust)
     sha = model_sha256(info.weights)
     record = read_export_record(info.root)
     if record.get("model_sha256") != sha:

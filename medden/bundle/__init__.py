@@ -11,7 +11,8 @@ Load a bundle once and denoise with it::
 One module per job:
 
 * :mod:`~medden.bundle.layout`: every path inside a bundle folder (``models/model.pt``, ...).
-* :mod:`~medden.bundle.resolve`: a name or folder to a bundle folder; the shipped bundles.
+* :mod:`~medden.bundle.resolve`: a name or folder to a bundle folder; the shipped bundles; which
+  folders may be loaded at all (bundles are code: shipped or trusted ones only).
 * :mod:`~medden.bundle.config`: the ``ConfigParser`` with ``bundle_root``, and the checked
   inference settings (intensity percentiles, smoothing, channels, batch size).
 * :mod:`~medden.bundle.exports`: the backends, the export record and the ``auto`` choice.
@@ -28,7 +29,8 @@ from medden.bundle.bundle import Bundle, ChannelError
 from medden.bundle.config import bundle_config
 from medden.bundle.exports import BACKENDS
 from medden.bundle.loading import bundle_network, load_bundle
-from medden.bundle.resolve import DEFAULT_BUNDLE, resolve_bundle, shipped_bundles, shipped_bundles_dir
+from medden.bundle.resolve import (DEFAULT_BUNDLE, UntrustedBundleError, is_shipped, resolve_bundle, shipped_bundles,
+                                  shipped_bundles_dir)
 
-__all__ = ["BACKENDS", "DEFAULT_BUNDLE", "Bundle", "ChannelError", "bundle_config", "bundle_network", "load_bundle",
-           "resolve_bundle", "shipped_bundles", "shipped_bundles_dir"]
+__all__ = ["BACKENDS", "DEFAULT_BUNDLE", "Bundle", "ChannelError", "UntrustedBundleError", "bundle_config", "bundle_network",
+           "is_shipped", "load_bundle", "resolve_bundle", "shipped_bundles", "shipped_bundles_dir"]

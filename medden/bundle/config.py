@@ -37,7 +37,8 @@ UID_KEYS = ("refine_eta", "refine_steps", "keep_observed")
 
 
 def bundle_config(bundle: str | os.PathLike, name: str = INFERENCE_CONFIG.name,
-                  overrides: Mapping[str, Any] | None = None, only_known: bool = False) -> ConfigParser:
+                  overrides: Mapping[str, Any] | None = None, only_known: bool = False,
+                  trust: bool = False) -> ConfigParser:
     """The ``monai.bundle.ConfigParser`` of a bundle's config ``name``, with ``bundle_root`` set
     to the bundle folder (so ``model_path`` is its ``models/model.pt``).
 
@@ -47,9 +48,12 @@ def bundle_config(bundle: str | os.PathLike, name: str = INFERENCE_CONFIG.name,
         overrides: config ids and values set after reading, in order (as ``--key value`` on
             the bundle command line).
         only_known: set only the ``overrides`` whose id the config already has.
+        trust: read a bundle folder medden does not ship (its configs run code; see
+            :mod:`medden.bundle.resolve`).
 
     Raises:
         FileNotFoundError: no such bundle.
+        UntrustedBundleError: a folder medden does not ship, without ``trust``; its config is not read.
 
     Example:
         >>> bundle_config("general_denoiser")["intensity_percentiles"]
@@ -57,7 +61,7 @@ def bundle_config(bundle: str | os.PathLike, name: str = INFERENCE_CONFIG.name,
     """
     from monai.bundle import ConfigParser
 
-    root = resolve_bundle(bundle)
+    root = resolve_bundle(bundle, trust)
     parser = ConfigParser()
     parser.read_config(str(root / config_file(name)))
     parser["bundle_root"] = str(root)

@@ -41,16 +41,17 @@ class BundleDenoiser:
         name: the label in tables; default: the bundle's folder name.
         overrides: config ids and values, e.g. ``{"model_path": "runs/x/model.pt"}``.
         backend: what runs the network (see :func:`medden.bundle.loading.load_bundle`).
+        trust: load a bundle folder medden does not ship (its configs run code).
 
     Attributes:
         bundle: the loaded :class:`~medden.bundle.bundle.Bundle`.
     """
 
     def __init__(self, bundle: str | os.PathLike, device: str | None = None, name: str | None = None,
-                 overrides: dict[str, Any] | None = None, backend: str = "torch") -> None:
+                 overrides: dict[str, Any] | None = None, backend: str = "torch", trust: bool = False) -> None:
         from medden.bundle.loading import load_bundle
 
-        self.bundle = load_bundle(bundle, device, overrides=overrides, backend=backend)
+        self.bundle = load_bundle(bundle, device, overrides=overrides, backend=backend, trust=trust)
         self.name = name or self.bundle.root.resolve().name
 
     @property

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,13 @@ def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     return atomic_write(path, lambda tmp: torch.save(state, tmp), overwrite=True)
 
 
+def _unpickling_reason(err: Exception) -> str:
+    """The line of torch's weights_only refusal that says what it met (not its advice to load unrestricted)."""
+    paragraphs = [" ".join(p.split()) for p in str(err).split("\n\n") if p.strip()]
+    reasons = [p for p in paragraphs if not p.startswith(("Weights only load failed", "Check the documentation"))]
+    return (reasons or paragraphs or ["no detail"])[0][:200]
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """Load a checkpoint with ``torch.load(weights_only=True)``.
 
@@ -42,6 +50,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist; train the model or give the right path.")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:  # weights_only met something that is not a tensor or a plain value
+        raise CheckpointError(
+            f"refusing to load checkpoint {str(path)!r}: it holds Python objects that are not weights (torch.load "
+            f"with weights_only=True stopped at: {_unpickling_reason(err)}); loading such a file unrestricted can "
+            "run arbitrary code, so medden never does. Use a checkpoint that holds only a state dict of tensors."
+        ) from None
     except Exception as err:  # torch raises many types for damaged files (IndexError, EOFError, ...)
         raise CheckpointError(
             f"checkpoint {str(path)!r} is not a readable PyTorch weights file ({type(err).__name__}: "

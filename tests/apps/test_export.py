@@ -44,7 +44,7 @@ def test_every_format_is_written_checked_and_recorded(exported):
 def test_bad_formats_and_calibration_inputs_give_clear_errors(tmp_path):
     bundle = copy_bundle("general_denoiser", tmp_path / "b")
     with pytest.raises(ValueError, match="formats must be some of"):
-        export_bundle(bundle, ["tflite"])
+        export_bundle(bundle, ["tflite"], trust=True)
     with pytest.raises(ValueError, match="1 \\(grey\\) or 3 \\(RGB\\).*calibration"):
         corrupted_windows(2, "train", 4)
     with pytest.raises(ValueError, match="unknown calibration noise"):
@@ -59,7 +59,7 @@ def test_a_failed_check_leaves_the_previous_export_in_place(exported, tmp_path, 
     before = (bundle / EXPORTED_FILES["onnx"]).read_bytes()
     monkeypatch.setattr(medden.apps.export, "FLOAT_TOLERANCE", -1.0)  # no export can pass
     with pytest.raises(ValueError, match="differs from PyTorch by up to .* it was not written"):
-        export_bundle(bundle, ["onnx"])
+        export_bundle(bundle, ["onnx"], trust=True)
     assert (bundle / EXPORTED_FILES["onnx"]).read_bytes() == before
     assert sorted(p.name for p in (bundle / "models").iterdir()) == sorted(
         ["model.pt", "export.json", "model.ts", "model.onnx", "model_int8.onnx"])  # no temporary file left
@@ -80,9 +80,9 @@ def test_calibration_windows_are_seeded_corrupted_crops_of_the_samples():
 @pytest.mark.parametrize("name", IMAGE_BUNDLES)
 def test_every_shipped_bundle_exports_to_torchscript_and_onnx(name, tmp_path):
     bundle = copy_bundle(name, tmp_path / name)
-    record = export_bundle(bundle, ["torchscript", "onnx"])
+    record = export_bundle(bundle, ["torchscript", "onnx"], trust=True)
     assert record["onnx"]["max_abs_difference"] <= 1e-4 and record["torchscript"]["max_abs_difference"] <= 1e-4
-    network = load_bundle(bundle, "cpu").network
+    network = load_bundle(bundle, "cpu", trust=True).network
     odd = [1, int(record["onnx"]["checked_shapes"][0][1]), 75, 53]
     try:
         network(torch.rand(odd))
@@ -91,14 +91,14 @@ def test_every_shipped_bundle_exports_to_torchscript_and_onnx(name, tmp_path):
         takes_odd_sizes = False
     for backend in ("torchscript", "onnx"):  # an export must take every size the network takes
         assert (odd in record[backend]["checked_shapes"]) == takes_odd_sizes
-    exported, reference = (BundleDenoiser(bundle, "cpu", backend=b) for b in ("onnx", "torch"))
+    exported, reference = (BundleDenoiser(bundle, "cpu", backend=b, trust=True) for b in ("onnx", "torch"))
     image = np.random.default_rng(0).random((reference.bundle.image_channels, 64, 80), dtype=np.float32)
     np.testing.assert_allclose(exported(image), reference(image), atol=1e-4)
 
 
 def test_cli_exports_and_denoises_with_a_chosen_backend(tmp_path, capsys):
     bundle = copy_bundle("general_denoiser", tmp_path / "b")
-    assert main(["export", str(bundle), "--formats", "onnx"]) == 0
+    assert main(["export", str(bundle), "--formats", "onnx", "--trust-bundle"]) == 0
     out = capsys.readouterr().out
     assert "models/model.onnx" in out and "max |difference|" in out
     import nibabel as nib
@@ -106,11 +106,11 @@ def test_cli_exports_and_denoises_with_a_chosen_backend(tmp_path, capsys):
     noisy, _ = noisy_ct_slice()
     (tmp_path / "in").mkdir()
     nib.save(nib.Nifti1Image(noisy[0][..., None], np.eye(4)), tmp_path / "in" / "slice.nii.gz")
-    assert main(["denoise", str(tmp_path / "in" / "slice.nii.gz"), str(tmp_path / "out"), "--bundle", str(bundle)]) == 0
+    assert main(["denoise", str(tmp_path / "in" / "slice.nii.gz"), str(tmp_path / "out"), "--bundle", str(bundle), "--trust-bundle"]) == 0
     assert "onnx backend" in capsys.readouterr().out  # auto: the only current export
     report = json.loads((tmp_path / "out" / "medden_report.json").read_text())
     assert report["processed"] == 1
-    assert main(["denoise", str(tmp_path / "in" / "slice.nii.gz"), str(tmp_path / "out2"), "--bundle", str(bundle),
+    assert main(["denoise", str(tmp_path / "in" / "slice.nii.gz"), str(tmp_path / "out2"), "--bundle", str(bundle), "--trust-bundle",
                  "--backend", "onnx-int8"]) == 1
     assert "no onnx-int8 export" in capsys.readouterr().err
     assert main(["denoise", "a", "b", "--backend", "tensorrt"]) == 2

@@ -32,7 +32,7 @@ def _exported_network(bundle, backend):
 @pytest.mark.parametrize("backend", ["torchscript", "onnx"])
 def test_float_exports_match_pytorch_on_an_unseen_shape_and_batch(exported, backend):
     bundle, _ = exported
-    reference = load_bundle(bundle, "cpu").network
+    reference = load_bundle(bundle, "cpu", trust=True).network
     network = _exported_network(bundle, backend)
     x = torch.rand(3, 1, 160, 48, generator=torch.Generator().manual_seed(3))
     with torch.no_grad():
@@ -45,7 +45,7 @@ def test_every_backend_denoises_a_slice_like_the_float_model(exported):
     noisy, _ = noisy_ct_slice()
     outputs = {}
     for backend in BACKENDS:
-        denoiser = BundleDenoiser(bundle, "cpu", backend=backend)
+        denoiser = BundleDenoiser(bundle, "cpu", backend=backend, trust=True)
         assert denoiser.bundle.backend == backend
         assert ("backend" in denoiser.bundle.parameters) == (backend != "torch")  # exports are named in the UIDs
         outputs[backend] = denoiser(noisy)
@@ -83,10 +83,10 @@ def test_exports_of_other_weights_are_stale_and_refused(exported, tmp_path):
     state[first] = state[first] + 0.01
     save_checkpoint(state, bundle / "models" / "model.pt")  # e.g. medden denoise --fit retrained it
     assert not any(is_current(bundle, b) for b in EXPORTED_FILES)
-    assert load_bundle(bundle, "cpu", backend="auto").backend == "torch"
+    assert load_bundle(bundle, "cpu", backend="auto", trust=True).backend == "torch"
     with pytest.raises(ValueError, match="not made from the bundle's current models/model.pt.*medden export"):
-        load_bundle(bundle, "cpu", backend="onnx")
-    export_bundle(bundle, ["onnx"])  # exporting again makes it current; the other stale ones stay out of the record
+        load_bundle(bundle, "cpu", backend="onnx", trust=True)
+    export_bundle(bundle, ["onnx"], trust=True)  # exporting again makes it current; the other stale ones stay out of the record
     assert is_current(bundle, "onnx") and not is_current(bundle, "onnx-int8")
     assert set(read_export_record(bundle)) == {"model_sha256", "onnx"}
 
@@ -109,14 +109,14 @@ def test_shipped_exports_are_current():
 def test_missing_and_broken_exports_give_clear_errors(tmp_path):
     bundle = copy_bundle("general_denoiser", tmp_path / "b")
     with pytest.raises(FileNotFoundError, match="no onnx export.*medden export .* --formats onnx"):
-        load_bundle(bundle, "cpu", backend="onnx")
+        load_bundle(bundle, "cpu", backend="onnx", trust=True)
     with pytest.raises(ValueError, match="cannot run the overridden model_path"):
-        load_bundle(bundle, "cpu", backend="onnx", overrides={"model_path": str(bundle / "models" / "model.pt")})
+        load_bundle(bundle, "cpu", backend="onnx", overrides={"model_path": str(bundle / "models" / "model.pt")}, trust=True)
     (tmp_path / "broken.onnx").write_bytes(b"not a protobuf")
     with pytest.raises(ValueError, match="not a loadable ONNX model"):
         OnnxNetwork(tmp_path / "broken.onnx")
     with pytest.raises(ValueError, match="unknown backend 'tensorrt'; choose one of auto, torch"):
-        load_bundle(bundle, "cpu", backend="tensorrt")
+        load_bundle(bundle, "cpu", backend="tensorrt", trust=True)
 
 
 @pytest.mark.parametrize("backend", ["auto", "onnx", "torch"])
@@ -133,7 +133,7 @@ def test_a_load_reads_the_record_and_hashes_the_weights_at_most_once(exported, m
                         counting("record", medden.bundle.exports.read_export_record))
     monkeypatch.setattr(medden.bundle.exports, "model_sha256", counting("hash", medden.bundle.exports.model_sha256))
     monkeypatch.setattr(medden.bundle.loading, "check_backend", counting("check", medden.bundle.loading.check_backend))
-    bundle = load_bundle(exported[0], "cpu", backend=backend)
+    bundle = load_bundle(exported[0], "cpu", backend=backend, trust=True)
     assert bundle.backend == (auto_choice(exported[1]) if backend == "auto" else backend)
     read = 0 if backend == "torch" else 1  # torch needs no export record
     assert calls == {"record": read, "hash": read, "check": 1}

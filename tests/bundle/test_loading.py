@@ -1,6 +1,8 @@
 """Loading a bundle: by folder or shipped name, its checked settings, other weights, and
 ``Bundle.denoise`` on 2D images, volumes, grey and RGB bundles."""
 
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -50,24 +52,24 @@ def test_batch_size_is_checked():
 
 def test_batch_size_needs_an_inferer_that_has_one(tmp_path):
     variant = bundle_variant(tmp_path, BUNDLE, inferer={"_target_": "monai.inferers.SimpleInferer"})
-    assert load_bundle(variant, device="cpu").inferer is not None  # fine without batch_size
+    assert load_bundle(variant, device="cpu", trust=True).inferer is not None  # fine without batch_size
     with pytest.raises(ValueError, match="inferer SimpleInferer .* has no sw_batch_size"):
-        load_bundle(variant, device="cpu", batch_size=4)
+        load_bundle(variant, device="cpu", batch_size=4, trust=True)
 
 
 @pytest.mark.parametrize("value", [[99.5, 0.5], [0.5], "0.5, 99.5", [0, 101]])
 def test_bad_bundle_percentiles_are_refused(tmp_path, value):
     with pytest.raises(ValueError, match=r"intensity_percentiles in .*inference.json"):
-        load_bundle(bundle_variant(tmp_path, BUNDLE, intensity_percentiles=value), device="cpu")
+        load_bundle(bundle_variant(tmp_path, BUNDLE, intensity_percentiles=value), device="cpu", trust=True)
 
 
 def test_bundle_intensity_smoothing_is_loaded_and_checked(tmp_path):
-    bundle = load_bundle(bundle_variant(tmp_path, BUNDLE, intensity_smoothing=5), device="cpu")
+    bundle = load_bundle(bundle_variant(tmp_path, BUNDLE, intensity_smoothing=5), device="cpu", trust=True)
     assert bundle.smoothing == 5 and bundle.parameters["intensity_smoothing"] == 5
-    assert load_bundle(bundle_variant(tmp_path / "plain", BUNDLE), device="cpu").smoothing == 0
+    assert load_bundle(bundle_variant(tmp_path / "plain", BUNDLE), device="cpu", trust=True).smoothing == 0
     for value in (-1, 2.5, True):
         with pytest.raises(ValueError, match=r"intensity_smoothing in .*inference.json"):
-            load_bundle(bundle_variant(tmp_path / str(value), BUNDLE, intensity_smoothing=value), device="cpu")
+            load_bundle(bundle_variant(tmp_path / str(value), BUNDLE, intensity_smoothing=value), device="cpu", trust=True)
 
 
 def test_bundle_network_loads_other_weights_into_the_bundles_network(tmp_path):
@@ -84,7 +86,9 @@ def test_bundle_network_loads_other_weights_into_the_bundles_network(tmp_path):
 def test_loaded_bundle_carries_what_callers_record(general):
     assert general.root == shipped_bundles_dir() / "general_denoiser" and general.backend == "torch"
     assert general.name.startswith("general_denoiser ") and general.image_channels == 1
-    assert general.parameters == {"intensity_percentiles": [0.5, 99.5], "intensity_smoothing": 5}
+    weights = hashlib.sha256((general.root / "models" / "model.pt").read_bytes()).hexdigest()
+    assert general.parameters == {"intensity_percentiles": [0.5, 99.5], "intensity_smoothing": 5,
+                                  "weights_sha256": weights, "config_sha256": general.parameters["config_sha256"]}
     assert general.runs_on_volumes and not general.network.training
 
 
