@@ -11,38 +11,49 @@ The bundle comes loaded (:func:`medden.bundle.load_bundle`); every image goes th
 Guarantees:
 
 * Inputs are only read; OUTPUT may not lie inside INPUT (nor INPUT inside OUTPUT).
-* Every file is written atomically. A manifest (``OUTPUT/medden_manifest.json``) records
-  finished series, so a run that was killed and started again skips them (``resume=True``),
-  never even reading them, and rewrites a series it was killed in the middle of into the
-  same folder (derived UIDs are deterministic). Temporary files a killed run left in
-  OUTPUT are removed when the next run starts.
+* Every file is written atomically. A manifest (``OUTPUT/medden_manifest.json``, see
+  :mod:`medden.apps.run_record`) records what each finished series was made from and by
+  which model, so a run that was killed and started again skips them (``resume=True``),
+  never even reading them, and redoes a series whose sources changed or whose outputs are
+  gone. Derived UIDs come from the source UIDs and the exact model, so a series redone by
+  the same model lands on the same files. Temporary files a killed run left in OUTPUT are
+  removed when the next run starts.
 * The next DICOM series is read in a background thread while the current one is denoised
   and written; at most two series are in memory at once.
-* A bad file or series is skipped with a reason; the run goes on.
-* Reports hold UIDs, counts, timings and reasons, never patient names or IDs.
+* Every file and series fails alone, with a reason in the report, and the run goes on; an
+  error about OUTPUT as a whole (a full disk) stops it with the report written.
+* Reports hold UIDs, counts, timings, input-relative file names and reasons, never patient
+  names or IDs, and never the full input path.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medden.apps.run_record import MANIFEST
+
 if TYPE_CHECKING:
+    from medden.apps.run_record import RunManifest
     from medden.bundle import Bundle
+    from medden.io.inputs import InputSource
 
-__all__ = ["denoise_path", "noise_figures", "write_preview"]
+__all__ = ["REPORT", "denoise_path", "ends_the_run", "noise_figures", "outcome", "write_preview"]
 
-MANIFEST = "medden_manifest.json"
 REPORT = "medden_report.json"
+# errors about OUTPUT as a whole: every further series would fail alike
+_RUN_ENDING_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 # atomic_write's temporary files: "." + stem + "." + 8 random characters (tempfile.mkstemp) + ".tmp" + suffixes
 _TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(\..+)?")
 logger = logging.getLogger(__name__)
@@ -107,10 +118,6 @@ def _safe_name(text: str) -> str:
     return "".join(c if c.isalnum() or c in ".-" else "_" for c in text)[:120]
 
 
-def _read_json(path: Path) -> dict:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
 def _shard() -> tuple[int, int]:
     """``(rank, world_size)``: under torchrun each process takes every world_size-th series."""
     import torch.distributed as dist
@@ -122,18 +129,6 @@ def _shard() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
-def _manifest_path(output_dir: Path, rank: int, world: int) -> Path:
-    return output_dir / (MANIFEST if world == 1 else MANIFEST.replace(".json", f".rank{rank}.json"))
-
-
-def _finished(output_dir: Path) -> dict:
-    """Finished series from every manifest in ``output_dir`` (single-process and per-rank ones)."""
-    done: dict = {}
-    for path in sorted(output_dir.glob(MANIFEST.replace(".json", "*.json"))):
-        done.update(_read_json(path))
-    return done
-
-
 def _write_json(path: Path, data: dict) -> None:
     from medden.io.files import atomic_write
 
@@ -143,7 +138,8 @@ def _write_json(path: Path, data: dict) -> None:
 
 def _remove_stale_temp_files(output_dir: Path) -> list[Path]:
     """Delete the temporary files a killed run's atomic writes left in medden's output folders."""
-    folders = [output_dir, output_dir / "previews", output_dir / "nifti", *sorted(output_dir.glob("dicom/*"))]
+    folders = [output_dir, output_dir / "previews", *sorted(output_dir.glob("dicom/*"))]
+    folders += [p for p in (output_dir / "nifti").rglob("*") if p.is_dir()] + [output_dir / "nifti"]
     stale = [p for folder in folders if folder.is_dir() for p in folder.iterdir()
              if p.is_file() and _TEMP_NAME.fullmatch(p.name)]
     for path in stale:
@@ -151,6 +147,12 @@ def _remove_stale_temp_files(output_dir: Path) -> list[Path]:
     if stale:
         logger.info("removed %d temporary file(s) left by an interrupted run", len(stale))
     return stale
+
+
+def ends_the_run(err: BaseException) -> bool:
+    """Whether ``err`` is about OUTPUT as a whole (full disk, quota, read-only), so every
+    further series would fail the same way: the run stops, keeping what it finished."""
+    return isinstance(err, OSError) and err.errno in _RUN_ENDING_ERRNOS
 
 
 def _read_ahead(pool: ThreadPoolExecutor, items: Sequence, read: Callable) -> Iterator[tuple[Any, Future]]:
@@ -166,114 +168,224 @@ def _read_ahead(pool: ThreadPoolExecutor, items: Sequence, read: Callable) -> It
         yield item, current
 
 
-def _denoise_series(plan: Any, loading: Future, output_dir: Path, bundle: Bundle, skipped: list) -> dict:
-    """Denoise and write the series ``loading`` reads; return its report row (status done or failed)."""
+def _failure(err: BaseException, path: Path | None = None, name: str = "<file>") -> str:
+    """A failed row's reason: the error's type and message on one line, ``path`` (as given and
+    resolved: it may name a patient's folder) replaced by ``name``."""
+    message = " ".join(str(err).split())
+    if path is not None:
+        for spelling in sorted({str(path), str(Path(path).resolve())}, key=len, reverse=True):
+            message = message.replace(spelling, name)
+    message = message[:300]
+    return f"{type(err).__name__}: {message}" if message else type(err).__name__
+
+
+def _checked(figures: dict[str, Any], before: np.ndarray, after: np.ndarray) -> dict[str, Any]:
+    """``figures`` with the no-reference harm checks (:func:`medden.metrics.harm.harm_flags`):
+    ``harm_checks`` (each check's value and threshold) and ``warnings`` (a message per check
+    that says the output is worse than the input: noisier, or with a periodic pattern)."""
+    from medden.metrics.harm import harm_flags
+
+    checks = harm_flags(before, after, include_passed=True)
+    return {**figures, "harm_checks": {c.name: {"value": round(c.value, 4), "threshold": c.threshold}
+                                       for c in checks},
+            "warnings": [c.message for c in checks if c.raised]}
+
+
+def _dicom_sources(plan: Any) -> dict[str, Any]:
+    """The fingerprint of a plan's source files: SOP Instance UID and size of each."""
+    from medden.apps.run_record import source_fingerprint
+
+    return source_fingerprint((str(h.get("SOPInstanceUID", "")), p.stat().st_size)
+                              for h, p in zip(plan.headers, plan.paths, strict=True))
+
+
+def _denoise_series(plan: Any, loading: Future, run: _Run) -> dict:
+    """Denoise and write the series ``loading`` reads; record it; return its report row."""
     from medden.io import write_derived_series
 
     row: dict[str, Any] = {"series_uid": plan.series_uid, "slices": int(plan.shape[-1])}
     started = time.perf_counter()
     try:
+        sources = _dicom_sources(plan)
+        redone = run.manifest.why_redone(plan.series_uid, sources)
         series, problems = loading.result()
-        skipped.extend(problems)
+        run.skipped.extend(problems)
         if series is None:
             raise ValueError("no slice of this series could be decoded")
-        denoised = bundle.denoise(series.volume)
-        paths = write_derived_series(series, denoised, output_dir / "dicom", method="medden denoise",
-                                     model=bundle.name, parameters=bundle.parameters, overwrite=True)
-        preview = write_preview(output_dir / "previews" / f"{_safe_name(plan.series_uid)}.png",
+        denoised = run.bundle.denoise(series.volume)
+        paths = write_derived_series(series, denoised, run.output_dir / "dicom", method="medden denoise",
+                                     model=run.bundle.name, parameters=run.bundle.parameters, overwrite=True)
+        preview = write_preview(run.output_dir / "previews" / f"{_safe_name(plan.series_uid)}.png",
                                 series.volume, np.asarray(denoised))
-        row.update(status="done", files=len(paths), output=str(paths[0].parent.relative_to(output_dir)),
-                   preview=str(preview.relative_to(output_dir)), **noise_figures(series.volume, denoised),
-                   notes=series.notes)
-    except (ValueError, RuntimeError, OSError) as err:
-        row.update(status="failed", reason=f"{type(err).__name__}: {err}")
-    row["seconds"] = round(time.perf_counter() - started, 3)
+        row.update(status="done", files=len(paths), output=str(paths[0].parent.relative_to(run.output_dir)),
+                   preview=str(preview.relative_to(run.output_dir)),
+                   **_checked(noise_figures(series.volume, denoised), series.volume, denoised), notes=series.notes)
+        if redone:
+            row["redone"] = redone
+        row["seconds"] = round(time.perf_counter() - started, 3)
+        run.manifest.record(plan.series_uid, row, sources, [*paths, preview])
+    except Exception as err:  # one series fails alone, unless OUTPUT itself is the problem
+        if ends_the_run(err):
+            raise
+        row.update(status="failed", reason=_failure(err, run.root, "INPUT"), seconds=round(time.perf_counter() - started, 3))
     return row
 
 
-def _denoise_dicom(input_dir: Path, output_dir: Path, bundle: Bundle, resume: bool,
-                   rank: int, world: int) -> dict:
+def _denoise_dicom(source: InputSource, run: _Run) -> None:
     from medden.io import load_dicom_series, plan_dicom_series
 
     from tqdm.auto import tqdm
 
-    manifest_path = _manifest_path(output_dir, rank, world)
-    finished = _finished(output_dir) if resume else {}
-    manifest = _read_json(manifest_path) if resume else {}
-    plans, skipped = plan_dicom_series(input_dir)
-    plans = plans[rank::world]  # plans come sorted by series UID, so every rank splits them alike
-    if rank != 0:
-        skipped = []  # rank 0 reports the skipped files once
-    resumed = {uid for uid, row in finished.items() if row.get("status") == "done"}
-    series_rows = []
+    plans, skipped = plan_dicom_series(run.root, source.dicom_files)
+    plans = plans[run.rank::run.world]  # plans come sorted by series UID, so every rank splits them alike
+    if run.rank == 0:  # rank 0 reports what was left out, once
+        unplaceable: dict[str, list] = {}
+        for item in skipped:
+            if item.series_uid is None:
+                run.skipped.append(item)
+            else:
+                unplaceable.setdefault(item.series_uid, []).append(item)
+        run.rows.extend({"series_uid": uid, "status": "failed", "files": len(items), "reason": items[0].reason}
+                        for uid, items in sorted(unplaceable.items()))
+    finished = {p.series_uid: run.manifest.finished(p.series_uid, _dicom_sources(p)) for p in plans}
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medden-read")
     try:
-        reads = _read_ahead(pool, [p for p in plans if p.series_uid not in resumed], load_dicom_series)
+        reads = _read_ahead(pool, [p for p in plans if finished[p.series_uid] is None], load_dicom_series)
         for plan in tqdm(plans, desc="series", unit="series", disable=None):
-            if plan.series_uid in resumed:  # never read again
-                series_rows.append({**finished[plan.series_uid], "status": "done (resumed, skipped)"})
+            earlier = finished[plan.series_uid]
+            if earlier is not None:  # never read again
+                kept = {k: v for k, v in earlier.items() if k not in ("model", "sources", "outputs")}
+                run.rows.append({**kept, "status": "done (resumed, skipped)"})
                 continue
             _, loading = next(reads)
-            row = _denoise_series(plan, loading, output_dir, bundle, skipped)
-            series_rows.append(row)
-            if row["status"] == "done":
-                manifest[plan.series_uid] = row
-                _write_json(manifest_path, manifest)
+            row = _denoise_series(plan, loading, run)
+            run.rows.append(row)
             logger.info("series %s: %s (%.1f s)", plan.series_uid, row["status"], row["seconds"])
     finally:
         pool.shutdown(wait=True, cancel_futures=True)  # on an error, skip the queued read
-    return {"series": series_rows, "skipped": [{"path": str(s.path), "reason": s.reason} for s in skipped]}
 
 
-def _denoise_nifti(files: Sequence[Path], output_dir: Path, bundle: Bundle, rank: int, world: int) -> dict:
+def _denoise_nifti(files: Sequence[Path], run: _Run) -> None:
     from medden.apps.folders import denoised_nifti_path
+    from medden.apps.run_record import source_fingerprint
     from medden.io.nifti import map_nifti_file
 
-    files = list(files)[rank::world]
-    (output_dir / "nifti").mkdir(parents=True, exist_ok=True)
-    rows = []
-    for path in files:
+    for path in list(files)[run.rank::run.world]:
         started = time.perf_counter()
-        row: dict[str, Any] = {"file": path.name}
+        name = _relative(path, run.root)
+        key, row = f"nifti:{name}", {"file": name}
         try:
-            out_path = denoised_nifti_path(output_dir / "nifti", path)
-            volume, (denoised,) = map_nifti_file(path, [out_path], lambda image: (bundle.denoise(image),),
+            stat = path.stat()
+            sources = source_fingerprint([(name, stat.st_size, stat.st_mtime_ns)])
+            earlier = run.manifest.finished(key, sources)
+            if earlier is not None:
+                kept = {k: v for k, v in earlier.items() if k not in ("model", "sources", "outputs")}
+                run.rows.append({**kept, "status": "done (resumed, skipped)"})
+                continue
+            redone = run.manifest.why_redone(key, sources)
+            out_dir = run.output_dir / "nifti" / Path(name).parent
+            out_dir.mkdir(parents=True, exist_ok=True)
+            out_path = denoised_nifti_path(out_dir, path)
+            volume, (denoised,) = map_nifti_file(path, [out_path], lambda image: (run.bundle.denoise(image),),
                                                  overwrite=True)
-            row.update(status="done", output=str(out_path.relative_to(output_dir)),
-                       **noise_figures(volume.numpy(), denoised))
-        except (ValueError, RuntimeError, OSError) as err:
-            row.update(status="failed", reason=f"{type(err).__name__}: {err}")
-        row["seconds"] = round(time.perf_counter() - started, 3)
-        rows.append(row)
-    return {"series": rows, "skipped": []}
+            before = volume.numpy()
+            row.update(status="done", output=str(out_path.relative_to(run.output_dir)),
+                       **_checked(noise_figures(before, denoised), before, denoised))
+            if redone:
+                row["redone"] = redone
+            row["seconds"] = round(time.perf_counter() - started, 3)
+            run.manifest.record(key, row, sources, [out_path])
+        except Exception as err:  # one file fails alone (nibabel raises many types), unless OUTPUT is the problem
+            if ends_the_run(err):
+                raise
+            reason = _failure(err, path, name)
+            row.update(status="failed", reason=reason, seconds=round(time.perf_counter() - started, 3))
+        run.rows.append(row)
+
+
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to the input's folder, as the report names files (never the full path)."""
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).name
+
+
+@dataclass
+class _Run:
+    """One process's state of one run: where, with what, and what it has done so far."""
+
+    root: Path  # the input folder (a single file's folder); report paths are relative to it
+    output_dir: Path
+    bundle: Bundle
+    manifest: RunManifest
+    rank: int = 0
+    world: int = 1
+    rows: list[dict] = field(default_factory=list)
+    skipped: list = field(default_factory=list)
+
+
+def outcome(report: Mapping[str, Any]) -> str:
+    """How a run ended, from its report: ``"complete"`` (everything given was denoised or was
+    already), ``"partial"`` (some series or files failed), ``"nothing denoised"`` or
+    ``"stopped"`` (an error about OUTPUT, e.g. a full disk, ended it; what was done is kept)."""
+    if report.get("stopped"):
+        return "stopped"
+    if not report["processed"]:
+        return "nothing denoised"
+    return "partial" if report["failed"] or report["failed_files"] else "complete"
 
 
 def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, bundle: Bundle,
-                 resume: bool = True) -> dict:
-    """Denoise a DICOM folder, a NIfTI file or a folder of NIfTI files into ``output_dir``.
+                 resume: bool = True, overwrite: bool = False) -> dict:
+    """Denoise a DICOM folder or file, a NIfTI file, a folder of NIfTI files, or a folder of
+    both, into ``output_dir``.
 
     Under ``torchrun --nproc_per_node N`` each process denoises every N-th series (no series
     twice, each rank keeps its own manifest) and rank 0 writes the merged report.
 
     DICOM series become derived series under ``output_dir/dicom/<new series UID>/``, each with
-    a before | after PNG of its middle slice in ``output_dir/previews/``; NIfTI
-    files become ``output_dir/nifti/<name>_denoised.nii.gz`` with their affine. Every image is
-    denoised by ``bundle.denoise`` (its intensity percentiles and smoothing apply). The report is also written to
-    ``output_dir/medden_report.json``. One run at a time may write to ``output_dir``: a new
-    run first deletes temporary files left there by a killed one.
+    a before | after PNG of its middle slice in ``output_dir/previews/``; NIfTI files become
+    ``output_dir/nifti/<path>_denoised.nii.gz`` (their subfolders kept) with their affine.
+    Every image is denoised by ``bundle.denoise``. One run at a time may write to
+    ``output_dir``: a new run first deletes temporary files left there by a killed one.
+
+    Every file and series fails alone: a file that cannot be read, a series that cannot be
+    placed, decoded, denoised or written is recorded with its reason and the run goes on. An
+    error about OUTPUT as a whole (:func:`ends_the_run`: a full disk) stops the run, after the
+    report and the manifest of what was finished are written; run again once it is fixed.
+
+    Resuming (:mod:`medden.apps.run_record`): a series or file is skipped when the manifest
+    says this model finished it from the same sources and its outputs are all there; else it
+    is done again, and the files of its earlier result that were not replaced are deleted.
+
+    Args:
+        input_path: the input (see :func:`medden.io.inputs.identify_input`); only read.
+        output_dir: where results go; must lie apart from the input.
+        bundle: the loaded bundle.
+        resume: skip what earlier runs finished (when still valid); else redo everything.
+        overwrite: replace results of another model in ``output_dir`` (else refused).
 
     Returns:
-        The report: ``{"input_kind", "bundle", "series": [...], "skipped": [...],
-        "processed": int, "failed": int}``; each series row has its status (``"done"``,
-        ``"done (resumed, skipped)"`` or ``"failed"`` with a ``reason``), timing and the
-        noise estimates (:func:`noise_figures`) before and after.
+        The report, also written to ``output_dir/medden_report.json``: ``{"input_kind",
+        "bundle", "model", "outcome", "series": [...], "skipped": [...], "processed",
+        "failed", "failed_files", "warnings"}`` (and ``"stopped"`` with the reason when the
+        run was stopped). Each series row has its status (``"done"``, ``"done (resumed,
+        skipped)"`` or ``"failed"`` with a ``reason``), timing, the noise estimates before and
+        after (:func:`noise_figures`) and any ``warnings`` that denoising did harm. Skipped
+        files are named relative to the input folder, with ``failed`` False for files that are
+        not images to denoise. ``outcome`` is :func:`outcome`.
 
     Raises:
         FileNotFoundError: the input does not exist.
+        NotADirectoryError: ``output_dir`` is an existing file.
         ValueError: output inside input (or the reverse, see :func:`medden.io.files.check_output_dir`),
-            or an input that is not a DICOM folder or NIfTI file(s) (see
-            :func:`medden.io.inputs.identify_input`: an empty folder, one mixing kinds, a PNG).
+            an input medden does not read (see :func:`medden.io.inputs.identify_input`: an
+            empty folder, a PNG), or results of another model in ``output_dir``
+            (:class:`~medden.apps.run_record.ModelMismatchError`) without ``overwrite``.
+        OSError: an error that ends the run (:func:`ends_the_run`), after the report is written.
     """
+    from medden.apps.run_record import RunManifest, model_identity
     from medden.io.files import check_output_dir
     from medden.io.inputs import VOLUME_INPUTS, identify_input
 
@@ -282,21 +394,41 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
     source = identify_input(input_path, VOLUME_INPUTS)
     output_dir.mkdir(parents=True, exist_ok=True)
     rank, world = _shard()
+    model = model_identity(bundle)
+    run = _Run(input_path if input_path.is_dir() else input_path.parent, output_dir, bundle,
+               RunManifest(output_dir, model, resume, overwrite, rank, world), rank, world)
     if rank == 0:
         _remove_stale_temp_files(output_dir)
     if world > 1:
         import torch.distributed as dist
 
         dist.barrier()  # no rank writes before rank 0 has cleaned up
-    is_nifti = source.kind.is_nifti
-    body = _denoise_nifti(source.files, output_dir, bundle, rank, world) if is_nifti else _denoise_dicom(
-        input_path, output_dir, bundle, resume, rank, world)
-    body = _gather(body)
-    report = {"input_kind": "nifti" if is_nifti else "dicom", "bundle": bundle.name, **body,
+    kind = "mixed" if source.kind.is_nifti and source.kind.is_dicom else "nifti" if source.kind.is_nifti else "dicom"
+    stopped = None
+    try:
+        if source.kind.is_dicom:
+            _denoise_dicom(source, run)
+        if source.kind.is_nifti:
+            _denoise_nifti(source.files, run)
+    except OSError as err:
+        if not ends_the_run(err):
+            raise
+        stopped = err
+    body = _gather({"series": run.rows, "skipped": [{"path": _relative(run.root / s.path, run.root),
+                                                     "reason": s.reason, "failed": s.failed} for s in run.skipped]})
+    report = {"input_kind": kind, "bundle": bundle.name, "model": model, **body,
               "processed": sum(r["status"].startswith("done") for r in body["series"]),
-              "failed": sum(r["status"] == "failed" for r in body["series"])}
+              "failed": sum(r["status"] == "failed" for r in body["series"]),
+              "failed_files": sum(s["failed"] for s in body["skipped"]),
+              "warnings": sum(bool(r.get("warnings")) for r in body["series"])}
+    if stopped is not None:
+        report["stopped"] = (f"{_failure(stopped, output_dir, 'OUTPUT')}; the series finished before are kept in {MANIFEST}: free the "
+                             "space (or fix OUTPUT) and run the same command again to go on")
+    report["outcome"] = outcome(report)
     if rank == 0:
         _write_json(output_dir / REPORT, report)
+    if stopped is not None:
+        raise stopped
     return report
 
 

@@ -9,7 +9,7 @@ Examples:
     medden samples
     medden samples --export ./samples --names CT_small mni152
     medden denoise ./dicom_in ./dicom_out --bundle recorruption_ixi_bernoulli
-    medden denoise ./scan.nii.gz ./out --bundle ./my_bundle --batch-size 4 --device cpu
+    medden denoise ./scan.nii.gz ./out --bundle ./my_bundle --trust-bundle --batch-size 4 --device cpu
     medden denoise ./dicom_in ./dicom_out --fit --fit-minutes 10
     medden export general_denoiser
     medden denoise ./dicom_in ./dicom_out --backend onnx
@@ -17,7 +17,8 @@ Examples:
     medden serve --port 8000
 
 Exit codes: 0 success, 1 failure (the error is printed on stderr; for ``denoise``: nothing
-could be processed), 2 bad usage.
+was denoised, or the run stopped), 2 bad usage, and for ``denoise`` 3: partial (some series
+or files failed, the report says why).
 """
 
 from __future__ import annotations
@@ -73,24 +74,34 @@ def _run_samples(args: argparse.Namespace) -> int:
     return 0
 
 
+#: ``medden denoise`` exit codes by :func:`medden.apps.batch_denoise.outcome`
+DENOISE_EXIT_CODES = {"complete": 0, "nothing denoised": 1, "stopped": 1, "partial": 3}
+_TRUST_HELP = ("load a bundle folder medden does not ship: its configs run Python code, so pass this only for "
+               "bundles whose author you trust (see 'Security' in the README)")
+
+
 def _add_denoise_command(commands: argparse._SubParsersAction) -> None:
     parser = commands.add_parser(
         "denoise",
-        help="denoise a DICOM folder, a NIfTI file or a folder of NIfTI files",
+        help="denoise DICOM series and NIfTI files: a folder (of either or both) or one file",
         description=(
             "Write a derived, denoised series per input DICOM series (or a denoised NIfTI per file) under "
-            "OUTPUT, with OUTPUT/medden_report.json. A run that was stopped can be started again: finished "
-            "series are skipped. The next series is read while the current one is denoised. Exit codes: 0 "
-            "when at least one series was denoised (or all were already done), 1 when nothing could be "
-            "processed or on an error (unknown bundle, OUTPUT inside INPUT, ...), 2 for bad usage."
+            "OUTPUT, with OUTPUT/medden_report.json. Every file and series fails alone, with its reason in the "
+            "report. A run that was stopped can be started again: series finished by the same model from the same "
+            "files are skipped, changed ones are redone. The next series is read while the current one is "
+            "denoised. Exit codes: 0 everything was denoised (or already was); 3 partial: some series or files "
+            "failed (see the report); 1 nothing was denoised, or an error (unknown or untrusted bundle, OUTPUT "
+            "inside INPUT, a full disk, ...); 2 bad usage."
         ),
     )
-    parser.add_argument("input", metavar="INPUT", help="DICOM folder, NIfTI file or folder of NIfTI files")
+    parser.add_argument("input", metavar="INPUT",
+                        help="a DICOM folder or file, a NIfTI file, or a folder of NIfTI files (or of both)")
     parser.add_argument("output", metavar="OUTPUT", help="output folder (must not lie inside INPUT)")
     parser.add_argument("--bundle", default=DEFAULT_BUNDLE, metavar="NAME_OR_DIR",
-                        help="trained bundle: a folder (configs/inference.json, models/model.pt) or the name of "
-                             "a bundle in the repository's bundles/ folder, e.g. recorruption_ixi_bernoulli "
+                        help="trained bundle: the name of a shipped bundle, e.g. recorruption_ixi_bernoulli, or a "
+                             "bundle folder written as a path (./my_bundle) together with --trust-bundle "
                              "(default: %(default)s)")
+    parser.add_argument("--trust-bundle", action="store_true", help=_TRUST_HELP)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
     parser.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
                         help="slices or windows per network call, >= 1 (default: the bundle's own); "
@@ -104,39 +115,73 @@ def _add_denoise_command(commands: argparse._SubParsersAction) -> None:
     _add_backend_option(parser)
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="redo series a previous run already finished")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace results of another model (another bundle, other weights, an earlier --fit) "
+                             "in OUTPUT; without it such an OUTPUT is refused")
     parser.set_defaults(func=_run_denoise)
 
 
 def _run_denoise(args: argparse.Namespace) -> int:
-    from medden.apps.batch_denoise import denoise_path
+    from medden.apps.batch_denoise import REPORT, denoise_path, ends_the_run
+    from medden.apps.run_record import has_results
     from medden.bundle import load_bundle
     from medden.engines.distributed import cleanup, is_main_process
+    from medden.io.files import check_output_dir
+    from medden.io.inputs import VOLUME_INPUTS, identify_input
 
+    check_output_dir(args.input, args.output)  # bad paths fail before anything loads
+    identify_input(args.input, VOLUME_INPUTS)
+    if args.fit and has_results(args.output) and not args.overwrite:
+        raise ValueError(f"{args.output!r} holds results of an earlier run; --fit makes a new model, whose results "
+                         "would replace them: choose another OUTPUT, or pass --overwrite.")
     try:
-        bundle_dir = args.bundle
+        bundle_dir, trust = args.bundle, args.trust_bundle
         if args.fit:
             from medden.apps.fit import fit_on_input
 
             print(f"fitting {args.bundle} to the input for {args.fit_minutes:g} min ...", flush=True)
-            bundle_dir = fit_on_input(args.input, args.output, args.bundle, args.fit_minutes, args.device)
-            print(f"fitted bundle saved to {bundle_dir} (reuse it with --bundle)", flush=True)
-        bundle = load_bundle(bundle_dir, args.device, batch_size=args.batch_size, backend=args.backend)
+            bundle_dir = fit_on_input(args.input, args.output, args.bundle, args.fit_minutes, args.device, trust=trust)
+            trust = True  # made just now from a bundle that was trusted
+            print(f"fitted bundle saved to {bundle_dir} (reuse it with --bundle {bundle_dir} --trust-bundle)",
+                  flush=True)
+        bundle = load_bundle(bundle_dir, args.device, batch_size=args.batch_size, backend=args.backend, trust=trust)
         print(f"{bundle.name}: {bundle.backend} backend", flush=True)
-        report = denoise_path(args.input, args.output, bundle, resume=args.resume)
+        try:
+            report = denoise_path(args.input, args.output, bundle, resume=args.resume, overwrite=args.overwrite)
+        except OSError as err:
+            if not ends_the_run(err):
+                raise
+            print(f"medden: error: the run stopped: {err}; what was finished is kept and recorded in "
+                  f"{args.output}/{REPORT}; fix it and run the same command again to go on.", file=sys.stderr)
+            return DENOISE_EXIT_CODES["stopped"]
     finally:
         main_process = is_main_process()
         cleanup()  # leave the torchrun process group, if one was joined
-    if not main_process:
-        return 0 if report["processed"] else 1
+    if main_process:
+        _print_denoise_report(report, args.output)
+    return DENOISE_EXIT_CODES[report["outcome"]]
+
+
+def _print_denoise_report(report: dict, output: str) -> None:
     rows = [("series / file", "status", "seconds", "noise before", "noise after")]
     for row in report["series"]:
         noise = [f"{row[k]:.4g}" if isinstance(row.get(k), float) else "" for k in
                  ("noise_sigma_before", "noise_sigma_after")]
         rows.append((str(row.get("series_uid", row.get("file"))), row["status"], str(row.get("seconds", "")), *noise))
     _print_table(rows)
-    print(f"{report['processed']} done, {report['failed']} failed, {len(report['skipped'])} file(s) skipped; "
-          f"report: {args.output}/medden_report.json")
-    return 0 if report["processed"] else 1
+    for row in report["series"]:
+        for warning in row.get("warnings") or []:
+            print(f"medden: warning: {row.get('series_uid', row.get('file'))}: {warning}", file=sys.stderr)
+    failed_files = report["failed_files"]
+    ignored = len(report["skipped"]) - failed_files
+    print(f"{report['processed']} done, {report['failed']} failed, {failed_files} file(s) unreadable, {ignored} "
+          f"file(s) not images, {report['warnings']} with warnings; report: {output}/medden_report.json")
+    if report["outcome"] == "nothing denoised":
+        print("medden: nothing was denoised: no image series or NIfTI file in the input could be read (the report "
+              "says why for each file).", file=sys.stderr)
+    elif report["outcome"] == "partial":
+        print("medden: partial: some series or files failed (exit code 3); the report gives each reason.",
+              file=sys.stderr)
 
 
 def _add_backend_option(parser: argparse.ArgumentParser) -> None:
@@ -155,7 +200,9 @@ def _add_export_command(commands: argparse._SubParsersAction) -> None:
                     "change on corrupted validation windows), and record the checks in models/export.json. "
                     "'medden denoise --backend' then runs them.",
     )
-    parser.add_argument("bundle", metavar="NAME_OR_DIR", help="bundle folder or shipped bundle name")
+    parser.add_argument("bundle", metavar="NAME_OR_DIR",
+                        help="shipped bundle name, or a bundle folder written as a path (./x) with --trust-bundle")
+    parser.add_argument("--trust-bundle", action="store_true", help=_TRUST_HELP)
     parser.add_argument("--formats", nargs="+", default=list(EXPORT_FORMATS), choices=EXPORT_FORMATS,
                         help="what to write (default: all)")
     parser.add_argument("--calibration-noises", nargs="+", default=list(CALIBRATION_NOISES), metavar="NOISE",
@@ -167,7 +214,7 @@ def _add_export_command(commands: argparse._SubParsersAction) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     from medden.apps.export import export_bundle
 
-    record = export_bundle(args.bundle, args.formats, noises=args.calibration_noises)
+    record = export_bundle(args.bundle, args.formats, noises=args.calibration_noises, trust=args.trust_bundle)
     rows = [("format", "file", "MB", "check")]
     for name in args.formats:
         entry = record[name]
@@ -187,14 +234,16 @@ def _add_demo_command(commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--output", default="medden-demo", metavar="DIR", help="where to write (default: %(default)s)")
     parser.add_argument("--bundle", default=None, metavar="NAME_OR_DIR",
-                        help="bundle folder or shipped bundle name (default: the demo's shipped one)")
+                        help="shipped bundle name, or a bundle folder written as a path with --trust-bundle "
+                             "(default: the demo's shipped one)")
+    parser.add_argument("--trust-bundle", action="store_true", help=_TRUST_HELP)
     parser.set_defaults(func=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from medden.apps.demo import run_demo
 
-    result = run_demo(args.output, args.bundle)
+    result = run_demo(args.output, args.bundle, trust=args.trust_bundle)
     _print_table([("series", "PSNR (dB)", "SSIM"),
                   *[(name, f"{result[name]['psnr']:.2f}", f"{result[name]['ssim']:.4f}") for name in ("noisy", "denoised")]])
     print(f"clean:    {result['clean_dicom']}\nnoisy:    {result['noisy_dicom']}\n"
@@ -253,12 +302,18 @@ def _add_serve_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--host", default="127.0.0.1",
                         help="address to listen on (default: %(default)s, this computer only); 0.0.0.0 exposes the "
                              "viewer to the network, with no login")
+    parser.add_argument("--allowed-host", action="append", default=[], metavar="NAME", dest="allowed_hosts",
+                        help="another Host name to answer, e.g. the one a reverse proxy forwards (repeatable); "
+                             "requests naming any other host are refused, against DNS rebinding")
     parser.add_argument("--port", type=_positive_int, default=8000, help="TCP port (default: %(default)s)")
     parser.add_argument("--max-upload-mb", type=_positive_float, default=100.0, metavar="N",
                         help="largest upload in MB; larger files are refused (default: %(default)g)")
     parser.add_argument("--bundles", nargs="+", metavar="NAME", default=None,
-                        help="bundles to offer: shipped names or bundle folders (default: every shipped bundle "
-                             "that denoises images)")
+                        help="bundles to offer: shipped names, or bundle folders written as paths with "
+                             "--trust-bundle (default: every shipped bundle that denoises images)")
+    parser.add_argument("--trust-bundle", action="store_true",
+                        help="offer the bundle folders named in --bundles although medden does not ship them: their "
+                             "configs run Python code, so pass this only for bundles whose author you trust")
     _add_backend_option(parser)
     parser.set_defaults(func=_run_serve)
 
@@ -267,7 +322,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     from medden.apps.serve import run_server
 
     run_server(args.host, args.port, bundles=args.bundles, max_upload_bytes=max(1, round(args.max_upload_mb * 2**20)),
-               backend=args.backend)
+               backend=args.backend, allowed_hosts=args.allowed_hosts, trust_bundles=args.trust_bundle)
     return 0
 
 
@@ -318,7 +373,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line and return its exit code (0 ok, 1 failed, 2 bad usage).
+    """Run the command line and return its exit code (0 ok, 1 failed, 2 bad usage, 3 partial: see
+    :data:`DENOISE_EXIT_CODES`).
 
     Args:
         argv: the arguments without the program name; ``sys.argv[1:]`` if None.

@@ -127,8 +127,8 @@ def save_fitted_bundle(base_bundle_dir: str | os.PathLike, output_bundle_dir: st
 def read_input_volumes(input_path: str | os.PathLike, max_slices: int = 64) -> list[np.ndarray]:
     """The images ``medden denoise`` would denoise, as ``(C, H, W[, D])`` arrays, for fitting.
 
-    A NIfTI file, a folder of NIfTI files or a DICOM folder (every image series that
-    decodes; unreadable ones are left out, as the denoising run reports them). Reading stops
+    A DICOM file or folder, a NIfTI file, or a folder of NIfTI files or of both (every image
+    that decodes; unreadable ones are left out, as the denoising run reports them). Reading stops
     once ``max_slices`` slices are in hand, so a huge study is not read twice whole.
 
     Raises:
@@ -141,22 +141,29 @@ def read_input_volumes(input_path: str | os.PathLike, max_slices: int = 64) -> l
     path = Path(input_path)
     volumes: list[np.ndarray] = []
     source = identify_input(path, VOLUME_INPUTS)
+
+    def enough() -> bool:
+        return sum(v.shape[-1] if v.ndim == 4 else 1 for v in volumes) >= max_slices
+
     if source.kind.is_nifti:
         from medden.io.nifti import read_nifti
 
         for file in source.files:
-            volumes.append(read_nifti(file).numpy())
-            if sum(v.shape[-1] if v.ndim == 4 else 1 for v in volumes) >= max_slices:
+            try:
+                volumes.append(read_nifti(file).numpy())
+            except Exception as err:  # a broken file is left out here; the denoising run reports it
+                logger.info("fit: a NIfTI file was left out (%s)", type(err).__name__)
+            if enough():
                 break
-    else:
+    if source.kind.is_dicom and not enough():
         from medden.io import load_dicom_series, plan_dicom_series
 
-        plans, _ = plan_dicom_series(path)
+        plans, _ = plan_dicom_series(path if path.is_dir() else path.parent, source.dicom_files)
         for plan in plans:
             series, _ = load_dicom_series(plan)
             if series is not None:
                 volumes.append(np.asarray(series.volume))
-            if sum(v.shape[-1] for v in volumes) >= max_slices:
+            if enough():
                 break
     if not volumes:
         raise ValueError(f"nothing in {str(path)!r} could be read to fit on.")
@@ -164,14 +171,16 @@ def read_input_volumes(input_path: str | os.PathLike, max_slices: int = 64) -> l
 
 
 def fit_on_input(input_path: str | os.PathLike, output_dir: str | os.PathLike, base_bundle: str | os.PathLike,
-                 minutes: float, device: str | torch.device | None = None, max_slices: int = 64) -> Path:
+                 minutes: float, device: str | torch.device | None = None, max_slices: int = 64,
+                 trust: bool = False) -> Path:
     """``medden denoise --fit``: fine-tune ``base_bundle`` on the input, save it under OUTPUT.
 
     Reads up to ``max_slices`` slices of the input (:func:`read_input_volumes`), scales them
     as the bundle's inference does, fine-tunes the bundle's network by recorruption for
     ``minutes`` (:func:`medden.engines.fit_network`) and writes ``output_dir/fitted_bundle``
-    (reuse it with ``--bundle``). Single process: under torchrun, fit first, then denoise with
-    the saved bundle.
+    (reuse it with ``--bundle OUTPUT/fitted_bundle --trust-bundle``). ``trust`` lets
+    ``base_bundle`` be a folder medden does not ship (see :mod:`medden.bundle.resolve`).
+    Single process: under torchrun, fit first, then denoise with the saved bundle.
 
     Returns:
         The fitted bundle's folder.
@@ -189,7 +198,7 @@ def fit_on_input(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
     check_positive(minutes, "fit minutes")
     input_path, output_dir = Path(input_path), Path(output_dir)
     check_output_dir(input_path, output_dir)
-    bundle = load_bundle(base_bundle, device)
+    bundle = load_bundle(base_bundle, device, trust=trust)
     slices = fit_slices(read_input_volumes(input_path, max_slices), bundle.percentiles, max_slices, bundle.smoothing)
     result = fit_network(bundle.network, slices, minutes)
     logger.info("fit: %d iterations in %.0f s", result.iterations, result.seconds)

@@ -39,11 +39,12 @@ from typing import BinaryIO
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
+from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder, iter_pixels, pixel_array
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from medden.io.dicom_slices import Slice, make_slices, order_slices, split_slices
-from medden.io.dicom_series import modality_dataset, modality_frame
+from medden.io.dicom_series import first_value, modality_dataset, modality_frame
 from medden.io.dicom_types import DicomSeries, SkippedFile
 
 __all__ = [
@@ -64,6 +65,10 @@ _NOT_IMAGES = {
     "1.2.840.10008.5.1.4.1.1.481.2": "RT Dose Storage",
 }
 _NO_PIXEL_DATA = "no pixel data (not an image)"
+_DICOM_SUFFIXES = (".dcm", ".dicom", ".ima")
+_GEOMETRY = (("ImagePositionPatient", ("PlanePositionSequence",), 3),
+             ("ImageOrientationPatient", ("PlaneOrientationSequence",), 6),
+             ("PixelSpacing", ("PixelMeasuresSequence",), 2))
 _FLOAT_PIXEL_TAGS = {0x7FE00008, 0x7FE00009}
 _PIXEL_DATA_TAG = 0x7FE00010
 _UNDEFINED_LENGTH = 0xFFFFFFFF
@@ -196,7 +201,7 @@ def _read_header(path: Path, rel: Path) -> _Header | SkippedFile | None:
         with path.open("rb") as f:
             preamble = f.read(132)
             if len(preamble) < 132 or preamble[128:] != b"DICM":
-                return SkippedFile(rel, "not a DICOM file (no 'DICM' marker after the preamble)")
+                return _not_dicom(rel, size)
             f.seek(0)
             ds = pydicom.dcmread(f, stop_before_pixels=True, force=False, defer_size=_DEFER_SIZE)
             problem = _pixel_data_problem(f, ds, size)
@@ -209,6 +214,16 @@ def _read_header(path: Path, rel: Path) -> _Header | SkippedFile | None:
     return _Header(path, rel, ds, problem)
 
 
+def _not_dicom(rel: Path, size: int) -> SkippedFile:
+    """A file without the DICOM marker: a failure when it is empty or named as DICOM, else not for us."""
+    if size == 0:
+        return SkippedFile(rel, "empty file (0 bytes), probably an interrupted copy")
+    claims = rel.suffix.lower() in _DICOM_SUFFIXES
+    reason = "not a DICOM file (no 'DICM' marker after the preamble)"
+    return SkippedFile(rel, reason + ("; its name says DICOM, so it is probably corrupt" if claims else ""),
+                       failed=claims)
+
+
 def _brief(exc: BaseException, path: Path | None = None) -> str:
     """``Type: message`` on one line, at most about 200 characters, without the file's path."""
     message = " ".join(str(exc).split())
@@ -218,13 +233,15 @@ def _brief(exc: BaseException, path: Path | None = None) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
-def _scan(folder: str | os.PathLike) -> tuple[Path, list[_Header], list[SkippedFile]]:
+def _scan(folder: str | os.PathLike,
+          files: Iterable[Path] | None = None) -> tuple[Path, list[_Header], list[SkippedFile]]:
+    """Headers of ``files`` (default: every file under ``folder``), paths made relative to ``folder``."""
     root = _check_folder(folder)
     headers: list[_Header] = []
     skipped: list[SkippedFile] = []
     with _quiet_pydicom():
-        for path in _walk(root):
-            found = _read_header(path, path.relative_to(root))
+        for path in (_walk(root) if files is None else sorted(Path(p) for p in files)):
+            found = _read_header(path, _relative(path, root))
             if isinstance(found, _Header):
                 headers.append(found)
             elif found is not None:
@@ -279,28 +296,63 @@ def _missing_plugin(transfer_syntax: UID) -> str:
     )
 
 
-def _image_problem(header: _Header) -> str | None:
-    """Why ``header`` is not an image medden can read, or None."""
+def _image_problem(header: _Header) -> SkippedFile | None:
+    """Why ``header`` is not an image medden can read (as a :class:`SkippedFile`), or None."""
     ds = header.ds
     sop = UID(str(ds.get("SOPClassUID") or ds.file_meta.get("MediaStorageSOPClassUID", "")))
     if sop in _NOT_IMAGES:
-        return f"{_NOT_IMAGES[sop]} object: its pixel data are not an image to denoise"
+        return SkippedFile(header.rel, f"{_NOT_IMAGES[sop]} object: its pixel data are not an image to denoise",
+                           failed=False)
     looks_like_image = "Rows" in ds or "SOPClassUID" not in ds or "Image Storage" in sop.name
-    if header.pixel_problem == _NO_PIXEL_DATA and looks_like_image:
+    if header.pixel_problem == _NO_PIXEL_DATA and not looks_like_image:
+        return SkippedFile(header.rel, f"{sop.name or 'unknown SOP class'}: {_NO_PIXEL_DATA}", failed=False)
+    problem = _image_header_problem(header, sop)
+    return None if problem is None else SkippedFile(header.rel, problem)
+
+
+def _image_header_problem(header: _Header, sop: UID) -> str | None:
+    """Why an image's header cannot be used, or None."""
+    ds = header.ds
+    if header.pixel_problem == _NO_PIXEL_DATA:
         return (
             f"{sop.name or 'unknown SOP class'}: the header stops before any pixel data; the "
             "file is probably truncated"
         )
     if header.pixel_problem:
         return f"{sop.name or 'unknown SOP class'}: {header.pixel_problem}"
+    if not ds.get("SOPClassUID") or not ds.get("SOPInstanceUID"):
+        return ("no SOPClassUID or SOPInstanceUID, so the file does not say what it is and no derived image can "
+                "refer to it")
     if not ds.get("SeriesInstanceUID"):
         return "no SeriesInstanceUID, so the file cannot be grouped into a series"
     if not (ds.get("Rows") and ds.get("Columns") and ds.get("BitsAllocated")):
         return f"{sop.name or 'unknown SOP class'}: no image pixel description (Rows/Columns)"
     if str(ds.get("PhotometricInterpretation", "")).startswith("PALETTE"):
         return "PALETTE COLOR images hold colour indices, not intensities; not supported"
+    try:
+        int(ds.Rows), int(ds.Columns), int(ds.get("SamplesPerPixel", 1)), int(ds.get("NumberOfFrames") or 1)
+    except (TypeError, ValueError):
+        return "Rows, Columns, SamplesPerPixel or NumberOfFrames is not a whole number"
+    geometry = _geometry_problem(ds)
+    if geometry:
+        return geometry
     transfer_syntax = UID(str(ds.file_meta.get("TransferSyntaxUID", "")))
     return _decoder_problem(transfer_syntax)
+
+
+def _geometry_problem(ds: Dataset) -> str | None:
+    """Why the (first frame's) position, orientation or pixel spacing present in ``ds`` is unusable, or None."""
+    for keyword, groups, size in _GEOMETRY:
+        value = first_value(ds, keyword, groups)
+        if value is None or value == "":
+            continue
+        try:
+            numbers = np.asarray([float(v) for v in (value if isinstance(value, (list, MultiValue)) else [value])])
+        except (TypeError, ValueError):
+            return f"{keyword} holds a value that is not a number, so the image cannot be placed in space"
+        if numbers.shape != (size,) or not np.isfinite(numbers).all():
+            return f"{keyword} is not {size} finite numbers, so the image cannot be placed in space"
+    return None
 
 
 def _plan(root: Path, uid: str, slices: list[Slice], split_notes: list[str]) -> DicomSeriesPlan:
@@ -328,7 +380,7 @@ def _plan(root: Path, uid: str, slices: list[Slice], split_notes: list[str]) -> 
 
 
 def plan_dicom_series(
-    folder: str | os.PathLike,
+    folder: str | os.PathLike, files: Iterable[str | os.PathLike] | None = None,
 ) -> tuple[list[DicomSeriesPlan], list[SkippedFile]]:
     """Group, check and order the image series under ``folder``, without decoding pixels.
 
@@ -341,42 +393,64 @@ def plan_dicom_series(
     per-frame PlanePositionSequence); without positions, by InstanceNumber or frame number.
     Non-uniform spacing, gantry tilt, splits and fallbacks are recorded in ``notes``.
 
+    Nothing here raises on a bad file or series: a file with unusable header values (a
+    position that is not a number, no SOPClassUID) is skipped alone, and a series that
+    cannot be arranged into a volume is skipped whole (its files come back with its
+    ``series_uid`` and the reason), so the other series are planned as usual.
+
     Args:
-        folder: the folder to read (nested folders included).
+        folder: the folder to read (nested folders included); skipped files are named
+            relative to it.
+        files: read only these files (e.g. from :func:`medden.io.inputs.identify_input`);
+            default: every file under ``folder``.
 
     Returns:
         ``(plans, skipped)``: plans sorted by series UID, and every file that was left out
         with the reason (not DICOM, not an image, truncated, undecodable transfer syntax,
-        duplicate SOPInstanceUID).
+        duplicate SOPInstanceUID, unusable header values, an unplaceable series).
 
     Raises:
         TypeError: ``folder`` is not a path.
         NotADirectoryError: ``folder`` is not an existing folder.
     """
-    root, headers, skipped = _scan(folder)
+    root, headers, skipped = _scan(folder, None if files is None else [Path(f) for f in files])
     by_series: dict[str, list[Slice]] = defaultdict(list)
     seen: set[str] = set()
     with _quiet_pydicom():
         for header in headers:
-            problem = _image_problem(header)
+            try:
+                problem = _image_problem(header)
+            except Exception as exc:  # header values of any malformed kind
+                problem = SkippedFile(header.rel, f"unusable header ({_brief(exc, header.path)})")
             sop_instance = str(header.ds.get("SOPInstanceUID", ""))
             if problem is None and sop_instance in seen:
-                problem = "same SOPInstanceUID as another file already read (a duplicate copy)"
+                problem = SkippedFile(header.rel, "same SOPInstanceUID as another file already read (a duplicate copy)",
+                                      failed=False)
             if problem is not None:
-                skipped.append(SkippedFile(header.rel, problem))
+                skipped.append(problem)
                 continue
             seen.add(sop_instance)
             by_series[str(header.ds.SeriesInstanceUID)].extend(make_slices(header.ds, header.path))
-    plans = []
-    for uid in sorted(by_series):
-        units: dict[Path | None, list[Slice]] = defaultdict(list)
-        for s in by_series[uid]:  # each multi-frame object is a unit; single frames share one
-            units[s.path if s.multiframe else None].append(s)
-        parts = [part for unit in units.values() for part in split_slices(unit)]
-        parts.sort(key=lambda p: min(s.fallback_key() for s in p[0]))
-        for index, (slices, notes) in enumerate(parts):
-            plans.append(_plan(root, uid if index == 0 else f"{uid}#{index + 1}", slices, notes))
+        plans = []
+        for uid in sorted(by_series):
+            try:
+                plans.extend(_plan_series(root, uid, by_series[uid]))
+            except Exception as exc:  # geometry of any malformed kind: this series only
+                reason = f"its series could not be arranged into a volume ({_brief(exc)})"
+                files_of_series = sorted({s.path for s in by_series[uid]})
+                skipped.extend(SkippedFile(_relative(p, root), reason, series_uid=uid) for p in files_of_series)
     return plans, skipped
+
+
+def _plan_series(root: Path, uid: str, slices: list[Slice]) -> list[DicomSeriesPlan]:
+    """The plans of one series' slices: one per consistent part."""
+    units: dict[Path | None, list[Slice]] = defaultdict(list)
+    for s in slices:  # each multi-frame object is a unit; single frames share one
+        units[s.path if s.multiframe else None].append(s)
+    parts = [part for unit in units.values() for part in split_slices(unit)]
+    parts.sort(key=lambda p: min(s.fallback_key() for s in p[0]))
+    return [_plan(root, uid if index == 0 else f"{uid}#{index + 1}", part, notes)
+            for index, (part, notes) in enumerate(parts)]
 
 
 # ----------------------------------------------------------------------------- loading

@@ -18,15 +18,24 @@ __all__ = ["DicomSeries", "SkippedFile"]
 
 @dataclass(frozen=True)
 class SkippedFile:
-    """A file (or group of files) that was not processed, and why.
+    """A file that was not processed, and why.
 
     Attributes:
         path: the file, relative to the input folder when possible.
         reason: a short human-readable reason, never containing patient identifiers.
+        failed: True for a file that should have been read and could not be (truncated,
+            corrupt, undecodable, unusable header values, a file named ``.dcm`` that is not
+            DICOM, an empty file): a run with such files did not do everything it was given.
+            False for a file that is not an image to denoise (a text file, a structured
+            report, a DICOMDIR, a duplicate copy).
+        series_uid: the series the file belongs to, when it was left out because its whole
+            series could not be arranged into a volume; else None.
     """
 
     path: Path
     reason: str
+    failed: bool = True
+    series_uid: str | None = None
 
 
 @dataclass

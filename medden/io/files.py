@@ -10,13 +10,19 @@ from pathlib import Path
 
 def prepare_dir(path: str | os.PathLike, name: str = "out_dir") -> Path:
     """Create folder ``path`` (and parents) and return it; refuse a path that is a file."""
+    path = _not_a_file(path, name)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _not_a_file(path: str | os.PathLike, name: str) -> Path:
+    """``path`` as a Path, unless a file is already there (a folder of outputs cannot be made)."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise NotADirectoryError(
             f"{name} must be a folder, but {str(path)!r} exists and is a file; "
             "choose another path or remove the file."
         )
-    path.mkdir(parents=True, exist_ok=True)
     return path
 
 
@@ -72,7 +78,7 @@ def check_output_dir(input_path: str | os.PathLike, output_dir: str | os.PathLik
         FileNotFoundError: ``input_path`` does not exist.
         ValueError: ``output_dir`` is or lies inside the input folder, or ``input_path`` lies
             inside ``output_dir``.
-        NotADirectoryError: ``create`` and ``output_dir`` is a file.
+        NotADirectoryError: ``output_dir`` is an existing file.
 
     Example:
         >>> import tempfile
@@ -87,6 +93,7 @@ def check_output_dir(input_path: str | os.PathLike, output_dir: str | os.PathLik
     input_path, output_dir = Path(input_path), Path(output_dir)
     if not input_path.exists():
         raise FileNotFoundError(f"input {str(input_path)!r} does not exist.")
+    _not_a_file(output_dir, "output_dir")
     src, dst = input_path.resolve(), output_dir.resolve()
     base = src if src.is_dir() else src.parent
     if dst == base or base in dst.parents:

@@ -1,18 +1,22 @@
 """One way in: say what an input path holds, by its content, before anything reads it.
 
 :func:`identify_input` takes a path and returns an :class:`InputSource`: its :class:`InputKind`
-(DICOM folder or file, NIfTI file or folder, PNG/TIFF image file or folder) and the files a
+(DICOM folder or file, NIfTI file or folder, a folder of both, PNG/TIFF image file or folder)
+and the files a
 reader takes from it. Anything else is refused with a message naming the path, what was
 found and what is accepted. Single files are recognised by their first bytes, never only by
 their names (:func:`file_signature`): the ``DICM`` marker at byte 128, the PNG and TIFF
 signatures, the NIfTI-1/2 header (after gunzipping the first bytes of a gzip file). The web
 viewer's upload check uses the same signatures.
 
-A folder is classified by the files directly in it (hidden ones ignored): NIfTI files by
-name (``.nii``, ``.nii.gz``), images by name (``.png``, ``.tif``, ``.tiff``), DICOM files by
-the ``.dcm`` suffix or the marker. One kind only: a folder holding two kinds is refused. A
-folder with neither NIfTI files nor images is a DICOM folder (DICOM discovery is recursive
-and reports every file it skips, see :func:`medden.io.plan_dicom_series`).
+A folder is classified by the content of every file below it (hidden files and folders
+ignored), read the same way: NIfTI files (or files named ``.nii``/``.nii.gz`` whose bytes say
+nothing else: broken NIfTI files, which the NIfTI reader then reports), DICOM files, PNG/TIFF
+images. DICOM files and NIfTI files together make a mixed folder: both are denoised, each by
+its own reader. A folder with DICOM files, or with nothing medden recognises, is a DICOM folder:
+the DICOM reader is given every file that is not NIfTI and reports each one it skips (see
+:func:`medden.io.plan_dicom_series`), PNG thumbnails in a DICOM export included. Only a folder
+of PNG/TIFF images and nothing else is an image folder.
 
 Example:
     >>> import tempfile, numpy as np
@@ -38,7 +42,6 @@ from enum import Enum
 from pathlib import Path
 
 from medden.io.nifti import NIFTI_SUFFIXES
-from medden.io.tiles import TILE_SUFFIXES
 
 __all__ = ["VOLUME_INPUTS", "InputKind", "InputSource", "file_signature", "identify_input", "is_nifti_header"]
 
@@ -61,20 +64,24 @@ class InputKind(str, Enum):
     DICOM_FILE = "dicom_file"
     NIFTI_FILE = "nifti_file"
     NIFTI_FOLDER = "nifti_folder"
+    MIXED_FOLDER = "mixed_folder"  # DICOM series and NIfTI files, each handled by its reader
     IMAGE_FILE = "image_file"  # PNG or TIFF
     IMAGE_FOLDER = "image_folder"
 
     @property
     def is_nifti(self) -> bool:
-        return self in (InputKind.NIFTI_FILE, InputKind.NIFTI_FOLDER)
+        """Whether it holds NIfTI files (:attr:`InputSource.files`)."""
+        return self in (InputKind.NIFTI_FILE, InputKind.NIFTI_FOLDER, InputKind.MIXED_FOLDER)
 
     @property
     def is_dicom(self) -> bool:
-        return self in (InputKind.DICOM_FILE, InputKind.DICOM_FOLDER)
+        """Whether it holds DICOM files (:attr:`InputSource.dicom_files`)."""
+        return self in (InputKind.DICOM_FILE, InputKind.DICOM_FOLDER, InputKind.MIXED_FOLDER)
 
 
-#: the kinds batch denoising and ``--fit`` read: a DICOM folder, a NIfTI file or a folder of them
-VOLUME_INPUTS = (InputKind.DICOM_FOLDER, InputKind.NIFTI_FILE, InputKind.NIFTI_FOLDER)
+#: the kinds batch denoising and ``--fit`` read: DICOM and NIfTI, as files or folders, or both in one folder
+VOLUME_INPUTS = (InputKind.DICOM_FOLDER, InputKind.DICOM_FILE, InputKind.NIFTI_FILE, InputKind.NIFTI_FOLDER,
+                 InputKind.MIXED_FOLDER)
 
 
 @dataclass(frozen=True)
@@ -84,14 +91,18 @@ class InputSource:
     Attributes:
         path: the path given.
         kind: what it holds.
-        files: the files to read, sorted: the file itself for a single file, the NIfTI or
-            image files directly in a folder; empty for a DICOM folder, whose files are found
-            (recursively) by :func:`medden.io.plan_dicom_series`.
+        files: the NIfTI files (NIfTI and mixed kinds) or the PNG/TIFF files (image kinds)
+            to read, sorted: the file itself for a single file; for a folder, every such
+            file below it.
+        dicom_files: the files the DICOM reader (:func:`medden.io.plan_dicom_series`) is
+            given, sorted: the DICOM files and every file that is neither NIfTI nor an image,
+            so that the reader reports each one it cannot use; empty for other kinds.
     """
 
     path: Path
     kind: InputKind
     files: tuple[Path, ...] = ()
+    dicom_files: tuple[Path, ...] = ()
 
 
 def is_nifti_header(head: bytes) -> bool:
@@ -143,38 +154,53 @@ _ACCEPTED = ("a DICOM folder or file, a NIfTI file (.nii, .nii.gz) or a folder o
              "or a folder of them")
 
 
-def _is_dicom_file(path: Path) -> bool:
-    if path.suffix.lower() == ".dcm":
-        return True
-    with open(path, "rb") as f:
-        return f.read(132)[128:132] == b"DICM"
+def _walk(folder: Path) -> list[Path]:
+    """The files below ``folder``, sorted, hidden files and folders left out, links to folders not followed."""
+    found = []
+    for current, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found.extend(Path(current) / name for name in sorted(names) if not name.startswith("."))
+    return found
+
+
+def _content_kind(path: Path) -> str | None:
+    """``"nifti"``, ``"dicom"`` or ``"image"`` by the file's first bytes; a file whose bytes say
+    nothing but whose name says NIfTI counts as NIfTI (a broken one, which its reader reports);
+    None for anything else (the DICOM reader reports those)."""
+    named_nifti = path.name.lower().endswith(NIFTI_SUFFIXES)
+    try:
+        signature = file_signature(path)
+    except ValueError:  # a corrupt gzip stream
+        return "nifti" if named_nifti else None
+    except OSError:  # unreadable here: the DICOM reader reports why
+        return None
+    if signature in (NIFTI, NIFTI_GZ) or (signature is None and named_nifti):
+        return "nifti"
+    if signature == DICOM:
+        return "dicom"
+    return "image" if signature in (PNG, TIFF) else None
 
 
 def _identify_folder(folder: Path) -> InputSource:
-    entries = sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-    if not entries:
-        raise ValueError(f"input folder {str(folder)!r} is empty, so nothing in it could be read; pass {_ACCEPTED}.")
-    files = [p for p in entries if p.is_file()]
-    nifti = [p for p in files if p.name.endswith(NIFTI_SUFFIXES)]
-    images = [p for p in files if p.suffix.lower() in TILE_SUFFIXES]
-    # a folder of DICOM files alone needs no look inside them: only a mix is worth reading bytes for
-    known = set(nifti) | set(images)
-    others = [p for p in files if p not in known] if known else []
-    dicom = [p for p in others if _is_dicom_file(p)]
-    if images and not nifti and (dicom or any(p.is_dir() for p in entries)):
-        # a DICOM export with loose PNG/TIFF files (thumbnails, screenshots): the DICOM reader skips
-        # and reports them, as it does any file that is not DICOM
-        images = []
-    found = {name: group for name, group in (("NIfTI", nifti), ("PNG/TIFF", images), ("DICOM", dicom)) if group}
-    if len(found) > 1:
-        counts = ", ".join(f"{len(group)} {name}" for name, group in found.items())
-        raise ValueError(f"input folder {str(folder)!r} mixes file kinds ({counts} file(s)); put each kind in "
-                         "its own folder and pass one at a time.")
+    """Sort every file below ``folder`` by its content (see the module docstring)."""
+    files = _walk(folder)
+    if not files:
+        raise ValueError(f"input folder {str(folder)!r} is empty (no file in it or below it), so there is nothing to "
+                         f"denoise; pass {_ACCEPTED}.")
+    groups: dict[str | None, list[Path]] = {"nifti": [], "dicom": [], "image": [], None: []}
+    for path in files:
+        groups[_content_kind(path)].append(path)
+    nifti, images = tuple(groups["nifti"]), tuple(groups["image"])
+    dicom = tuple(sorted(groups["dicom"] + groups[None]))
+    if nifti and groups["dicom"]:
+        return InputSource(folder, InputKind.MIXED_FOLDER, nifti, dicom)
     if nifti:
-        return InputSource(folder, InputKind.NIFTI_FOLDER, tuple(nifti))
-    if images:
-        return InputSource(folder, InputKind.IMAGE_FOLDER, tuple(images))
-    return InputSource(folder, InputKind.DICOM_FOLDER)
+        return InputSource(folder, InputKind.NIFTI_FOLDER, nifti)
+    if images and not groups["dicom"]:
+        return InputSource(folder, InputKind.IMAGE_FOLDER, images)
+    # DICOM files, or nothing medden knows: the DICOM reader reports every file it skips,
+    # loose PNG/TIFF files (thumbnails, screenshots) in a DICOM export included
+    return InputSource(folder, InputKind.DICOM_FOLDER, (), tuple(sorted(dicom + images)))
 
 
 def identify_input(path: str | os.PathLike, accept: Sequence[InputKind] = tuple(InputKind)) -> InputSource:
@@ -203,7 +229,8 @@ def identify_input(path: str | os.PathLike, accept: Sequence[InputKind] = tuple(
             suffix = "".join(path.suffixes[-2:]).lower() or "no extension"
             raise ValueError(f"input {str(path)!r} ({suffix}) is not a file medden reads: its content is not DICOM "
                              f"(no 'DICM' marker at byte 128), NIfTI, PNG or TIFF; pass {_ACCEPTED}.")
-        source = InputSource(path, kind, (path,))
+        source = (InputSource(path, kind, dicom_files=(path,)) if kind is InputKind.DICOM_FILE
+                  else InputSource(path, kind, (path,)))
     if source.kind not in accept:
         wanted = ", ".join(k.value.replace("_", " ") for k in accept)
         raise ValueError(f"input {str(path)!r} is a {source.kind.value.replace('_', ' ')}; this reads only: "

@@ -78,6 +78,9 @@ def write_nifti(
 def read_nifti(path: str | os.PathLike):
     """Read a NIfTI file written by :func:`write_nifti` (or any NIfTI) channel-first.
 
+    A file named otherwise (``scan.dcm`` holding a NIfTI header, as
+    :func:`medden.io.inputs.identify_input` finds by content) is read from its bytes.
+
     Returns:
         ``monai.data.MetaTensor`` float32 of shape ``(C, H, W[, D])`` with ``affine`` in its
         meta. A vector image with a single slice comes back 2D, ``(C, H, W)``.
@@ -85,7 +88,7 @@ def read_nifti(path: str | os.PathLike):
     import nibabel as nib
     from monai.data import MetaTensor
 
-    nii = nib.load(os.fspath(path))
+    nii = nib.load(os.fspath(path)) if Path(path).name.lower().endswith(NIFTI_SUFFIXES) else _misnamed_nifti(path)
     data = np.asarray(nii.dataobj, dtype=np.float32)
     if data.ndim == 5:
         data = np.moveaxis(data[:, :, :, 0, :], -1, 0)
@@ -95,6 +98,21 @@ def read_nifti(path: str | os.PathLike):
         data = data[None]
     affine = torch.as_tensor(nii.affine, dtype=torch.float64)
     return MetaTensor(data, affine=affine, meta={"filename_or_obj": os.fspath(path)})
+
+
+def _misnamed_nifti(path: str | os.PathLike):
+    """A NIfTI-1 or -2 image from a file whose name nibabel cannot dispatch on (read whole)."""
+    import gzip
+
+    import nibabel as nib
+
+    raw = Path(path).read_bytes()
+    if raw[:2] == b"\x1f\x8b":
+        raw = gzip.decompress(raw)
+    try:
+        return nib.Nifti1Image.from_bytes(raw)
+    except Exception:  # nibabel raises several types for a header of the other version
+        return nib.Nifti2Image.from_bytes(raw)
 
 
 def list_nifti_files(input_dir: str | os.PathLike) -> list[Path]:
@@ -113,9 +131,12 @@ def list_nifti_files(input_dir: str | os.PathLike) -> list[Path]:
 
 
 def nifti_stem(path: Path) -> str:
-    """``path``'s name without ``.nii`` or ``.nii.gz``."""
+    """``path``'s name without ``.nii`` or ``.nii.gz`` (without its last suffix if it has neither)."""
     name = path.name
-    return name[: -len(".nii.gz")] if name.endswith(".nii.gz") else name[: -len(".nii")]
+    for suffix in (".nii.gz", ".nii"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return path.stem
 
 
 def map_nifti_file(path: str | os.PathLike, out_paths: Sequence[str | os.PathLike],

@@ -52,7 +52,9 @@ def test_samples_export(tmp_path, capsys):
         (["frobnicate"], 2, "invalid choice"),
         (["denoise"], 2, "the following arguments are required: INPUT, OUTPUT"),
         (["denoise", "{dir}", "{dir}2", "--batch-size", "two"], 2, "expected a whole number >= 1, got 'two'"),
-        (["denoise", "{file}", "{dir}", "--bundle", "no_such_bundle"], 1, "unknown bundle 'no_such_bundle'"),
+        (["denoise", "{file}", "{dir}", "--bundle", "no_such_bundle"], 1, "lies inside the input folder"),
+        (["denoise", "{dir}", "{file}"], 1, "does not exist"),
+        (["denoise", "{file}", "{file}"], 1, "output_dir must be a folder, but"),
     ],
 )
 def test_errors_are_reported_not_raised(tmp_path, capsys, argv, code, message):
@@ -81,5 +83,5 @@ def test_denoise_help_and_defaults(capsys):
     assert main(["denoise", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
     for phrase in ("--bundle NAME_OR_DIR", "(default: general_denoiser)", "--batch-size N",
-                   "Exit codes: 0", "2 for bad usage"):
+                   "Exit codes: 0", "3 partial", "2 bad usage", "--trust-bundle", "--overwrite"):
         assert phrase in text

@@ -48,7 +48,7 @@ def _check_final_state(src: Path, out: Path, uids: list[str], inputs_before: dic
     assert sorted(derived_from) == uids  # each input series exactly once
     leftovers = [p for p in out.rglob("*") if p.name.startswith(".") or ".tmp" in p.name]
     assert leftovers == []  # atomic_write's temporary files are ".<stem>.<random>.tmp<suffix>"
-    manifest = json.loads((out / "medden_manifest.json").read_text())
+    manifest = json.loads((out / "medden_manifest.json").read_text())["series"]
     assert sorted(manifest) == uids and all(row["status"] == "done" for row in manifest.values())
     assert file_digests(src) == inputs_before
 
@@ -88,7 +88,7 @@ def test_run_killed_mid_series_then_rerun_completes_the_rest(tmp_path, bundle, m
         _killed_in_second_series(patch)
         with pytest.raises(KeyboardInterrupt):
             denoise_path(src, out, bundle)
-    assert sorted(json.loads((out / "medden_manifest.json").read_text())) == uids[:1]
+    assert sorted(json.loads((out / "medden_manifest.json").read_text())["series"]) == uids[:1]
     partial = [sorted(p.name for p in folder.iterdir()) for folder in (out / "dicom").iterdir()]
     assert sorted(map(len, partial)) == [2, SLICES]  # one file and one torn temporary file in the 2nd series
     assert not (out / "medden_report.json").exists()
@@ -106,7 +106,7 @@ def test_run_killed_mid_series_then_rerun_completes_the_rest(tmp_path, bundle, m
 
 def _finished_series(out: Path) -> list[str]:
     try:
-        manifest = json.loads((out / "medden_manifest.json").read_text())
+        manifest = json.loads((out / "medden_manifest.json").read_text())["series"]
     except (FileNotFoundError, json.JSONDecodeError):
         return []
     return sorted(uid for uid, row in manifest.items() if row.get("status") == "done")

@@ -138,8 +138,10 @@ def test_discover_walks_nested_folders_ignores_dicomdir_and_reports_non_dicom(tm
     shutil.copy(_data("DICOMDIR"), tmp_path / "d0" / "index.dcm")  # a DICOMDIR by SOP class
     files, skipped = discover_dicom_files(tmp_path)
     assert sorted(files) == sorted(paths)
-    assert {s.path for s in skipped} == {Path("notes.txt"), Path("d1/empty")}
-    assert all("not a DICOM file" in s.reason for s in skipped)
+    assert {s.path: s.failed for s in skipped} == {Path("notes.txt"): False, Path("d1/empty"): True}
+    assert {s.path: s.reason for s in skipped} == {Path("notes.txt"): "not a DICOM file (no 'DICM' marker after the "
+                                                   "preamble)", Path("d1/empty"): "empty file (0 bytes), probably an "
+                                                   "interrupted copy"}
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,8 @@ def _dicom(path):
 ])
 def test_single_files_are_named_by_content(tmp_path, name, make, kind):
     source = identify_input(make(tmp_path / name))
-    assert source.kind is kind and source.files == (tmp_path / name,)
+    read_by = source.dicom_files if kind is InputKind.DICOM_FILE else source.files
+    assert source.kind is kind and read_by == (tmp_path / name,)
 
 
 def test_tiff_files_are_images(tmp_path):
@@ -75,7 +76,7 @@ def test_a_dicom_export_with_loose_images_is_a_dicom_folder(tmp_path):
     assert identify_input(nested).kind is InputKind.DICOM_FOLDER
 
 
-def test_unknown_empty_and_mixed_inputs_are_clear_errors(tmp_path):
+def test_unknown_and_empty_inputs_are_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="missing' does not exist"):
         identify_input(tmp_path / "missing")
     (tmp_path / "empty").mkdir()
@@ -84,17 +85,13 @@ def test_unknown_empty_and_mixed_inputs_are_clear_errors(tmp_path):
     (tmp_path / "notes.txt").write_text("not an image")
     with pytest.raises(ValueError, match=r"notes.txt' \(.txt\) is not a file medden reads.*DICOM folder"):
         identify_input(tmp_path / "notes.txt")
-    mixed = tmp_path / "mixed"
-    mixed.mkdir()
-    _nifti(mixed / "a.nii.gz"), _dicom(mixed / "IM0001"), _png(mixed / "t.png")
-    with pytest.raises(ValueError, match=r"mixes file kinds \(1 NIfTI, 1 PNG/TIFF, 1 DICOM file\(s\)\)"):
-        identify_input(mixed)
     with pytest.raises(TypeError, match="input must be a path"):
         identify_input(3)
 
 
 def test_accept_refuses_other_kinds(tmp_path):
-    with pytest.raises(ValueError, match="is a image file; this reads only: dicom folder, nifti file, nifti folder"):
+    with pytest.raises(ValueError, match="is a image file; this reads only: dicom folder, dicom file, nifti file, "
+                                         "nifti folder, mixed folder"):
         identify_input(_png(tmp_path / "t.png"), VOLUME_INPUTS)
     assert identify_input(_nifti(tmp_path / "a.nii"), VOLUME_INPUTS).kind is InputKind.NIFTI_FILE
 
