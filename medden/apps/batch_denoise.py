@@ -227,8 +227,24 @@ def _denoise_series(plan: Any, loading: Future, run: _Run) -> dict:
     except Exception as err:  # one series fails alone, unless OUTPUT itself is the problem
         if ends_the_run(err):
             raise
-        row.update(status="failed", reason=_failure(err, run.root, "INPUT"), seconds=round(time.perf_counter() - started, 3))
+        reason = _failure(err, run.root, "INPUT")
+        row.update(status="failed", reason=reason, seconds=round(time.perf_counter() - started, 3))
     return row
+
+
+def _resumed(earlier: Mapping[str, Any]) -> dict[str, Any]:
+    """The report row of a series or file an earlier run finished (its manifest row, less the bookkeeping)."""
+    return {**{k: v for k, v in earlier.items() if k not in ("model", "sources", "outputs")},
+            "status": "done (resumed, skipped)"}
+
+
+def _finished_earlier(plan: Any, run: _Run) -> dict | None:
+    """The manifest row of ``plan`` if an earlier run finished it and it may be skipped (else None,
+    a source file that vanished since planning included: the series then fails with its reason)."""
+    try:
+        return run.manifest.finished(plan.series_uid, _dicom_sources(plan))
+    except OSError:
+        return None
 
 
 def _denoise_dicom(source: InputSource, run: _Run) -> None:
@@ -247,15 +263,14 @@ def _denoise_dicom(source: InputSource, run: _Run) -> None:
                 unplaceable.setdefault(item.series_uid, []).append(item)
         run.rows.extend({"series_uid": uid, "status": "failed", "files": len(items), "reason": items[0].reason}
                         for uid, items in sorted(unplaceable.items()))
-    finished = {p.series_uid: run.manifest.finished(p.series_uid, _dicom_sources(p)) for p in plans}
+    finished = {p.series_uid: _finished_earlier(p, run) for p in plans}
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medden-read")
     try:
         reads = _read_ahead(pool, [p for p in plans if finished[p.series_uid] is None], load_dicom_series)
         for plan in tqdm(plans, desc="series", unit="series", disable=None):
             earlier = finished[plan.series_uid]
             if earlier is not None:  # never read again
-                kept = {k: v for k, v in earlier.items() if k not in ("model", "sources", "outputs")}
-                run.rows.append({**kept, "status": "done (resumed, skipped)"})
+                run.rows.append(_resumed(earlier))
                 continue
             _, loading = next(reads)
             row = _denoise_series(plan, loading, run)
@@ -279,8 +294,7 @@ def _denoise_nifti(files: Sequence[Path], run: _Run) -> None:
             sources = source_fingerprint([(name, stat.st_size, stat.st_mtime_ns)])
             earlier = run.manifest.finished(key, sources)
             if earlier is not None:
-                kept = {k: v for k, v in earlier.items() if k not in ("model", "sources", "outputs")}
-                run.rows.append({**kept, "status": "done (resumed, skipped)"})
+                run.rows.append(_resumed(earlier))
                 continue
             redone = run.manifest.why_redone(key, sources)
             out_dir = run.output_dir / "nifti" / Path(name).parent
@@ -422,8 +436,8 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
               "failed_files": sum(s["failed"] for s in body["skipped"]),
               "warnings": sum(bool(r.get("warnings")) for r in body["series"])}
     if stopped is not None:
-        report["stopped"] = (f"{_failure(stopped, output_dir, 'OUTPUT')}; the series finished before are kept in {MANIFEST}: free the "
-                             "space (or fix OUTPUT) and run the same command again to go on")
+        report["stopped"] = (f"{_failure(stopped, output_dir, 'OUTPUT')}; the series finished before are kept in "
+                             f"{MANIFEST}: free the space (or fix OUTPUT) and run the same command again to go on")
     report["outcome"] = outcome(report)
     if rank == 0:
         _write_json(output_dir / REPORT, report)

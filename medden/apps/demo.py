@@ -71,7 +71,9 @@ def run_demo(output_dir: str | os.PathLike, bundle_dir: str | os.PathLike | None
             write_volume_as_series(volume, affine, folder, modality="MR", body_part="BRAIN",
                                    series_description=f"medden demo, {name}")
         series[name] = folder
-    report = denoise_path(series["noisy"], out / "denoised", load_bundle(bundle_dir or default_bundle_dir(), trust=trust))
+    bundle = load_bundle(bundle_dir or default_bundle_dir(), trust=trust)
+    # the demo owns its output: a demo run with another bundle replaces the earlier one
+    report = denoise_path(series["noisy"], out / "denoised", bundle, overwrite=True)
     if not report["processed"]:
         raise RuntimeError(f"the demo series could not be denoised: {report['series']}")
     read_back, _ = read_dicom_folder(out / "denoised" / "dicom")

@@ -32,5 +32,5 @@ from medden.bundle.loading import bundle_network, load_bundle
 from medden.bundle.resolve import (DEFAULT_BUNDLE, UntrustedBundleError, is_shipped, resolve_bundle, shipped_bundles,
                                   shipped_bundles_dir)
 
-__all__ = ["BACKENDS", "DEFAULT_BUNDLE", "Bundle", "ChannelError", "UntrustedBundleError", "bundle_config", "bundle_network",
-           "is_shipped", "load_bundle", "resolve_bundle", "shipped_bundles", "shipped_bundles_dir"]
+__all__ = ["BACKENDS", "DEFAULT_BUNDLE", "Bundle", "ChannelError", "UntrustedBundleError", "bundle_config",
+           "bundle_network", "is_shipped", "load_bundle", "resolve_bundle", "shipped_bundles", "shipped_bundles_dir"]
