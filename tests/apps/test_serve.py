@@ -451,3 +451,18 @@ def test_logs_hold_no_file_names_or_patient_identifiers(client, caplog):
     for private in ("Doe_John_12345", "CT_small", str(source.PatientName), str(source.PatientID)):
         assert private not in caplog.text
     assert "Doe_John_12345" not in json.dumps(png)
+
+
+def test_a_result_worse_than_its_upload_carries_a_warning(client, monkeypatch):
+    from medden.bundle import Bundle
+
+    def adds_a_checkerboard(self, image):
+        image = np.asarray(image, np.float32)
+        checker = (-1.0) ** np.add.outer(np.arange(image.shape[1]), np.arange(image.shape[2]))
+        return image + 40 * checker[None, :, :, None]
+
+    content = Path(get_testdata_file("CT_small.dcm")).read_bytes()
+    monkeypatch.setattr(Bundle, "denoise", adds_a_checkerboard)
+    summary = _ok(_post(client, "ct.dcm", content))
+    assert any("repeating pattern" in warning for warning in summary["warnings"])
+    assert all(f"warning: {warning}" in summary["notes"] for warning in summary["warnings"])

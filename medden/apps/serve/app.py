@@ -43,6 +43,7 @@ from medden.apps.serve.results import (
 from medden.apps.serve.security import RequestGuard, accepted_hosts
 from medden.apps.serve.upload import Upload, receive_upload
 from medden.core.validation import check_int
+from medden.metrics.harm import harm_flags
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -210,7 +211,9 @@ def _process(upload: Upload, bundle_name: str, catalogue: BundleCatalogue, folde
     Returns:
         The :class:`Job`; its ``summary`` is ``{"job", "kind", "bundle", "backend", "shape": [C, H, W, D],
         "slices", "slice_url": URL template with ``{k}`` and ``{view}``, "downloads": {format:
-        URL}, "windows", "notes", "seconds"}``.
+        URL}, "windows", "notes", "warnings", "seconds"}``; ``warnings`` are the no-reference
+        checks that say the result is worse than the upload (:func:`medden.metrics.harm.harm_flags`),
+        also listed in ``notes`` for the page.
 
     Raises:
         UploadError: the file cannot be read (413, 415, 422) or denoised (422).
@@ -224,6 +227,8 @@ def _process(upload: Upload, bundle_name: str, catalogue: BundleCatalogue, folde
         raise
     except ValueError as err:
         raise UploadError(422, f"this image could not be denoised: {err}") from None
+    warnings = [flag.message for flag in harm_flags(image.volume, denoised)]
+    image.notes.extend(f"warning: {message}" for message in warnings)
     views, windows = display_volumes(image.volume, denoised)
     stem, job_id = _stem(upload.filename), secrets.token_urlsafe(16)
     downloads = {"nifti": Download(f"{stem}_denoised.nii.gz", _MEDIA_TYPES["nifti"],
@@ -242,7 +247,7 @@ def _process(upload: Upload, bundle_name: str, catalogue: BundleCatalogue, folde
     summary = {"job": job_id, "kind": image.kind, "bundle": bundle_name, "backend": bundle.backend, "shape": list(image.volume.shape),
                "slices": int(image.volume.shape[-1]), "slice_url": base + "/slices/{k}/{view}.png",
                "downloads": {fmt: f"{base}/download/{fmt}" for fmt in downloads}, "windows": windows,
-               "notes": image.notes, "seconds": seconds}
+               "notes": image.notes, "warnings": warnings, "seconds": seconds}
     logger.info("job %s: %s %s denoised with %s in %.1f s", job_id, image.kind, "x".join(map(str, image.volume.shape)),
                 bundle_name, seconds)
     return Job(job_id, summary, views, downloads)
