@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from medden.bundle import Bundle
     from medden.io.inputs import InputSource
 
-__all__ = ["REPORT", "denoise_path", "ends_the_run", "noise_figures", "outcome", "write_preview"]
+__all__ = ["REPORT", "denoise_path", "noise_figures", "outcome", "run_ending_cause", "write_preview"]
 
 REPORT = "medden_report.json"
 # errors about OUTPUT as a whole: every further series would fail alike
@@ -149,10 +149,21 @@ def _remove_stale_temp_files(output_dir: Path) -> list[Path]:
     return stale
 
 
-def ends_the_run(err: BaseException) -> bool:
-    """Whether ``err`` is about OUTPUT as a whole (full disk, quota, read-only), so every
-    further series would fail the same way: the run stops, keeping what it finished."""
-    return isinstance(err, OSError) and err.errno in _RUN_ENDING_ERRNOS
+def run_ending_cause(err: BaseException) -> OSError | None:
+    """The error behind ``err`` that is about OUTPUT as a whole (full disk, quota, read-only),
+    so every further series would fail the same way and the run stops, keeping what it
+    finished; None for any other error.
+
+    The errors ``err`` was raised from count too: pydicom re-raises a full disk met while
+    writing a data element as a plain ``OSError`` without its errno.
+    """
+    seen: set[int] = set()
+    while err is not None and id(err) not in seen:
+        if isinstance(err, OSError) and err.errno in _RUN_ENDING_ERRNOS:
+            return err
+        seen.add(id(err))
+        err = err.__cause__ or err.__context__
+    return None
 
 
 def _read_ahead(pool: ThreadPoolExecutor, items: Sequence, read: Callable) -> Iterator[tuple[Any, Future]]:
@@ -225,7 +236,7 @@ def _denoise_series(plan: Any, loading: Future, run: _Run) -> dict:
         row["seconds"] = round(time.perf_counter() - started, 3)
         run.manifest.record(plan.series_uid, row, sources, [*paths, preview])
     except Exception as err:  # one series fails alone, unless OUTPUT itself is the problem
-        if ends_the_run(err):
+        if run_ending_cause(err) is not None:
             raise
         reason = _failure(err, run.root, "INPUT")
         row.update(status="failed", reason=reason, seconds=round(time.perf_counter() - started, 3))
@@ -310,7 +321,7 @@ def _denoise_nifti(files: Sequence[Path], run: _Run) -> None:
             row["seconds"] = round(time.perf_counter() - started, 3)
             run.manifest.record(key, row, sources, [out_path])
         except Exception as err:  # one file fails alone (nibabel raises many types), unless OUTPUT is the problem
-            if ends_the_run(err):
+            if run_ending_cause(err) is not None:
                 raise
             reason = _failure(err, path, name)
             row.update(status="failed", reason=reason, seconds=round(time.perf_counter() - started, 3))
@@ -366,7 +377,7 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
 
     Every file and series fails alone: a file that cannot be read, a series that cannot be
     placed, decoded, denoised or written is recorded with its reason and the run goes on. An
-    error about OUTPUT as a whole (:func:`ends_the_run`: a full disk) stops the run, after the
+    error about OUTPUT as a whole (:func:`run_ending_cause`: a full disk) stops the run, after the
     report and the manifest of what was finished are written; run again once it is fixed.
 
     Resuming (:mod:`medden.apps.run_record`): a series or file is skipped when the manifest
@@ -397,7 +408,7 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
             an input medden does not read (see :func:`medden.io.inputs.identify_input`: an
             empty folder, a PNG), or results of another model in ``output_dir``
             (:class:`~medden.apps.run_record.ModelMismatchError`) without ``overwrite``.
-        OSError: an error that ends the run (:func:`ends_the_run`), after the report is written.
+        OSError: an error that ends the run (:func:`run_ending_cause`), after the report is written.
     """
     from medden.apps.run_record import RunManifest, model_identity
     from medden.io.files import check_output_dir
@@ -425,9 +436,9 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
         if source.kind.is_nifti:
             _denoise_nifti(source.files, run)
     except OSError as err:
-        if not ends_the_run(err):
+        stopped = run_ending_cause(err)
+        if stopped is None:
             raise
-        stopped = err
     body = _gather({"series": run.rows, "skipped": [{"path": _relative(run.root / s.path, run.root),
                                                      "reason": s.reason, "failed": s.failed} for s in run.skipped]})
     report = {"input_kind": kind, "bundle": bundle.name, "model": model, **body,

@@ -122,7 +122,7 @@ def _add_denoise_command(commands: argparse._SubParsersAction) -> None:
 
 
 def _run_denoise(args: argparse.Namespace) -> int:
-    from medden.apps.batch_denoise import REPORT, denoise_path, ends_the_run
+    from medden.apps.batch_denoise import REPORT, denoise_path, run_ending_cause
     from medden.apps.run_record import has_results
     from medden.bundle import load_bundle
     from medden.engines.distributed import cleanup, is_main_process
@@ -149,9 +149,10 @@ def _run_denoise(args: argparse.Namespace) -> int:
         try:
             report = denoise_path(args.input, args.output, bundle, resume=args.resume, overwrite=args.overwrite)
         except OSError as err:
-            if not ends_the_run(err):
+            cause = run_ending_cause(err)
+            if cause is None:
                 raise
-            print(f"medden: error: the run stopped: {err}; what was finished is kept and recorded in "
+            print(f"medden: error: the run stopped: {cause}; what was finished is kept and recorded in "
                   f"{args.output}/{REPORT}; fix it and run the same command again to go on.", file=sys.stderr)
             return DENOISE_EXIT_CODES["stopped"]
     finally:

@@ -143,8 +143,11 @@ def test_a_full_disk_stops_the_run_with_its_report_and_the_rerun_resumes(tmp_pat
 
     def full_disk(*args, **kwargs):
         calls.append(1)
-        if len(calls) == 2:
-            raise OSError(errno.ENOSPC, "No space left on device")
+        if len(calls) == 2:  # as pydicom raises it: a plain OSError from the one with the errno
+            try:
+                raise OSError(errno.ENOSPC, "No space left on device")
+            except OSError as err:
+                raise OSError("With tag (7FE0,0010) got exception: [Errno 28] No space left on device") from err
         return real(*args, **kwargs)
 
     monkeypatch.setattr(medden.io, "write_derived_series", full_disk)
@@ -251,3 +254,41 @@ def test_a_good_result_carries_its_checks_and_no_warning(tmp_path, bundle):
         ds.save_as(tmp_path / "in" / f"img{k}")
     (row,) = denoise_path(tmp_path / "in", tmp_path / "out", bundle)["series"]
     assert row["warnings"] == [] and set(row["harm_checks"]) == {"noise_up", "periodic_pattern"}
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 600 KB tmpfs at ``tmp_path/disk``: a real full disk (needs root and mount rights, else skipped)."""
+    import os
+    import subprocess
+
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root and mount(8); the full-disk path is also covered by "
+                    "test_a_full_disk_stops_the_run_with_its_report_and_the_rerun_resumes")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({mounted.stderr.decode().strip()})")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_real_full_disk_stops_the_run_and_more_room_resumes_it(tmp_path, small_disk, capsys):
+    import subprocess
+
+    for i in range(6):
+        write_ct_series(tmp_path / "in" / f"s{i}", n=3)  # 18 derived files of ~40 KB: more than 600 KB
+    command = ["denoise", str(tmp_path / "in"), str(small_disk / "out"), "--bundle", BUNDLE, "--device", "cpu"]
+    assert main(command) == 1
+    assert "the run stopped: [Errno 28] No space left on device" in capsys.readouterr().err
+    report = json.loads((small_disk / "out" / "medden_report.json").read_text())
+    done = [r for r in report["series"] if r["status"] == "done"]
+    assert report["outcome"] == "stopped" and 0 < len(done) < 6 and "No space left" in report["stopped"]
+    subprocess.run(["mount", "-o", "remount,size=8m", str(small_disk)], check=True)
+    assert main(command) == 0
+    report = json.loads((small_disk / "out" / "medden_report.json").read_text())
+    assert sum(r["status"] == "done (resumed, skipped)" for r in report["series"]) == len(done)
+    assert len(list((small_disk / "out" / "dicom").rglob("*.dcm"))) == 18
