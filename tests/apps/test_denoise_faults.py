@@ -292,3 +292,48 @@ def test_a_real_full_disk_stops_the_run_and_more_room_resumes_it(tmp_path, small
     report = json.loads((small_disk / "out" / "medden_report.json").read_text())
     assert sum(r["status"] == "done (resumed, skipped)" for r in report["series"]) == len(done)
     assert len(list((small_disk / "out" / "dicom").rglob("*.dcm"))) == 18
+
+
+def _mutations(files: list[bytes], rng) -> list[bytes]:
+    """A damaged copy of each file, in turn: cut short, header bytes overwritten, a span zeroed, garbage appended."""
+    out = []
+    for k, data in enumerate(files):
+        kind, copy_ = k % 4, bytearray(data)
+        if kind == 0:
+            copy_ = copy_[: int(rng.integers(0, len(data)))]
+        elif kind == 1:
+            start = int(rng.integers(0, min(len(data), 1200)))
+            copy_[start:start + 16] = rng.integers(0, 256, 16, dtype=np.uint8).tobytes()
+        elif kind == 2:
+            start = int(rng.integers(0, len(data)))
+            copy_[start:start + int(rng.integers(1, 4000))] = b"\0" * len(copy_[start:start + 4000])
+        else:
+            copy_ += rng.integers(0, 256, int(rng.integers(1, 500)), dtype=np.uint8).tobytes()
+        out.append(bytes(copy_))
+    return out
+
+
+def test_fuzzed_files_never_cost_a_valid_series(tmp_path, bundle):
+    rng = np.random.default_rng(21)
+    src = tmp_path / "in"
+    valid = {write_ct_series(src / "valid" / "ct1", n=3): 3, write_ct_series(src / "valid" / "ct2", n=2): 2}
+    fuzz_datasets = ct_series_datasets(24)  # slices of a series of their own, each damaged one way
+    _save(fuzz_datasets, tmp_path / "fuzz_source", "slice")
+    dicom = [(tmp_path / "fuzz_source" / f"slice{k}.dcm").read_bytes() for k in range(24)]
+    nifti = _nifti(tmp_path / "fuzz_source" / "vol.nii.gz").read_bytes()
+    (src / "fuzz").mkdir()
+    for k, data in enumerate(_mutations(dicom, rng)):
+        (src / "fuzz" / f"d{k:02d}.dcm").write_bytes(data)
+    for k, data in enumerate(_mutations([nifti] * 8, rng)):
+        (src / "fuzz" / f"n{k:02d}.nii.gz").write_bytes(data)
+    before = file_digests(src)
+
+    report = denoise_path(src, tmp_path / "out", bundle)  # never raises
+    assert file_digests(src) == before
+    done = {r["series_uid"]: r["slices"] for r in report["series"] if r.get("series_uid") in valid}
+    assert done == valid and all(r["status"] == "done" for r in report["series"] if r.get("series_uid") in valid)
+    named = set(_reported(report)) | {r["file"].split("/")[-1] for r in report["series"] if "file" in r}
+    fuzz_rows = [r for r in report["series"] if r.get("series_uid") == fuzz_datasets[0].SeriesInstanceUID]
+    unaccounted = {p.name for p in (src / "fuzz").iterdir()} - named
+    assert not unaccounted or fuzz_rows  # every damaged file is reported, or read into the fuzz series
+    assert report["outcome"] == "partial" and report["failed_files"] + report["failed"] > 0
