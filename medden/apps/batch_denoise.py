@@ -439,16 +439,20 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
         stopped = run_ending_cause(err)
         if stopped is None:
             raise
+    reason = None if stopped is None else (
+        f"{_failure(stopped, output_dir, 'OUTPUT')}; the series finished before are kept in {MANIFEST}: free the "
+        "space (or fix OUTPUT) and run the same command again to go on")
     body = _gather({"series": run.rows, "skipped": [{"path": _relative(run.root / s.path, run.root),
-                                                     "reason": s.reason, "failed": s.failed} for s in run.skipped]})
+                                                     "reason": s.reason, "failed": s.failed} for s in run.skipped],
+                    "stopped": reason})
+    stopped_reason = body.pop("stopped")
     report = {"input_kind": kind, "bundle": bundle.name, "model": model, **body,
               "processed": sum(r["status"].startswith("done") for r in body["series"]),
               "failed": sum(r["status"] == "failed" for r in body["series"]),
               "failed_files": sum(s["failed"] for s in body["skipped"]),
               "warnings": sum(bool(r.get("warnings")) for r in body["series"])}
-    if stopped is not None:
-        report["stopped"] = (f"{_failure(stopped, output_dir, 'OUTPUT')}; the series finished before are kept in "
-                             f"{MANIFEST}: free the space (or fix OUTPUT) and run the same command again to go on")
+    if stopped_reason is not None:  # this process's, or under torchrun another's: every rank reaches the gather
+        report["stopped"] = stopped_reason
     report["outcome"] = outcome(report)
     if rank == 0:
         _write_json(output_dir / REPORT, report)
@@ -458,7 +462,7 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
 
 
 def _gather(body: dict) -> dict:
-    """Merge every rank's series rows and skipped files (a no-op in a single process)."""
+    """Merge every rank's series rows, skipped files and stop reason (a no-op in a single process)."""
     import torch.distributed as dist
 
     from medden.engines.distributed import is_distributed
@@ -468,4 +472,6 @@ def _gather(body: dict) -> dict:
     parts: list = [None] * dist.get_world_size()
     dist.all_gather_object(parts, body)
     rows = sorted((row for part in parts for row in part["series"]), key=lambda r: str(r.get("series_uid")))
-    return {"series": rows, "skipped": [s for part in parts for s in part["skipped"]]}
+    reasons = [part["stopped"] for part in parts if part["stopped"]]
+    return {"series": rows, "skipped": [s for part in parts for s in part["skipped"]],
+            "stopped": reasons[0] if reasons else None}
