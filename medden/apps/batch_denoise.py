@@ -180,14 +180,10 @@ def _read_ahead(pool: ThreadPoolExecutor, items: Sequence, read: Callable) -> It
 
 
 def _failure(err: BaseException, path: Path | None = None, name: str = "<file>") -> str:
-    """A failed row's reason: the error's type and message on one line, ``path`` (as given and
-    resolved: it may name a patient's folder) replaced by ``name``."""
-    message = " ".join(str(err).split())
-    if path is not None:
-        for spelling in sorted({str(path), str(Path(path).resolve())}, key=len, reverse=True):
-            message = message.replace(spelling, name)
-    message = message[:300]
-    return f"{type(err).__name__}: {message}" if message else type(err).__name__
+    """A failed row's reason (:func:`medden.io.files.describe_error`, up to 300 characters)."""
+    from medden.io.files import describe_error
+
+    return describe_error(err, path, name, limit=300)
 
 
 def _checked(figures: dict[str, Any], before: np.ndarray, after: np.ndarray) -> dict[str, Any]:
@@ -210,14 +206,15 @@ def _dicom_sources(plan: Any) -> dict[str, Any]:
                               for h, p in zip(plan.headers, plan.paths, strict=True))
 
 
-def _denoise_series(plan: Any, loading: Future, run: _Run) -> dict:
-    """Denoise and write the series ``loading`` reads; record it; return its report row."""
+def _denoise_series(plan: Any, loading: Future, run: _Run, sources: dict[str, Any] | None) -> dict:
+    """Denoise and write the series ``loading`` reads; record it with its ``sources``
+    (:func:`_dicom_sources`, None if a file could not be read then); return its report row."""
     from medden.io import write_derived_series
 
     row: dict[str, Any] = {"series_uid": plan.series_uid, "slices": int(plan.shape[-1])}
     started = time.perf_counter()
     try:
-        sources = _dicom_sources(plan)
+        sources = sources or _dicom_sources(plan)  # again, so a vanished file fails this series with its reason
         redone = run.manifest.why_redone(plan.series_uid, sources)
         series, problems = loading.result()
         run.skipped.extend(problems)
@@ -249,11 +246,11 @@ def _resumed(earlier: Mapping[str, Any]) -> dict[str, Any]:
             "status": "done (resumed, skipped)"}
 
 
-def _finished_earlier(plan: Any, run: _Run) -> dict | None:
-    """The manifest row of ``plan`` if an earlier run finished it and it may be skipped (else None,
-    a source file that vanished since planning included: the series then fails with its reason)."""
+def _sources_or_none(plan: Any) -> dict[str, Any] | None:
+    """:func:`_dicom_sources` of ``plan``, or None when a file vanished since planning (the
+    series then fails with its reason when it is denoised)."""
     try:
-        return run.manifest.finished(plan.series_uid, _dicom_sources(plan))
+        return _dicom_sources(plan)
     except OSError:
         return None
 
@@ -274,7 +271,8 @@ def _denoise_dicom(source: InputSource, run: _Run) -> None:
                 unplaceable.setdefault(item.series_uid, []).append(item)
         run.rows.extend({"series_uid": uid, "status": "failed", "files": len(items), "reason": items[0].reason}
                         for uid, items in sorted(unplaceable.items()))
-    finished = {p.series_uid: _finished_earlier(p, run) for p in plans}
+    sources = {p.series_uid: _sources_or_none(p) for p in plans}  # every file's size read once
+    finished = {uid: run.manifest.finished(uid, found) if found else None for uid, found in sources.items()}
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medden-read")
     try:
         reads = _read_ahead(pool, [p for p in plans if finished[p.series_uid] is None], load_dicom_series)
@@ -284,7 +282,7 @@ def _denoise_dicom(source: InputSource, run: _Run) -> None:
                 run.rows.append(_resumed(earlier))
                 continue
             _, loading = next(reads)
-            row = _denoise_series(plan, loading, run)
+            row = _denoise_series(plan, loading, run, sources[plan.series_uid])
             run.rows.append(row)
             logger.info("series %s: %s (%.1f s)", plan.series_uid, row["status"], row["seconds"])
     finally:

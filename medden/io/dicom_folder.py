@@ -43,9 +43,10 @@ from pydicom.multival import MultiValue
 from pydicom.pixels import get_decoder, iter_pixels, pixel_array
 from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
-from medden.io.dicom_slices import Slice, make_slices, order_slices, split_slices
+from medden.io.dicom_slices import Slice, make_slices, number_vector, order_slices, split_slices
 from medden.io.dicom_series import first_value, modality_dataset, modality_frame
 from medden.io.dicom_types import DicomSeries, SkippedFile
+from medden.io.files import describe_error, files_below
 
 __all__ = [
     "DicomSeriesPlan",
@@ -154,14 +155,6 @@ def _check_folder(folder: str | os.PathLike) -> Path:
     return path
 
 
-def _walk(root: Path) -> Iterator[Path]:
-    """Files under ``root``, in sorted order, without following folder links."""
-    for current, dirs, files in os.walk(root):
-        dirs.sort()
-        for name in sorted(files):
-            yield Path(current) / name
-
-
 def _pixel_data_problem(f: BinaryIO, ds: Dataset, size: int) -> str | None:
     """Why the pixel data that follows the header in ``f`` is unusable, or None.
 
@@ -208,7 +201,7 @@ def _read_header(path: Path, rel: Path) -> _Header | SkippedFile | None:
     except OSError as exc:
         return SkippedFile(rel, f"could not be read ({type(exc).__name__})")
     except Exception as exc:  # pydicom raises many types on malformed headers
-        return SkippedFile(rel, f"DICOM header is truncated or corrupt ({_brief(exc, path)})")
+        return SkippedFile(rel, f"DICOM header is truncated or corrupt ({describe_error(exc, path)})")
     if ds.file_meta.get("MediaStorageSOPClassUID") == _DICOMDIR_SOP_CLASS:
         return None
     return _Header(path, rel, ds, problem)
@@ -224,23 +217,14 @@ def _not_dicom(rel: Path, size: int) -> SkippedFile:
                        failed=claims)
 
 
-def _brief(exc: BaseException, path: Path | None = None) -> str:
-    """``Type: message`` on one line, at most about 200 characters, without the file's path."""
-    message = " ".join(str(exc).split())
-    if path is not None:
-        message = message.replace(str(path), "<file>")
-    message = message[:200] + ("..." if len(message) > 200 else "")
-    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-
-
 def _scan(folder: str | os.PathLike,
-          files: Iterable[Path] | None = None) -> tuple[Path, list[_Header], list[SkippedFile]]:
+          files: Iterable[str | os.PathLike] | None = None) -> tuple[Path, list[_Header], list[SkippedFile]]:
     """Headers of ``files`` (default: every file under ``folder``), paths made relative to ``folder``."""
     root = _check_folder(folder)
     headers: list[_Header] = []
     skipped: list[SkippedFile] = []
     with _quiet_pydicom():
-        for path in (_walk(root) if files is None else sorted(Path(p) for p in files)):
+        for path in (files_below(root) if files is None else sorted(Path(p) for p in files)):
             found = _read_header(path, _relative(path, root))
             if isinstance(found, _Header):
                 headers.append(found)
@@ -346,12 +330,9 @@ def _geometry_problem(ds: Dataset) -> str | None:
         value = first_value(ds, keyword, groups)
         if value is None or value == "":
             continue
-        try:
-            numbers = np.asarray([float(v) for v in (value if isinstance(value, (list, MultiValue)) else [value])])
-        except (TypeError, ValueError):
-            return f"{keyword} holds a value that is not a number, so the image cannot be placed in space"
-        if numbers.shape != (size,) or not np.isfinite(numbers).all():
-            return f"{keyword} is not {size} finite numbers, so the image cannot be placed in space"
+        if number_vector(value if isinstance(value, (list, MultiValue)) else [value], size) is None:
+            return (f"{keyword} is not {size} finite numbers (a value that is not a number, or too few or many), so "
+                    "the image cannot be placed in space")
     return None
 
 
@@ -413,7 +394,7 @@ def plan_dicom_series(
         TypeError: ``folder`` is not a path.
         NotADirectoryError: ``folder`` is not an existing folder.
     """
-    root, headers, skipped = _scan(folder, None if files is None else [Path(f) for f in files])
+    root, headers, skipped = _scan(folder, files)
     by_series: dict[str, list[Slice]] = defaultdict(list)
     seen: set[str] = set()
     with _quiet_pydicom():
@@ -421,7 +402,7 @@ def plan_dicom_series(
             try:
                 problem = _image_problem(header)
             except Exception as exc:  # header values of any malformed kind
-                problem = SkippedFile(header.rel, f"unusable header ({_brief(exc, header.path)})")
+                problem = SkippedFile(header.rel, f"unusable header ({describe_error(exc, header.path)})")
             sop_instance = str(header.ds.get("SOPInstanceUID", ""))
             if problem is None and sop_instance in seen:
                 problem = SkippedFile(header.rel, "same SOPInstanceUID as another file already read (a duplicate copy)",
@@ -436,7 +417,7 @@ def plan_dicom_series(
             try:
                 plans.extend(_plan_series(root, uid, by_series[uid]))
             except Exception as exc:  # geometry of any malformed kind: this series only
-                reason = f"its series could not be arranged into a volume ({_brief(exc)})"
+                reason = f"its series could not be arranged into a volume ({describe_error(exc)})"
                 files_of_series = sorted({s.path for s in by_series[uid]})
                 skipped.extend(SkippedFile(_relative(p, root), reason, series_uid=uid) for p in files_of_series)
     return plans, skipped
@@ -461,10 +442,10 @@ def _decode_problem(exc: Exception, ds: Dataset, path: Path) -> str:
     if isinstance(exc, RuntimeError) and "missing dependencies" in str(exc):
         return _missing_plugin(transfer_syntax)
     if isinstance(exc, NotImplementedError):
-        return _decoder_problem(transfer_syntax) or f"cannot be decoded ({_brief(exc, path)})"
+        return _decoder_problem(transfer_syntax) or f"cannot be decoded ({describe_error(exc, path)})"
     return (
         f"{transfer_syntax.name} pixel data could not be decoded; the file may be truncated "
-        f"or corrupt ({_brief(exc, path)})"
+        f"or corrupt ({describe_error(exc, path)})"
     )
 
 

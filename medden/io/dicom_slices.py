@@ -88,7 +88,8 @@ class Slice:
         return (instance, self.frame, str(self.path))
 
 
-def _vector(value: object, size: int) -> np.ndarray | None:
+def number_vector(value: object, size: int) -> np.ndarray | None:
+    """``value`` (a sequence, e.g. a multi-valued DS) as ``size`` finite floats, or None if it is not that."""
     try:
         vec = np.asarray([float(v) for v in value], dtype=float)  # type: ignore[union-attr]
     except (TypeError, ValueError):
@@ -129,9 +130,9 @@ def make_slices(header: Dataset, path: Path) -> list[Slice]:
                 path=path,
                 frame=frame,
                 multiframe=n_frames > 1,
-                position=_vector(position, 3) if position is not None else None,
+                position=number_vector(position, 3) if position is not None else None,
                 orientation=_usable_orientation(
-                    _vector(orientation, 6) if orientation is not None else None
+                    number_vector(orientation, 6) if orientation is not None else None
                 ),
                 instance=instance,
             )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 
@@ -24,6 +24,26 @@ def _not_a_file(path: str | os.PathLike, name: str) -> Path:
             "choose another path or remove the file."
         )
     return path
+
+
+def files_below(folder: str | os.PathLike, skip_hidden: bool = False) -> Iterator[Path]:
+    """The files under ``folder``, in sorted order, without following folder links; with
+    ``skip_hidden``, files and folders whose names start with ``.`` are left out."""
+    for current, dirs, names in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not (skip_hidden and d.startswith(".")))
+        yield from (Path(current) / name for name in sorted(names) if not (skip_hidden and name.startswith(".")))
+
+
+def describe_error(err: BaseException, path: str | os.PathLike | None = None, name: str = "<file>",
+                   limit: int = 200) -> str:
+    """``Type: message`` on one line, the message cut to ``limit`` characters (``...`` marks a
+    cut), with ``path`` (as given and resolved: it may name a patient's folder) replaced by ``name``."""
+    message = " ".join(str(err).split())
+    if path is not None:
+        for spelling in sorted({str(path), str(Path(path).resolve())}, key=len, reverse=True):
+            message = message.replace(spelling, name)
+    message = message[:limit] + ("..." if len(message) > limit else "")
+    return f"{type(err).__name__}: {message}" if message else type(err).__name__
 
 
 def _umask() -> int:

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 
+from medden.io.files import files_below
 from medden.io.nifti import NIFTI_SUFFIXES
 
 __all__ = ["VOLUME_INPUTS", "InputKind", "InputSource", "file_signature", "identify_input", "is_nifti_header"]
@@ -154,15 +155,6 @@ _ACCEPTED = ("a DICOM folder or file, a NIfTI file (.nii, .nii.gz) or a folder o
              "or a folder of them")
 
 
-def _walk(folder: Path) -> list[Path]:
-    """The files below ``folder``, sorted, hidden files and folders left out, links to folders not followed."""
-    found = []
-    for current, dirs, names in os.walk(folder):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        found.extend(Path(current) / name for name in sorted(names) if not name.startswith("."))
-    return found
-
-
 def _content_kind(path: Path) -> str | None:
     """``"nifti"``, ``"dicom"`` or ``"image"`` by the file's first bytes; a file whose bytes say
     nothing but whose name says NIfTI counts as NIfTI (a broken one, which its reader reports);
@@ -183,7 +175,7 @@ def _content_kind(path: Path) -> str | None:
 
 def _identify_folder(folder: Path) -> InputSource:
     """Sort every file below ``folder`` by its content (see the module docstring)."""
-    files = _walk(folder)
+    files = list(files_below(folder, skip_hidden=True))
     if not files:
         raise ValueError(f"input folder {str(folder)!r} is empty (no file in it or below it), so there is nothing to "
                          f"denoise; pass {_ACCEPTED}.")

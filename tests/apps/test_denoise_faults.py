@@ -337,3 +337,19 @@ def test_fuzzed_files_never_cost_a_valid_series(tmp_path, bundle):
     unaccounted = {p.name for p in (src / "fuzz").iterdir()} - named
     assert not unaccounted or fuzz_rows  # every damaged file is reported, or read into the fuzz series
     assert report["outcome"] == "partial" and report["failed_files"] + report["failed"] > 0
+
+
+def test_a_source_file_that_vanishes_after_planning_fails_its_series_only(tmp_path, bundle, monkeypatch):
+    src = tmp_path / "in"
+    uids = sorted(write_ct_series(src / f"s{i}", n=2) for i in range(2))
+    real = medden.io.plan_dicom_series
+
+    def then_a_file_vanishes(*args, **kwargs):  # as when another program moves a file mid-run
+        plans, skipped = real(*args, **kwargs)
+        plans[0].paths[0].unlink()
+        return plans, skipped
+
+    monkeypatch.setattr(medden.io, "plan_dicom_series", then_a_file_vanishes)
+    report = denoise_path(src, tmp_path / "out", bundle)
+    assert [(r["series_uid"], r["status"]) for r in report["series"]] == [(uids[0], "failed"), (uids[1], "done")]
+    assert "FileNotFoundError" in report["series"][0]["reason"] and str(tmp_path) not in report["series"][0]["reason"]
