@@ -17,30 +17,10 @@ from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
 from medden.networks.zoo import network_device
-from medden.core.validation import check_channel_first, check_finite, check_range
+from medden.core.intensity import intensity_range
+from medden.core.validation import check_channel_first, check_finite
 
 __all__ = ["denoise_image", "intensity_range", "to_unit_range"]
-
-
-def intensity_range(image: np.ndarray, percentiles: tuple[float, float] = (0.0, 100.0), smoothing: int = 0
-                    ) -> tuple[float, float]:
-    """The intensities ``(low, high)`` that map to [0, 1] before a network sees ``image``.
-
-    ``low`` and ``high`` are the ``percentiles`` of ``image`` (``(C, H, W[, D])``), measured on
-    a copy smoothed in-plane by a ``smoothing`` x ``smoothing`` box mean when ``smoothing > 1``:
-    noise widens the extreme percentiles of a noisy image (dark air reads about 2.6 sigma
-    below its true level), and smoothing keeps the mapping close to that of the clean
-    images the network was trained on. ``high <= low`` (a constant image) gives ``(low, low + 1)``.
-    """
-    low_pct, high_pct = check_range(percentiles, "percentiles", 0.0, 100.0)
-    arr = np.asarray(image, dtype=np.float32)
-    if smoothing > 1:
-        from scipy.ndimage import uniform_filter
-
-        size = [1, smoothing, smoothing] + [1] * (arr.ndim - 3)
-        arr = uniform_filter(arr, size=size, mode="reflect")
-    low, high = (float(v) for v in np.percentile(arr, [low_pct, high_pct]))
-    return (low, high) if high > low else (low, low + 1.0)
 
 
 def denoise_image(image: NdarrayOrTensor, network: torch.nn.Module, inferer: Inferer | Callable,

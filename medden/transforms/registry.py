@@ -11,7 +11,9 @@ from medden.transforms.corruption import (
     RandPoissonNoise,
     RandRicianSigmaNoise,
 )
+from medden.transforms.ct_noise import RandCTNoiseFromNPS, RandLowDoseCTNoise
 from medden.transforms.kspace import RandKspaceNoise
+from medden.transforms.scanner_noise import RandDetectorBlurNoise, RandMagnitudeMRNoise
 from medden.transforms.text_overlay import RandTextOverlay
 from medden.core.validation import lookup_by_name
 
@@ -26,6 +28,10 @@ CORRUPTIONS: dict[str, type[RandCorruption]] = {
     "rician": RandRicianSigmaNoise,
     "text": RandTextOverlay,
     "kspace": RandKspaceNoise,
+    "low_dose_ct": RandLowDoseCTNoise,
+    "ct_nps": RandCTNoiseFromNPS,
+    "mr_magnitude": RandMagnitudeMRNoise,
+    "detector_blur": RandDetectorBlurNoise,
 }
 
 
