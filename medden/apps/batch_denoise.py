@@ -189,7 +189,7 @@ def _failure(err: BaseException, path: Path | None = None, name: str = "<file>")
 def _checked(figures: dict[str, Any], before: np.ndarray, after: np.ndarray) -> dict[str, Any]:
     """``figures`` with the no-reference harm checks (:func:`medden.metrics.harm.harm_flags`):
     ``harm_checks`` (each check's value and threshold) and ``warnings`` (a message per check
-    that says the output is worse than the input: noisier, or with a periodic pattern)."""
+    that says the output is worse than the input: noisier, with a periodic pattern, or a seam)."""
     from medden.metrics.harm import harm_flags
 
     checks = harm_flags(before, after, include_passed=True)

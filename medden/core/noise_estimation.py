@@ -34,6 +34,7 @@ __all__ = [
     "MIN_BACKGROUND_VOXELS",
     "edge_preservation",
     "estimate_noise_sigma",
+    "flat_region_sigma",
     "evenly_spaced",
     "find_background",
     "residual_whiteness",
@@ -174,6 +175,59 @@ def estimate_noise_sigma(volume: Any, max_slices: int = 16) -> float:
     values = [float(estimate_sigma(plane)) for channel in arr for k in picks
               if (plane := channel[..., k]).max() > plane.min()]
     return float(np.mean(values)) if values else 0.0
+
+
+def flat_region_sigma(volume: Any, max_slices: int = 16, block: int = 8, quantile: float = 0.2) -> float:
+    """Noise std of a volume from its flattest blocks, for noise that is correlated between pixels.
+
+    :func:`estimate_noise_sigma` sees only the finest detail, so noise smoothed by a
+    reconstruction kernel or a detector (CT after FBP, radiographs) reads far below its real
+    spread: on pydicom-data's ``693_UNCR`` head CT it reads 0.6 HU where flat brain varies by
+    3.7 HU. Here every ``block`` x ``block`` block of at most ``max_slices`` evenly spaced slices
+    (each channel alone) gives its standard deviation about its own mean; constant blocks
+    (padding, empty air) are skipped; the ``quantile`` of those values, divided by the same
+    quantile of the sample std of pure white Gaussian noise (chi law with ``block**2 - 1``
+    degrees of freedom), is the estimate. Anatomy only raises a block's spread, so as long as
+    about ``quantile`` of the blocks lie in flat regions it reads the noise, at every spatial
+    frequency above ``1 / block`` cycles per pixel.
+
+    Args:
+        volume: ``(C, H, W)`` or ``(C, H, W, D)``, numpy or torch, finite, H and W >= ``block``.
+        max_slices: most slices used, >= 1.
+        block: block side in pixels, >= 2.
+        quantile: in (0, 1).
+
+    Returns:
+        The estimate in ``volume``'s units, >= 0 (0 when every block is constant).
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> round(flat_region_sigma(rng.normal(0.0, 0.1, (1, 64, 64))), 2)
+        0.1
+    """
+    from scipy.stats import chi2
+
+    arr = _as_float_array(volume, "volume")
+    max_slices = check_int(max_slices, "max_slices", 1)
+    block = check_int(block, "block", 2)
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must lie in (0, 1), got {quantile!r}.")
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    height, width = (n // block * block for n in arr.shape[1:3])
+    if height == 0 or width == 0:
+        raise ValueError(f"volume must be at least {block} x {block} in-plane, got shape {arr.shape}.")
+    picks = evenly_spaced(arr.shape[-1], max_slices)
+    planes = arr[:, :height, :width][..., picks].astype(np.float64)
+    blocks = planes.reshape(arr.shape[0], height // block, block, width // block, block, len(picks))
+    spreads = blocks.std(axis=(2, 4), ddof=1).ravel()
+    scale = max(float(np.abs(planes).max()), 1.0e-30)
+    spreads = spreads[spreads > 1e-9 * scale]
+    if spreads.size == 0:
+        return 0.0
+    dof = block * block - 1
+    white = float(np.sqrt(chi2.ppf(quantile, dof) / dof))
+    return float(np.quantile(spreads, quantile) / white)
 
 
 def _magnitude(magnitude: Any) -> np.ndarray:

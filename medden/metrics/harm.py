@@ -15,8 +15,17 @@ one :class:`HarmFlag` per check that fails:
   little power. The check measures that power (see below) and flags when it grew by more than
   :data:`PATTERN_RISE` and the added pattern is not negligible next to the noise (of the
   quieter image, usually the output, where a pattern shows most).
+* ``tile_seam`` (:data:`TILE_SEAM`): the change ``after - before`` jumps along a straight line
+  across the image, as where the tiles of a sliding-window inferer meet (a cross at the image
+  centre of a 512 x 512 CT run in 256 x 256 windows). Measured per line (see below) in noise
+  units, and flagged above :data:`SEAM_THRESHOLD`.
 
-A third candidate, a residual ``before - after`` that holds anatomy (edges), is not a check:
+:func:`change_to_noise` is a figure, not a check: how large the change is next to the input's
+own noise (``std(after - before) / estimate_noise_sigma(before)``). On a clean image a
+denoiser should change little more than the noise (<= 2 is the project's target), but a denoiser
+removing strong noise changes far more, so reports do not flag it.
+
+A further candidate, a residual ``before - after`` that holds anatomy (edges), is not a check:
 :func:`~medden.core.noise_estimation.residual_whiteness` and
 :func:`~medden.core.noise_estimation.edge_preservation` depend as much on the noise level as on
 the harm. On the sample images the good denoise of one image read a less white residual than
@@ -32,12 +41,35 @@ over blocks, slices and channels. A pattern of amplitude ``a`` (``a * p`` added)
 ``a^2``; white noise of std ``s`` reads about ``(s / PATTERN_BLOCK)^2``, so a pattern far
 weaker than the noise still stands out, while one drowned in the noise of the input does not.
 
+Seam score, per line between two neighbouring columns (a line along ``H``; the same with rows
+for lines along ``W``) and per slice and channel: the step of the change across the line, the
+mean of the ``k`` columns on one side minus the mean of the ``k`` on the other, for ``k`` in
+:data:`SEAM_WIDTHS` (2 catches a thin ridge, 8 a faint step; an even ``k`` ignores the 2-pixel
+patterns above), averaged along the line and less its Gaussian-smoothed trend across the lines
+(a smooth change, such as a gain that drifts across the image, is no seam). Its noise is
+measured on the line itself: the line is cut into :data:`SEAM_SEGMENTS` segments, and the
+spread of the step between them (at least its median over the lines) gives its standard error,
+so correlated noise, or a change that differs along the line, does not read as a seam, while a
+jump that holds along the whole line does. The score is the step over the sum of that standard
+error, :data:`SEAM_OF_INPUT_STEP` x the input's own largest step (less three of its standard
+errors) on the lines whose sides overlap (a denoiser may soften or sharpen a straight edge of
+the image) and :data:`SEAM_NEGLIGIBLE` x the noise sigma of the quieter image. It is combined
+over slices and channels as a root mean square (a tiling seam repeats in every slice); its
+largest value over lines, both directions and ``k`` is the check's value. The
+:data:`SEAM_MARGIN` outermost pixels take no part (padding changes the edge of many images;
+that is no tile seam). On the sample images (``docs/results/harm_flags.md``) a good denoise
+reads 1.6-3.5, a 3-pixel blur up to 3.9, a step of 0.25 x the noise sigma along one line
+5.7-24, and the seams the shipped model leaves where its 256 x 256 tiles meet 6.7 (512 x 512
+head CT) and 8.5 (chest radiograph). Pure white or correlated noise, added or removed, reads up
+to 4.7 (64 x 64 images; less on larger ones and on volumes), and noise in streaks 3 pixels long
+up to 5.7 on 64 x 64 images.
+
 Images follow the package convention (see :mod:`medden`): ``(C, H, W)`` or ``(C, H, W, D)``,
 ``D`` slices, numpy or torch, any real dtype; ``before`` and ``after`` in the same units.
 Volumes are measured on at most ``max_slices`` evenly spaced slices
-(:func:`~medden.core.noise_estimation.evenly_spaced`), so a check costs far less than the
-denoising (about 0.5 s for a 512 x 512 x 64 volume on 2 CPU cores, where the default bundle
-takes 5-10 s to denoise it).
+(:func:`~medden.core.noise_estimation.evenly_spaced`), so the checks cost far less than the
+denoising (under 1 s for a 512 x 512 x 64 volume on 2 CPU cores, where the default bundle
+takes 5-10 s to denoise it; ``docs/results/harm_flags.md``).
 """
 
 from __future__ import annotations
@@ -49,7 +81,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medden.core.noise_estimation import estimate_noise_sigma, evenly_spaced
+from medden.core.noise_estimation import estimate_noise_sigma, evenly_spaced, flat_region_sigma
 from medden.core.validation import check_channel_first, check_finite, check_int
 
 __all__ = [
@@ -60,8 +92,17 @@ __all__ = [
     "PATTERN_NEGLIGIBLE",
     "PATTERN_RISE",
     "PERIODIC_PATTERN",
+    "SEAM_MARGIN",
+    "SEAM_NEGLIGIBLE",
+    "SEAM_OF_INPUT_STEP",
+    "SEAM_SEGMENTS",
+    "SEAM_THRESHOLD",
+    "SEAM_WIDTHS",
+    "TILE_SEAM",
     "HarmFlag",
+    "change_to_noise",
     "harm_flags",
+    "pattern_powers",
 ]
 
 #: name of the check "the estimated noise went up"
@@ -85,6 +126,24 @@ PATTERN_NEGLIGIBLE = 0.1
 NEGLIGIBLE_OF_SCALE = 1e-5
 #: side in pixels of the blocks the pattern power is averaged over (smaller for small images)
 PATTERN_BLOCK = 32
+#: name of the check "the change jumps along a straight line across the image"
+TILE_SEAM = "tile_seam"
+#: tile_seam flags a seam score above 5: a good denoise of the sample images reads at most 3.5, a
+#: step of 0.25 x the noise sigma along one line at least 5.7, the shipped model's seams 6.7 and 8.5
+#: (docs/results/harm_flags.md; see the module docstring for noise alone)
+SEAM_THRESHOLD = 5.0
+#: widths in pixels of the two sides compared across a line: 2 for a thin ridge, 8 for a faint step
+SEAM_WIDTHS = (2, 8)
+#: each line's rows are cut into this many segments; the spread between them is the step's noise
+SEAM_SEGMENTS = 8
+#: the outermost pixels on each side, this many, take no part in the seam check (padding changes them)
+SEAM_MARGIN = 4
+#: a change along a line is allowed this fraction of the input's own straight edge nearby
+SEAM_OF_INPUT_STEP = 0.25
+#: a step smaller than this fraction of the noise sigma of the quieter image is negligible
+SEAM_NEGLIGIBLE = 0.05
+#: the smooth trend removed from the steps across the lines: a Gaussian of sigma this many widths (k)
+_SEAM_TREND = 4.0
 #: the 2-pixel patterns: name -> (alternates along H, alternates along W) and how a message names it
 _PATTERNS = {
     "H": ((True, False), "thin stripes, bright and dark from one pixel to the next along H"),
@@ -98,8 +157,9 @@ class HarmFlag:
     """The outcome of one harm check.
 
     Attributes:
-        name: :data:`NOISE_UP` or :data:`PERIODIC_PATTERN`.
-        value: the measured figure, a ratio after / before (dimensionless, >= 0).
+        name: :data:`NOISE_UP`, :data:`PERIODIC_PATTERN` or :data:`TILE_SEAM`.
+        value: the measured figure (dimensionless, >= 0): a ratio after / before for the first two,
+            the seam score (a jump in noise units) for ``tile_seam``.
         threshold: the check is raised when ``value > threshold``.
         raised: whether it is (``value > threshold``).
         message: one or two plain sentences for the person reading the report; numbers only,
@@ -200,11 +260,182 @@ def _periodic_pattern(before: np.ndarray, after: np.ndarray, sigma: float, negli
     return HarmFlag(PERIODIC_PATTERN, rise, PATTERN_RISE, rise > PATTERN_RISE, message)
 
 
+def pattern_powers(img: Any, *, max_slices: int = 16) -> dict[str, float]:
+    """The power of each 2-pixel pattern in an image, as the ``periodic_pattern`` check measures it.
+
+    Args:
+        img: ``(C, H, W)`` or ``(C, H, W, D)`` with ``H, W >= 4``, numpy or torch, real; the
+            measured slices must be finite.
+        max_slices: most slices measured (evenly spaced), >= 1.
+
+    Returns:
+        ``{"H": ..., "W": ..., "HW": ...}``: the power of the stripes alternating along ``H``,
+        along ``W`` and of the pixel checkerboard, in squared image units (a pattern of amplitude
+        ``a`` added to a smooth image reads ``a^2``; see :mod:`medden.metrics.harm`).
+
+    Raises:
+        ValueError: a rank other than ``(C, H, W[, D])``, ``H`` or ``W`` below 4, non-finite
+            values in the measured slices, or ``max_slices < 1``.
+        TypeError: not a numpy array or torch tensor, or complex.
+
+    Example:
+        >>> stripes = np.tile([1.0, -1.0], (1, 64, 32))  # alternates along W, amplitude 1
+        >>> {key: round(power, 3) for key, power in pattern_powers(stripes).items()}
+        {'H': 0.0, 'W': 1.0, 'HW': 0.0}
+    """
+    planes = _planes(img, "img", check_int(max_slices, "max_slices", 1))
+    _check_size(planes.shape, tuple(img.shape))
+    return {key: _pattern_power(planes, along_h, along_w) for key, ((along_h, along_w), _) in _PATTERNS.items()}
+
+
+def _check_size(planes_shape: tuple[int, ...], shape: tuple[int, ...]) -> None:
+    if min(planes_shape[1:]) < 4:
+        raise ValueError(f"the image needs H, W >= 4 to measure 2-pixel patterns and seams, got shape {shape}.")
+
+
+def _segment_profiles(planes: np.ndarray, along_h: bool) -> np.ndarray:
+    """Means of ``(planes, H, W)`` over segments of each line, ``(planes, segments, lines)`` float64.
+
+    ``along_h``: the lines run along ``H`` (one per column, averaged over segments of rows);
+    else along ``W``. Each line is cut into ``SEAM_SEGMENTS`` segments (one pixel each for lines
+    shorter than ``2 * SEAM_SEGMENTS``); pixels past the last whole segment are left out.
+    """
+    count, height, width = planes.shape
+    length = height if along_h else width
+    size = max(length // SEAM_SEGMENTS, 1)
+    segments = length // size
+    if along_h:
+        return planes[:, : segments * size].reshape(count, segments, size, width).mean(axis=2, dtype=np.float64)
+    rows = planes[:, :, : segments * size].reshape(count, height, segments, size).mean(axis=3, dtype=np.float64)
+    return rows.transpose(0, 2, 1)
+
+
+def _steps(profiles: np.ndarray, width: int) -> np.ndarray:
+    """The step across each line between positions ``j`` and ``j + 1``, for ``j = width - 1 ..
+    n - width - 1``: the mean of the ``width`` positions after it minus the ``width`` before, less
+    its Gaussian-smoothed trend along the positions; ``(..., n - 2 width + 1)``, image units."""
+    from scipy.ndimage import gaussian_filter1d
+
+    total = np.concatenate([np.zeros((*profiles.shape[:-1], 1)), np.cumsum(profiles, axis=-1)], axis=-1)
+    line = np.arange(width - 1, profiles.shape[-1] - width)
+    step = (total[..., line + 1 + width] - 2.0 * total[..., line + 1] + total[..., line + 1 - width]) / width
+    return step - gaussian_filter1d(step, _SEAM_TREND * width, axis=-1, mode="nearest")
+
+
+def _step_and_error(steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each line's step (mean over segments) and its standard error from the spread between the
+    segments, at least the median spread over the plane's lines; both ``(planes, lines)``."""
+    spread = steps.var(axis=1, ddof=1)
+    pooled = np.array([np.median(plane[plane > 0]) if (plane > 0).any() else 0.0 for plane in spread])
+    return steps.mean(axis=1), np.sqrt(np.maximum(spread, pooled[:, None]) / steps.shape[1])
+
+
+def _seam_scores(before: np.ndarray, change: np.ndarray, width: int, floor: float) -> np.ndarray:
+    """Seam score of every line (see :mod:`medden.metrics.harm`) from ``(planes, segments, n)``
+    profiles of the input and of the change; root mean square over planes, ``(n - 2 width + 1,)``."""
+    from scipy.ndimage import maximum_filter1d
+
+    step, error = _step_and_error(_steps(change, width))
+    input_step, input_error = _step_and_error(_steps(before, width))
+    # the input's own straight edges (steps well above their noise), the largest among the lines
+    # whose sides overlap this line's: a denoiser may soften or sharpen such an edge
+    edge = maximum_filter1d(np.maximum(np.abs(input_step) - 3.0 * input_error, 0.0), 2 * width + 1, axis=-1,
+                            mode="nearest")
+    return np.sqrt(np.mean((step / (error + SEAM_OF_INPUT_STEP * edge + floor)) ** 2, axis=0))
+
+
+def _worst_seam(before: np.ndarray, change: np.ndarray, floor: float) -> tuple[float, bool, int]:
+    """The largest seam score over both line directions and ``SEAM_WIDTHS``: ``(score, along_h,
+    line)``, the line lying between positions ``line`` and ``line + 1`` (0.0 when none is measured).
+    The outer ``SEAM_MARGIN`` positions on each side take no part."""
+    worst = (0.0, True, 0)
+    for along_h in (True, False):
+        positions = before.shape[2 if along_h else 1]
+        before_profiles, change_profiles = (_segment_profiles(img, along_h)[..., SEAM_MARGIN : positions - SEAM_MARGIN]
+                                            for img in (before, change))
+        for width in SEAM_WIDTHS:
+            if change_profiles.shape[-1] < 2 * width:
+                continue
+            scores = _seam_scores(before_profiles, change_profiles, width, floor)
+            best = int(np.argmax(scores))
+            if scores[best] > worst[0]:
+                worst = (float(scores[best]), along_h, SEAM_MARGIN + width - 1 + best)
+    return worst
+
+
+def _tile_seam(before: np.ndarray, after: np.ndarray, sigma: float, negligible: float) -> HarmFlag:
+    """``tile_seam``: the largest seam score against :data:`SEAM_THRESHOLD`; ``sigma`` is the noise
+    of the quieter image (a step below ``SEAM_NEGLIGIBLE * sigma`` is negligible)."""
+    floor = max(SEAM_NEGLIGIBLE * sigma, negligible)
+    score, along_h, line = _worst_seam(before, after - before, floor)
+    along, across = ("H", "W") if along_h else ("W", "H")
+    where = f"a straight line along {along} (between {across} = {line} and {line + 1})"
+    if score > SEAM_THRESHOLD:
+        message = (f"The denoised image shows a seam: the change made by denoising jumps across {where}, "
+                   f"{score:.3g} x the noise of that jump (flagged above {SEAM_THRESHOLD:g}). Denoising in tiles "
+                   "leaves such lines where the tiles meet; inspect the output at full resolution before using it.")
+    else:
+        message = (f"No seam: the largest jump in the change, across {where}, is {score:.3g} x its noise "
+                   f"(flagged above {SEAM_THRESHOLD:g}).")
+    return HarmFlag(TILE_SEAM, score, SEAM_THRESHOLD, score > SEAM_THRESHOLD, message)
+
+
+def _measured(before: Any, after: Any, max_slices: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The same at most ``max_slices`` slices of ``before`` and ``after`` as ``(planes, H, W)`` arrays."""
+    max_slices = check_int(max_slices, "max_slices", 1)
+    shapes = [tuple(img.shape) if isinstance(img, (np.ndarray, torch.Tensor)) else None for img in (before, after)]
+    if None not in shapes and shapes[0] != shapes[1]:
+        raise ValueError(f"before and after must have one shape, got {shapes[0]} and {shapes[1]}; "
+                         "pass the denoiser's input and its output for the same image.")
+    before_planes, after_planes = _planes(before, "before", max_slices), _planes(after, "after", max_slices)
+    _check_size(before_planes.shape, shapes[0])
+    return before_planes, after_planes
+
+
+def change_to_noise(before: Any, after: Any, *, max_slices: int = 16) -> float:
+    """How large the change a denoiser made is next to the input's own noise.
+
+    ``(std(after - before) + e) / (sigma(before) + e)`` over the same at most ``max_slices``
+    evenly spaced slices, with ``e`` the negligible level of the input (1e-5 of its intensity
+    scale, :data:`NEGLIGIBLE_OF_SCALE`) so that a noise-free input does not divide by zero, and
+    ``sigma`` the larger of :func:`~medden.core.noise_estimation.estimate_noise_sigma` (finest
+    detail) and :func:`~medden.core.noise_estimation.flat_region_sigma` (the spread of the
+    flattest blocks): real CT and radiograph noise is correlated by the reconstruction kernel or
+    the detector, and the finest detail alone reads it several times too low (``693_UNCR``:
+    0.62 HU, flat blocks 1.96 HU). About 1 when a denoiser removes just the noise; the project's target on clean real
+    files is <= 2. Not a harm check: removing strong noise changes an image far more.
+
+    Args:
+        before: the denoiser's input, ``(C, H, W)`` or ``(C, H, W, D)`` with ``H, W >= 4``,
+            numpy or torch, real, in its own units; the measured slices must be finite.
+        after: the denoiser's output, same shape and units.
+        max_slices: most slices measured, >= 1.
+
+    Returns:
+        The ratio, dimensionless, >= 0.
+
+    Raises:
+        ValueError: as :func:`harm_flags`.
+        TypeError: as :func:`harm_flags`.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> noisy = rng.normal(0.0, 1.0, (1, 64, 64))
+        >>> round(change_to_noise(noisy, np.zeros_like(noisy)), 1)  # removes exactly the noise
+        1.0
+    """
+    before_planes, after_planes = _measured(before, after, max_slices)
+    change = float(np.std(after_planes - before_planes, dtype=np.float64))
+    negligible = _negligible(before_planes)
+    sigma = max(estimate_noise_sigma(before_planes), flat_region_sigma(before_planes))
+    return (change + negligible) / (sigma + negligible)
+
+
 def harm_flags(before: Any, after: Any, *, max_slices: int = 16, include_passed: bool = False) -> list[HarmFlag]:
     """Check, without a clean reference, whether a denoiser made an image worse.
 
-    Runs the ``noise_up`` and ``periodic_pattern`` checks described in :mod:`medden.metrics.harm`
-    on the same at most ``max_slices`` evenly spaced slices of both images.
+    Runs the ``noise_up``, ``periodic_pattern`` and ``tile_seam`` checks described in
+    :mod:`medden.metrics.harm` on the same at most ``max_slices`` evenly spaced slices of both images.
 
     Args:
         before: the denoiser's input, ``(C, H, W)`` or ``(C, H, W, D)`` with ``H, W >= 4``,
@@ -216,8 +447,8 @@ def harm_flags(before: Any, after: Any, *, max_slices: int = 16, include_passed:
             their values.
 
     Returns:
-        The raised checks, in the order ``noise_up``, ``periodic_pattern``; empty when none is.
-        With ``include_passed``, both checks.
+        The raised checks, in the order ``noise_up``, ``periodic_pattern``, ``tile_seam``; empty
+        when none is. With ``include_passed``, all three.
 
     Raises:
         ValueError: a rank other than ``(C, H, W[, D])``, ``H`` or ``W`` below 4, shapes that
@@ -232,17 +463,11 @@ def harm_flags(before: Any, after: Any, *, max_slices: int = 16, include_passed:
         >>> harm_flags(noisy, 0.5 * noisy)
         []
     """
-    max_slices = check_int(max_slices, "max_slices", 1)
-    shapes = [tuple(img.shape) if isinstance(img, (np.ndarray, torch.Tensor)) else None for img in (before, after)]
-    if None not in shapes and shapes[0] != shapes[1]:
-        raise ValueError(f"before and after must have one shape, got {shapes[0]} and {shapes[1]}; "
-                         "pass the denoiser's input and its output for the same image.")
-    before_planes, after_planes = _planes(before, "before", max_slices), _planes(after, "after", max_slices)
-    if min(before_planes.shape[1:]) < 4:
-        raise ValueError(f"before and after need H, W >= 4 to measure 2-pixel patterns, got shape {shapes[0]}.")
+    before_planes, after_planes = _measured(before, after, max_slices)
     # each plane is measured alone, as one channel of one slice
     sigma_before, sigma_after = estimate_noise_sigma(before_planes), estimate_noise_sigma(after_planes)
-    negligible = _negligible(before_planes)
+    negligible, quieter = _negligible(before_planes), min(sigma_before, sigma_after)
     flags = [_noise_up(sigma_before, sigma_after, negligible),
-             _periodic_pattern(before_planes, after_planes, min(sigma_before, sigma_after), negligible)]
+             _periodic_pattern(before_planes, after_planes, quieter, negligible),
+             _tile_seam(before_planes, after_planes, quieter, negligible)]
     return flags if include_passed else [flag for flag in flags if flag.raised]

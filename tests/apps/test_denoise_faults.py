@@ -253,7 +253,7 @@ def test_a_good_result_carries_its_checks_and_no_warning(tmp_path, bundle):
     for k, ds in enumerate(datasets):
         ds.save_as(tmp_path / "in" / f"img{k}")
     (row,) = denoise_path(tmp_path / "in", tmp_path / "out", bundle)["series"]
-    assert row["warnings"] == [] and set(row["harm_checks"]) == {"noise_up", "periodic_pattern"}
+    assert row["warnings"] == [] and set(row["harm_checks"]) == {"noise_up", "periodic_pattern", "tile_seam"}
 
 
 @pytest.fixture
