@@ -7,6 +7,9 @@
 * :func:`tune_refinement`: choose ``eta`` and ``k`` on ``(noisy, clean)`` validation pairs;
   :func:`tune_noisier2noise_alpha`: choose the Noisier2Noise ``alpha`` the same way.
 * :func:`denoise_image`: a whole image in its own intensity units.
+* :class:`SelfEnsembleInferer`: the average over the eight flips and quarter turns (slower, better).
+* :class:`ResidualGuardInferer` / :func:`guard_residual`: do no harm: the change averages to zero
+  over large regions and stays within a few times the input's noise.
 * :func:`posterior_statistics` and :class:`PosteriorMeanInferer`: a ladder VAE's posterior
   mean/median (MMSE/MMAE) and per-pixel std; :func:`denoise_image_with_uncertainty` gives
   the estimate and its std map for a whole image.
@@ -20,6 +23,8 @@ The inferers subclass ``monai.inferers.Inferer``; each network evaluation goes t
 ``(B, C, H, W)`` or ``(B, C, H, W, D)`` floating tensors (see :mod:`medden`).
 """
 
+from medden.inference.ensemble import ENSEMBLE_VIEWS, SelfEnsembleInferer
+from medden.inference.guard import ResidualGuardInferer, guard_residual
 from medden.inference.noisier2noise import (
     Noisier2NoiseInferer,
     noisier2noise_correction,
@@ -51,6 +56,10 @@ __all__ = [
     "RefinementChoice",
     "TUNING_METRICS",
     "denoise_image",
+    "ENSEMBLE_VIEWS",
+    "SelfEnsembleInferer",
+    "ResidualGuardInferer",
+    "guard_residual",
     "posterior_statistics",
     "PosteriorStatistics",
     "PosteriorMeanInferer",

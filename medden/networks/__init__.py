@@ -12,7 +12,7 @@ from medden.networks.flow import (
     dequantized_bits_per_dim,
 )
 from medden.networks.dncnn import DnCNN
-from medden.networks.general import GENERAL_CHANNELS, FastResUNet, general_denoiser_net
+from medden.networks.general import ARCHITECTURES, GENERAL_CHANNELS, BilinearResUNet, FastResUNet, general_denoiser_net
 from medden.networks.kspace import KspaceDenoiser
 from medden.networks.ladder_vae import LadderVAE, VAEKeys, gaussian_kl
 from medden.networks.noise_models import (
@@ -42,6 +42,8 @@ __all__ = [
     "STAGES",
     "DirectDenoiser",
     "FastResUNet",
+    "BilinearResUNet",
+    "ARCHITECTURES",
     "GaussianMixtureNoiseModel",
     "GaussianNoiseModel",
     "KspaceDenoiser",
