@@ -41,18 +41,31 @@ __all__ = ["ResidualGuardInferer", "guard_residual"]
 
 
 def _box_mean(x: torch.Tensor, size: int) -> torch.Tensor:
-    """``size`` x ``size`` box mean over the last two axes of ``(N, H, W)``, reflecting at the borders."""
-    pad = size // 2
-    padded = F.pad(x[:, None], (pad, pad, pad, pad), mode="reflect" if min(x.shape[-2:]) > pad else "replicate")
-    return F.avg_pool2d(padded, size if size % 2 else size + 1, stride=1)[:, 0, : x.shape[-2], : x.shape[-1]]
+    """``size`` x ``size`` box mean (``size + 1`` when even) over the last two axes of ``(N, H, W)``,
+    reflecting at the borders; by running sums, so its cost does not grow with ``size``."""
+    odd = size if size % 2 else size + 1
+    pad = odd // 2
+    out = x[:, None]
+    for axis, pads in ((3, (pad, pad, 0, 0)), (2, (0, 0, pad, pad))):
+        padded = F.pad(out, pads, mode="reflect" if out.shape[axis] > pad else "replicate").double()
+        sums = torch.cumsum(padded, dim=axis)
+        sums = F.pad(sums, (1, 0, 0, 0) if axis == 3 else (0, 0, 1, 0))  # a leading zero
+        length = out.shape[axis]
+        out = ((sums.narrow(axis, odd, length) - sums.narrow(axis, 0, length)) / odd).to(x.dtype)
+    return out[:, 0]
 
 
 def _constant_neighbourhood(y: torch.Tensor) -> torch.Tensor:
-    """Pixels of ``(N, C, H, W)`` whose 3 x 3 neighbourhood holds one value in every channel (padding, masks)."""
-    flat = y.reshape(-1, 1, *y.shape[-2:])
-    highest = F.max_pool2d(flat, 3, stride=1, padding=1)
-    lowest = -F.max_pool2d(-flat, 3, stride=1, padding=1)
-    return (highest == lowest).reshape(y.shape).all(dim=1, keepdim=True).expand_as(y)
+    """Pixels of ``(N, C, H, W)`` whose 3 x 3 neighbourhood holds one value in every channel (padding,
+    masks): all eight neighbours equal the pixel (edges replicated)."""
+    padded = F.pad(y, (1, 1, 1, 1), mode="replicate")
+    height, width = y.shape[-2:]
+    same = torch.ones_like(y, dtype=torch.bool)
+    for dy in range(3):
+        for dx in range(3):
+            if dy != 1 or dx != 1:
+                same &= padded[..., dy:dy + height, dx:dx + width] == y
+    return same.all(dim=1, keepdim=True).expand_as(y)
 
 
 def guard_residual(noisy: torch.Tensor, denoised: torch.Tensor, highpass: int = 32, clip_sigmas: float = 3.0

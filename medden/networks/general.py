@@ -25,7 +25,29 @@ def _res_blocks(channels: int, count: int) -> nn.Sequential:
                                         act="relu", norm=None, last_conv_only=True) for _ in range(count)))
 
 
-class FastResUNet(nn.Module):
+class _LevelledUNet(nn.Module):
+    """The encoder-decoder levels both U-Nets share: ``encoders``, ``downs``, ``bottom``, ``ups``
+    and ``decoders`` (set by the subclass; decoder modules deepest first); skips are added.
+    ``_upsampled`` is what follows each ``up`` (nothing here: ``up`` itself doubles the size)."""
+
+    def _upsampled(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def _levels(self, features: torch.Tensor) -> torch.Tensor:
+        skips: list[torch.Tensor] = []
+        for encode, down in zip(self.encoders, self.downs):
+            features = encode(features)
+            skips.append(features)
+            features = down(features)
+        features = self.bottom(features)
+        level = len(skips)
+        for up, decode in zip(self.ups, self.decoders):
+            level -= 1
+            features = decode(self._upsampled(up(features)) + skips[level])
+        return features
+
+
+class FastResUNet(_LevelledUNet):
     """A U-Net built for CPU speed and full-resolution detail (FFDNet/DRUNet ideas, MONAI blocks).
 
     * A 2x2 pixel unshuffle turns the image into four half-size sub-images without losing a
@@ -74,21 +96,10 @@ class FastResUNet(nn.Module):
             raise ValueError("input height and width must be multiples of " + str(self.divisor) + ", got "
                              + str(x.shape[-2]) + " x " + str(x.shape[-1])
                              + "; pad it (e.g. monai.transforms.DivisiblePad) or use a sliding-window inferer.")
-        features = self.head(x)
-        skips = []
-        for encode, down in zip(self.encoders, self.downs):
-            features = encode(features)
-            skips.append(features)
-            features = down(features)
-        features = self.bottom(features)
-        level = len(skips)
-        for up, decode in zip(self.ups, self.decoders):
-            level -= 1
-            features = decode(up(features) + skips[level])
-        return self.tail(features)
+        return self.tail(self._levels(self.head(x)))
 
 
-class BilinearResUNet(nn.Module):
+class BilinearResUNet(_LevelledUNet):
     """A U-Net as fast as :class:`FastResUNet` that cannot print a 2-pixel grid into its output.
 
     :class:`FastResUNet` works on four half-size sub-images (pixel unshuffle) and returns to
@@ -142,8 +153,7 @@ class BilinearResUNet(nn.Module):
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
-    @staticmethod
-    def _upsample(x: torch.Tensor) -> torch.Tensor:
+    def _upsampled(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -152,18 +162,8 @@ class BilinearResUNet(nn.Module):
 
     def _unet(self, x: torch.Tensor) -> torch.Tensor:
         full = self.head(x)
-        features = self.to_half(full)
-        skips = []
-        for encode, down in zip(self.encoders, self.downs):
-            features = encode(features)
-            skips.append(features)
-            features = down(features)
-        features = self.bottom(features)
-        level = len(skips)
-        for up, decode in zip(self.ups, self.decoders):
-            level -= 1
-            features = decode(self._upsample(up(features)) + skips[level])
-        full = self.full(self._upsample(self.to_full(features)) + full)
+        features = self._levels(self.to_half(full))
+        full = self.full(self._upsampled(self.to_full(features)) + full)
         return self.tail(full)
 
 
