@@ -78,10 +78,35 @@ def test_console_script():
 
 def test_denoise_help_and_defaults(capsys):
     args = build_parser().parse_args(["denoise", "in", "out"])
-    assert (args.bundle, args.batch_size, args.device, args.resume) == ("general_denoiser", None, None, True)
+    assert (args.bundle, args.batch_size, args.device, args.resume) == ("general_denoiser_v2", None, None, True)
     assert build_parser().parse_args(["denoise", "in", "out", "--batch-size", "4"]).batch_size == 4
     assert main(["denoise", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    for phrase in ("--bundle NAME_OR_DIR", "(default: general_denoiser)", "--batch-size N",
+    for phrase in ("--bundle NAME_OR_DIR", "(default: general_denoiser_v2)", "--batch-size N",
                    "Exit codes: 0", "3 partial", "2 bad usage", "--trust-bundle", "--overwrite"):
         assert phrase in text
+
+
+def test_self_ensemble_runs_the_eight_views_and_is_refused_by_a_bundle_without_it(tmp_path, capsys, monkeypatch):
+    import medden.bundle
+    from medden.inference import SelfEnsembleInferer
+
+    source = sample_path("CT_small")
+    (tmp_path / "in").mkdir()
+    shutil.copyfile(source, tmp_path / "in" / source.name)
+    loaded = []
+    real_load = medden.bundle.load_bundle
+
+    def spy(*args, **kwargs):
+        loaded.append(real_load(*args, **kwargs))
+        return loaded[-1]
+
+    monkeypatch.setattr(medden.bundle, "load_bundle", spy)
+    assert main(["denoise", str(tmp_path / "in"), str(tmp_path / "out"), "--self-ensemble", "--backend", "torch"]) == 0
+    ensemble = loaded[-1].inferer
+    while not isinstance(ensemble, SelfEnsembleInferer):  # inside the do-no-harm guard
+        ensemble = ensemble.base_inferer
+    assert ensemble.views == 8
+    assert main(["denoise", str(tmp_path / "in"), str(tmp_path / "out2"), "--self-ensemble",
+                 "--bundle", "n2n_image"]) == 1
+    assert "has no self-ensemble mode" in capsys.readouterr().err

@@ -63,7 +63,10 @@ def uploads_are_deleted(request):
 
 @pytest.fixture(scope="module")
 def general():
-    return load_bundle("general_denoiser", "cpu")
+    """The default bundle, which the server runs unless told otherwise."""
+    from medden.bundle.resolve import DEFAULT_BUNDLE
+
+    return load_bundle(DEFAULT_BUNDLE, "cpu")
 
 
 def _post(client, name, content, bundle=None):
@@ -131,7 +134,7 @@ def test_page_works_offline_and_lists_the_bundles(client):
     assert client.get("/docs").status_code == 404  # FastAPI's docs page would load a CDN
     assert client.get("/api/health").json() == {"status": "ok"}
     info = client.get("/api/bundles").json()
-    assert info["default"] == "general_denoiser" and info["max_upload_bytes"] == LIMIT
+    assert info["default"] == "general_denoiser_v2" and info["max_upload_bytes"] == LIMIT
     assert "general_denoiser" in info["bundles"] and "n2n_kspace_mri" not in info["bundles"]
     assert "PNG" in info["accepted"] and "NIfTI" in info["accepted"]
 
