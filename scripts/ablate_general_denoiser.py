@@ -131,7 +131,9 @@ def markdown(results: dict) -> str:
         "mapped to [0, 1] by the clean image's 0.5-99.5th percentiles; mean over the cases of each family. A short "
         "budget: differences of a few tenths of a dB are within what another seed gives, and the shipped model "
         "trained far longer (see `bundles/general_denoiser_v2/docs/README.md`). Minutes are wall-clock on a machine "
-        "shared with other work.",
+        "shared with other work. Each variant runs in the bundle of its network: version 2's with its do-no-harm "
+        "guard (`medden.inference.guard`; the last row shows the full recipe without it), version 1's network "
+        "(the first two rows) in `general_denoiser`, which has no guard.",
         "",
         "| variant | overrides of the bundle's train.json (or inference config) | scanner-like noise | white noise | vs full v2 (scanner / white) | minutes |",
         "| --- | --- | --- | --- | --- | --- |",
