@@ -3,11 +3,9 @@
 import json
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
 import torch
 
-from helpers import assert_standard_bundle, check_bundle_tooling, run_bundle, run_bundle_training_under_torchrun
+from helpers import assert_standard_bundle, check_bundle_tooling, check_nifti_folder_inference, run_bundle, run_bundle_training_under_torchrun
 
 ROOT = Path(__file__).resolve().parents[2]
 BUNDLE = ROOT / "bundles" / "general_denoiser"
@@ -38,19 +36,7 @@ def test_evaluate_config_scores_the_shipped_model_on_three_noises(tmp_path):
 
 
 def test_inference_config_denoises_a_nifti_folder_keeping_the_affine(tmp_path):
-    rng = np.random.default_rng(0)
-    clean = np.tile(np.linspace(100, 900, 80, dtype=np.float32), (72, 1))[..., None].repeat(3, -1)
-    noisy = clean + 40 * rng.standard_normal(clean.shape).astype(np.float32)
-    affine = np.diag([0.8, 0.8, 3.0, 1.0])
-    (tmp_path / "in").mkdir()
-    nib.save(nib.Nifti1Image(noisy, affine), tmp_path / "in" / "scan.nii.gz")
-    run_bundle("run", "--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(tmp_path / "in"),
-               "--output_dir", str(tmp_path / "out"))
-    out = nib.load(tmp_path / "out" / "scan_denoised.nii.gz")
-    np.testing.assert_allclose(out.affine, affine)
-    denoised = np.asarray(out.dataobj)
-    assert denoised.shape == noisy.shape
-    assert np.abs(denoised - clean).mean() < 0.6 * np.abs(noisy - clean).mean()
+    check_nifti_folder_inference(CONFIGS, tmp_path)
 
 
 def test_multi_gpu_config_runs_under_torchrun_on_two_cpu_processes(tmp_path):

@@ -3,12 +3,10 @@
 import json
 from pathlib import Path
 
-import nibabel as nib
-import numpy as np
 import pytest
 import torch
 
-from helpers import assert_standard_bundle, check_bundle_tooling, run_bundle
+from helpers import assert_standard_bundle, check_bundle_tooling, check_nifti_folder_inference, run_bundle
 
 pytest.importorskip("pydicom.data")
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,19 +38,7 @@ def test_evaluate_config_scores_the_shipped_model(tmp_path):
 
 @pytest.mark.parametrize("views", [1, 8])
 def test_inference_config_denoises_a_nifti_folder_keeping_the_affine(tmp_path, views):
-    rng = np.random.default_rng(0)
-    clean = np.tile(np.linspace(100, 900, 80, dtype=np.float32), (72, 1))[..., None].repeat(3, -1)
-    noisy = clean + 40 * rng.standard_normal(clean.shape).astype(np.float32)
-    affine = np.diag([0.8, 0.8, 3.0, 1.0])
-    (tmp_path / "in").mkdir()
-    nib.save(nib.Nifti1Image(noisy, affine), tmp_path / "in" / "scan.nii.gz")
-    run_bundle("run", "--config_file", str(CONFIGS / "inference.json"), "--input_dir", str(tmp_path / "in"),
-               "--output_dir", str(tmp_path / "out"), "--self_ensemble_views", str(views))
-    out = nib.load(tmp_path / "out" / "scan_denoised.nii.gz")
-    np.testing.assert_allclose(out.affine, affine)
-    denoised = np.asarray(out.dataobj)
-    assert denoised.shape == noisy.shape
-    assert np.abs(denoised - clean).mean() < 0.6 * np.abs(noisy - clean).mean()
+    check_nifti_folder_inference(CONFIGS, tmp_path, "--self_ensemble_views", str(views))
 
 
 def test_monai_bundle_tooling_accepts_the_bundle(tmp_path):
