@@ -143,7 +143,9 @@ def test_resuming_a_finished_run_asks_for_more_epochs(tmp_path):
 @pytest.mark.parametrize("name, level", [("gaussian", (0.05, 0.1)), ("poisson", (20.0, 40.0)), ("bernoulli", (0.6, 0.9)),
                                          ("impulse", (0.05, 0.1)), ("text", (0.05, 0.1)),
                                          ("poisson_gaussian", (20.0, 40.0)), ("rician", (0.05, 0.1)),
-                                         ("kspace", (0.05, 0.1))])
+                                         ("kspace", (0.05, 0.1)), ("low_dose_ct", (2e4, 5e4)),
+                                         ("ct_nps", (2e4, 5e4)), ("mr_magnitude", (0.05, 0.1)),
+                                         ("detector_blur", (20.0, 40.0))])
 def test_recorruption_training_step_runs_for_every_corruption(name, level):
     from medden.data.datasets import CorruptedImageDataset
     from medden.transforms import CORRUPTIONS, make_corruption
@@ -152,11 +154,15 @@ def test_recorruption_training_step_runs_for_every_corruption(name, level):
 
     keyword = {"gaussian": "sigma_range", "poisson": "peak_range", "bernoulli": "keep_prob_range",
                "impulse": "replace_prob_range", "text": "coverage_range", "poisson_gaussian": "peak_range",
-               "rician": "sigma_range", "kspace": "edge_probability_range"}[name]
+               "rician": "sigma_range", "kspace": "edge_probability_range", "low_dose_ct": "i0_range",
+               "ct_nps": "i0_range", "mr_magnitude": "sigma_range", "detector_blur": "peak_range"}[name]
     assert set(CORRUPTIONS) == {"gaussian", "poisson", "bernoulli", "impulse", "text", "poisson_gaussian", "rician",
-                                "kspace"}
+                                "kspace", "low_dose_ct", "ct_nps", "mr_magnitude", "detector_blur"}
+    # detector noise leaves negative values, which its own Poisson counts refuse: recorrupt those with Gaussian noise
+    recorruption = (make_corruption("gaussian", sigma_range=(0.05, 0.1)) if name == "detector_blur"
+                    else make_corruption(name, **{keyword: level}))
     dataset = CorruptedImageDataset(smooth_images(4), noise=make_corruption(name, **{keyword: level}),
-                                    recorruption=make_corruption(name, **{keyword: level}))
+                                    recorruption=recorruption)
     batch = next(iter(DataLoader(dataset, batch_size=4)))
     assert (Keys.TARGET_MASK in batch) == (name == "bernoulli")
     engine = _Engine(tiny_network())
