@@ -4,9 +4,9 @@ A denoiser's change ``r = f(y) - y`` should be the noise with its sign flipped: 
 average over any large region, and about as large as the noise. Two faults break that on real
 images, and :class:`ResidualGuardInferer` removes both after the network has run:
 
-* **a drift**: a network trained on crops can shift the brightness of a whole region (measured
-  on the held-out head CT ``693_UNCR``: +22 HU in air and +26 HU in the brain, with no noise
-  added). The guard subtracts the change's local mean over ``highpass`` x ``highpass`` pixels
+* **a drift**: a network trained on crops can shift the brightness of a whole region (a trial
+  run of the default model, whose pairs were scaled by each crop's own range, shifted the
+  held-out head CT ``693_UNCR`` by +22 HU in air and +26 HU in the brain, with no noise added). The guard subtracts the change's local mean over ``highpass`` x ``highpass`` pixels
   (a box filter), so no region is brightened or darkened, while noise, which has next to no
   power at such low spatial frequencies, is still removed;
 * **a change where there is no noise at all**: a 3 x 3 neighbourhood of one exact value is
