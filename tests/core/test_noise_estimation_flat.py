@@ -24,6 +24,16 @@ def test_white_and_correlated_noise_read_near_their_std_beside_anatomy():
     assert estimate_noise_sigma(anatomy + correlated) < 0.5  # the finest detail misses most of it
 
 
+def test_it_reads_the_noise_where_most_blocks_hold_texture():
+    rng = np.random.default_rng(2)
+    texture = np.zeros((1, 128, 128))
+    texture[:, :, 40:] = 20.0 * np.sin(np.arange(88) * 1.3)  # fine stripes over 70 % of the image
+    image = texture + rng.normal(0.0, 1.0, texture.shape)
+    assert flat_region_sigma(image) == pytest.approx(1.0, rel=0.15)  # from the flat 30 %
+    # choosing the flattest blocks reads low (their 20th percentile: 0.93 sigma); the chi-law correction undoes it
+    assert flat_region_sigma(rng.normal(0.0, 1.0, (1, 256, 256))) == pytest.approx(1.0, rel=0.03)
+
+
 def test_constant_padding_is_skipped_and_arguments_are_checked():
     rng = np.random.default_rng(1)
     image = np.full((1, 64, 64, 3), -3024.0)  # outside a CT's field of view

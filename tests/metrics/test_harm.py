@@ -182,6 +182,17 @@ def test_change_to_noise_reads_the_change_in_units_of_the_input_noise():
         change_to_noise(noisy, clean), rel=1e-3)  # in no unit
 
 
+def test_change_to_noise_reads_noise_correlated_by_a_reconstruction_kernel():
+    from scipy.ndimage import gaussian_filter
+
+    shape = (1, 128, 128)
+    clean = _phantom(shape, sigma=0.0)
+    correlated = gaussian_filter(np.random.default_rng(4).normal(0.0, 1.0, shape), (0, 1, 1))
+    noisy = (clean + SIGMA * correlated / correlated.std()).astype(np.float32)
+    # removing exactly that noise is a change of 1 x the noise, though its finest detail reads far lower
+    assert change_to_noise(noisy, clean) == pytest.approx(1.0, abs=0.25)
+
+
 def test_change_to_noise_of_a_noise_free_input_is_finite():
     flat = np.full((1, 32, 32, 3), 100.0, np.float32)
     assert change_to_noise(flat, flat) == pytest.approx(1.0)
