@@ -25,8 +25,8 @@ Units: CT images stay in HU, stored as ``(HU + 1024) / 4096`` (HU below -1024, t
 the field of view, read as air) (:data:`CT_HU_OFFSET`,
 :data:`CT_HU_SCALE`) so that the CT physics noise (which needs attenuation) can be simulated
 and the generic noises still see values near [0, 1]; every other image is scaled by its own
-0.5-99.5th percentiles to [0, 1]. Training pairs are rescaled afterwards by the *noisy*
-input's range (:class:`medden.transforms.ScaleByNoisyRange`), as ``medden denoise`` does.
+0.5-99.5th percentiles to [0, 1]. Training pairs are rescaled afterwards by the whole image's
+range as ``medden denoise`` measures it (:mod:`medden.engines.general_training`).
 
 The last 20 % of the columns of every 2D image (and the MNI validation slab) validate; the
 first 80 % train (:func:`~medden.data.modalities.column_split`).
@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from medden.data.modalities import ROBUST_PERCENTILES, ModalityImage, column_split, downsample
+from medden.data.modalities import ROBUST_PERCENTILES, ModalityImage, column_split, downsample, installed_test_file
 from medden.data.slices import mni_slices, scale_to_unit
 
 __all__ = ["CT_HU_OFFSET", "CT_HU_SCALE", "HELD_OUT", "CorpusSource", "CORPUS_SOURCES", "corpus_images"]
@@ -95,14 +95,9 @@ def _skimage_grey(name: str) -> np.ndarray:
 
 def _dicom_planes(name: str) -> list[np.ndarray]:
     """Every frame of one pydicom test file, ``(H, W)`` each, in modality units (HU for CT)."""
-    from pydicom.data import get_testdata_file
-
     from medden.io.dicom_series import read_dicom_image
 
-    path = get_testdata_file(name, download=False)
-    if path is None:
-        raise ModuleNotFoundError(f"{name} was not found; install the samples with: pip install 'medden[samples]'")
-    volume = read_dicom_image(path).numpy().mean(axis=0)  # channels (RGB) to grey
+    volume = read_dicom_image(installed_test_file(name)).numpy().mean(axis=0)  # channels (RGB) to grey
     return [volume] if volume.ndim == 2 else [volume[..., k] for k in range(volume.shape[-1])]
 
 

@@ -40,6 +40,7 @@ __all__ = [
     "general_test_images",
     "histology_rgb",
     "sample_plane",
+    "installed_test_file",
 ]
 
 #: intensity percentiles mapped to [0, 1] (robust to a few hot or dead pixels)
@@ -91,6 +92,20 @@ def downsample(plane: np.ndarray, factor: int) -> np.ndarray:
     return downscale_local_mean(whole, (factor, factor)).astype(np.float32)
 
 
+def installed_test_file(name: str) -> str:
+    """The path of one installed pydicom / pydicom-data test file, never downloaded.
+
+    Raises:
+        ModuleNotFoundError: it is not installed (the ``samples`` extra brings pydicom-data).
+    """
+    from pydicom.data import get_testdata_file
+
+    path = get_testdata_file(name, download=False)
+    if path is None:
+        raise ModuleNotFoundError(f"{name} was not found; install the samples with: pip install 'medden[samples]'")
+    return path
+
+
 def _load_plane(source: _Source) -> np.ndarray:
     """One grey plane ``(H, W)`` in modality units (MONOCHROME1 already inverted)."""
     if source.name == "immunohistochemistry":
@@ -98,16 +113,9 @@ def _load_plane(source: _Source) -> np.ndarray:
 
         plane = load_sample("immunohistochemistry").numpy().mean(axis=0)  # RGB -> grey
     else:
-        from pydicom.data import get_testdata_file
-
         from medden.io.dicom_series import read_dicom_image
 
-        path = get_testdata_file(source.name, download=False)
-        if path is None:
-            raise ModuleNotFoundError(
-                f"{source.name} was not found; install the samples with: pip install 'medden[samples]'"
-            )
-        volume = read_dicom_image(path).numpy()
+        volume = read_dicom_image(installed_test_file(source.name)).numpy()
         plane = volume.mean(axis=0)
         plane = plane[..., source.frame] if plane.ndim == 3 else plane
     return downsample(np.asarray(plane, np.float32), source.downsample)

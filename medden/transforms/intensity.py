@@ -62,9 +62,12 @@ class ScaleByNoisyRange(Transform):
         return low, high
 
     def __call__(self, img: NdarrayOrTensor, reference: NdarrayOrTensor | None = None,
-                 intensity_range: tuple[float, float] | None = None) -> NdarrayOrTensor:
-        """``img`` scaled by ``intensity_range`` if given, else by the range of ``reference`` (or of ``img``)."""
-        low, high = self.range_of(img if reference is None else reference) if intensity_range is None else intensity_range
+                 value_range: tuple[float, float] | None = None) -> NdarrayOrTensor:
+        """``img`` scaled by ``value_range`` (``(low, high)``) if given, else by the range of ``reference``
+        (or of ``img``)."""
+        if value_range is None:
+            value_range = self.range_of(img if reference is None else reference)
+        low, high = value_range
         scaled = (np.asarray(img, np.float32) - low) / (high - low)
         return convert_to_dst_type(scaled, img, dtype=np.float32)[0]
 
@@ -99,7 +102,7 @@ class ScaleByNoisyRanged(MapTransform):
         else:
             low, high = (float(v) for v in d[source])
         for key in self.key_iterator(d):
-            d[key] = self.scaler(d[key], intensity_range=(low, high))
+            d[key] = self.scaler(d[key], value_range=(low, high))
         return d
 
 

@@ -9,6 +9,7 @@ image at one level. ``set_random_state`` seeds the inner array transform.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 from monai.config import KeysCollection
 
@@ -24,30 +25,31 @@ __all__ = [
 ]
 
 
-class RandLowDoseCTNoised(RandCorruptiond):
+class _CTNoised(RandCorruptiond):
+    """The dictionary twin of a CT noise transform (``array_class``): the same arguments, keys routed."""
+
+    array_class: ClassVar[type]
+
+    def __init__(self, keys: KeysCollection, i0_range=(1e4, 2e5), electronic_sigma: float = 0.0,
+                 filter_name: str = "shepp-logan", n_angles: int | None = None, pixel_mm: float = 0.7,
+                 mu_water: float = 0.0192, hu_scale: float = 1.0, hu_offset: float = 0.0, prob: float = 1.0,
+                 allow_missing_keys: bool = False):
+        inner = self.array_class(i0_range, electronic_sigma=electronic_sigma, filter_name=filter_name,
+                                 n_angles=n_angles, pixel_mm=pixel_mm, mu_water=mu_water, hu_scale=hu_scale,
+                                 hu_offset=hu_offset, prob=prob)
+        super().__init__(keys, inner, allow_missing_keys=allow_missing_keys)
+
+
+class RandLowDoseCTNoised(_CTNoised):
     """Dictionary twin of :class:`~medden.transforms.ct_noise.RandLowDoseCTNoise`."""
 
-    def __init__(self, keys: KeysCollection, i0_range=(1e4, 2e5), electronic_sigma: float = 0.0,
-                 filter_name: str = "shepp-logan", n_angles: int | None = None, pixel_mm: float = 0.7,
-                 mu_water: float = 0.0192, hu_scale: float = 1.0, hu_offset: float = 0.0, prob: float = 1.0,
-                 allow_missing_keys: bool = False):
-        inner = RandLowDoseCTNoise(i0_range, electronic_sigma=electronic_sigma, filter_name=filter_name,
-                                   n_angles=n_angles, pixel_mm=pixel_mm, mu_water=mu_water, hu_scale=hu_scale,
-                                   hu_offset=hu_offset, prob=prob)
-        super().__init__(keys, inner, allow_missing_keys=allow_missing_keys)
+    array_class = RandLowDoseCTNoise
 
 
-class RandCTNoiseFromNPSd(RandCorruptiond):
+class RandCTNoiseFromNPSd(_CTNoised):
     """Dictionary twin of :class:`~medden.transforms.ct_noise.RandCTNoiseFromNPS`."""
 
-    def __init__(self, keys: KeysCollection, i0_range=(1e4, 2e5), electronic_sigma: float = 0.0,
-                 filter_name: str = "shepp-logan", n_angles: int | None = None, pixel_mm: float = 0.7,
-                 mu_water: float = 0.0192, hu_scale: float = 1.0, hu_offset: float = 0.0, prob: float = 1.0,
-                 allow_missing_keys: bool = False):
-        inner = RandCTNoiseFromNPS(i0_range, electronic_sigma=electronic_sigma, filter_name=filter_name,
-                                   n_angles=n_angles, pixel_mm=pixel_mm, mu_water=mu_water, hu_scale=hu_scale,
-                                   hu_offset=hu_offset, prob=prob)
-        super().__init__(keys, inner, allow_missing_keys=allow_missing_keys)
+    array_class = RandCTNoiseFromNPS
 
 
 class RandMagnitudeMRNoised(RandCorruptiond):

@@ -168,15 +168,6 @@ def _corrupted(transform, clean: np.ndarray, seed: int, level: float) -> np.ndar
 # clean held-out images
 
 
-def _testdata(name: str) -> str:
-    from pydicom.data import get_testdata_file
-
-    path = get_testdata_file(name, download=False)
-    if path is None:
-        raise ModuleNotFoundError(f"{name} was not found; install the samples with: pip install 'medden[samples]'")
-    return path
-
-
 def head_ct_hu(factor: int = 1) -> tuple[np.ndarray, float]:
     """The held-out head CT slice ``693_UNCR`` as ``((1, H, W) float32 HU, pixel size mm)``.
 
@@ -184,10 +175,10 @@ def head_ct_hu(factor: int = 1) -> tuple[np.ndarray, float]:
     """
     import pydicom
 
-    from medden.data.modalities import downsample
+    from medden.data.modalities import downsample, installed_test_file
     from medden.io.dicom_series import read_dicom_image
 
-    path = _testdata(CT_FILE)
+    path = installed_test_file(CT_FILE)
     plane = np.maximum(read_dicom_image(path).numpy().mean(axis=0), HU_AIR).astype(np.float32)
     spacing = float(pydicom.dcmread(path, stop_before_pixels=True).PixelSpacing[0])
     return downsample(plane, factor)[None], spacing * factor
@@ -437,8 +428,9 @@ def model_methods(v1: str | None, v2: str | None, upper_bound: str | None = None
 
 def unit_range(image: np.ndarray) -> tuple[float, float]:
     """The 0.5 and 99.5th percentiles of ``image`` (``(low, low + 1)`` for a constant image)."""
-    low, high = (float(v) for v in np.percentile(np.asarray(image, np.float32), SCORE_PERCENTILES))
-    return (low, high) if high > low else (low, low + 1.0)
+    from medden.core.intensity import intensity_range
+
+    return intensity_range(image, SCORE_PERCENTILES)
 
 
 def _scores(output: np.ndarray, reference: np.ndarray, data_range: float) -> tuple[float, float]:
