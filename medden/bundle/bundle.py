@@ -17,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["Bundle", "ChannelError", "runs_on_volumes"]
+__all__ = ["Bundle", "ChannelError", "runs_on_volumes", "single_image_network"]
 
 
 class ChannelError(ValueError):
@@ -35,15 +35,29 @@ class ChannelError(ValueError):
 
 
 def runs_on_volumes(inferer: Callable) -> bool:
-    """Whether a bundle's inferer (or one it wraps) is a ``SliceInferer``, i.e. takes
-    ``(B, C, H, W, D)`` volumes; else it takes ``(B, C, H, W)`` images."""
+    """Whether a bundle's inferer (or one it wraps) is a ``SliceInferer`` or a
+    :class:`~medden.inference.SliceStackInferer`, i.e. takes ``(B, C, H, W, D)`` volumes; else it
+    takes ``(B, C, H, W)`` images."""
     from monai.inferers import SliceInferer
 
+    from medden.inference.stacks import SliceStackInferer
+
     while inferer is not None:
-        if isinstance(inferer, SliceInferer):
+        if isinstance(inferer, (SliceInferer, SliceStackInferer)):
             return True
         inferer = getattr(inferer, "base_inferer", None)
     return False
+
+
+def single_image_network(inferer: Callable) -> Any:
+    """The 2D network a bundle's inferer (or one it wraps) runs on single images instead of its
+    own network (a :class:`~medden.inference.SliceStackInferer`'s ``lone_network``), or None."""
+    while inferer is not None:
+        lone = getattr(inferer, "lone_network", None)
+        if lone is not None:
+            return lone
+        inferer = getattr(inferer, "base_inferer", None)
+    return None
 
 
 @dataclass

@@ -6,6 +6,7 @@ A medden bundle is a MONAI bundle folder::
     configs/metadata.json    name, version, changelog (MONAI's metadata schema)
     configs/<other>.json     train.json, evaluate.json, ... (MONAI bundle configs)
     models/model.pt          the trained weights (a state dict)
+    models/model_2d.pt       a volumetric bundle's 2D network for single images (optional)
     models/export.json       what ``medden export`` wrote and measured
     models/model.ts, ...     the exported networks (:data:`EXPORTED_FILES`)
 
@@ -21,8 +22,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["CONFIGS", "EXPORTED_FILES", "EXPORT_RECORD", "INFERENCE_CONFIG", "METADATA", "MODELS", "WEIGHTS",
-           "config_file"]
+__all__ = ["CONFIGS", "EXPORTED_FILES", "EXPORT_RECORD", "INFERENCE_CONFIG", "METADATA", "MODELS",
+           "SINGLE_IMAGE_WEIGHTS", "WEIGHTS", "config_file"]
 
 #: the folder of the bundle's configs
 CONFIGS = Path("configs")
@@ -34,6 +35,8 @@ INFERENCE_CONFIG = CONFIGS / "inference.json"
 METADATA = CONFIGS / "metadata.json"
 #: the trained weights, the file the ``torch`` backend runs
 WEIGHTS = MODELS / "model.pt"
+#: a volumetric bundle's 2D network for single images (its inferer's ``lone_network``)
+SINGLE_IMAGE_WEIGHTS = MODELS / "model_2d.pt"
 #: what ``medden export`` measured, with the SHA-256 of the ``model.pt`` the exports came from
 EXPORT_RECORD = MODELS / "export.json"
 #: the file each exported backend reads

@@ -7,6 +7,7 @@
 * :func:`tune_refinement`: choose ``eta`` and ``k`` on ``(noisy, clean)`` validation pairs;
   :func:`tune_noisier2noise_alpha`: choose the Noisier2Noise ``alpha`` the same way.
 * :func:`denoise_image`: a whole image in its own intensity units.
+* :class:`SliceStackInferer`: a 2.5D network over a volume, each slice with its neighbours.
 * :class:`SelfEnsembleInferer`: the average over the eight flips and quarter turns (slower, better).
 * :class:`ResidualGuardInferer` / :func:`guard_residual`: do no harm: the change averages to zero
   over large regions and stays within a few times the input's noise.
@@ -41,6 +42,7 @@ from medden.inference.refinement import (
     keep_observed_pixels,
     refinement_path,
 )
+from medden.inference.stacks import SliceStackInferer
 from medden.inference.tuning import TUNING_METRICS, RefinementChoice, tune_noisier2noise_alpha, tune_refinement
 from medden.inference.volumes import denoise_image
 
@@ -58,6 +60,7 @@ __all__ = [
     "denoise_image",
     "ENSEMBLE_VIEWS",
     "SelfEnsembleInferer",
+    "SliceStackInferer",
     "ResidualGuardInferer",
     "guard_residual",
     "posterior_statistics",

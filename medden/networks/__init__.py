@@ -31,6 +31,7 @@ from medden.networks.pridnet import PRIDNet
 from medden.networks.residual import ResidualDenoiser
 from medden.networks.resnet import ResNetDenoiser
 from medden.networks.ridnet import RIDNet
+from medden.networks.stack import SliceStackDenoiser, stack_denoiser_net, widen_to_stack
 from medden.networks.stabilized import VarianceStabilized
 from medden.networks.vae_direct import DIRECT_LOSSES, STAGES, PairingError, VAEDirectDenoiser, check_pairing, load_teacher_vae
 from medden.networks.zoo import DENOISER_NETWORKS, count_parameters, denoiser_network, model_size_bytes, network_device
@@ -43,6 +44,9 @@ __all__ = [
     "DirectDenoiser",
     "FastResUNet",
     "BilinearResUNet",
+    "SliceStackDenoiser",
+    "stack_denoiser_net",
+    "widen_to_stack",
     "ARCHITECTURES",
     "GaussianMixtureNoiseModel",
     "GaussianNoiseModel",

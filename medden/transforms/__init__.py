@@ -30,6 +30,8 @@ from medden.transforms.scanner_noise import *  # noqa: F401,F403
 from medden.transforms.scanner_noise import __all__ as _scanner_noise_all
 from medden.transforms.scanner_noise_dict import *  # noqa: F401,F403
 from medden.transforms.scanner_noise_dict import __all__ as _scanner_noise_dict_all
+from medden.transforms.stacks import *  # noqa: F401,F403
+from medden.transforms.stacks import __all__ as _stacks_all
 from medden.transforms.registry import CORRUPTIONS, make_corruption
 from medden.transforms.text_overlay import RandTextOverlay
 
@@ -53,4 +55,5 @@ __all__ = [
     *_scanner_noise_dict_all,
     *_kspace_masks_all,
     *_kspace_all,
+    *_stacks_all,
 ]

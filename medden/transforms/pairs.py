@@ -158,6 +158,10 @@ class _PairToKeys(MapTransform):
         return d
 
 
+#: the two bases above under public names, for the pair transforms of other modules (medden.transforms.stacks)
+OwnsCorruption, PairToKeys = _OwnsCorruption, _PairToKeys
+
+
 class NoisyPaird(_PairToKeys, Randomizable):
     """Dictionary twin of :class:`NoisyPair`: reads ``keys`` (one key), writes the pair keys."""
 
