@@ -139,8 +139,8 @@ def main() -> None:
 
     from medden.data.modalities import general_test_images
     from medden.bundle import load_bundle
-    from medden.apps.fit import fit_slices
-    from medden.engines import fit_network
+    from medden.apps.fit import fit_volumes
+    from medden.engines import choose_fit_pairs, fit_network
 
     bundle = load_bundle(args.bundle, device="cpu")
     percentiles = tuple(bundle.percentiles)
@@ -173,7 +173,8 @@ def main() -> None:
             if (modality, noise) not in fit_cases:
                 continue
             network = copy.deepcopy(bundle.network)
-            slices = fit_slices([noisy for _, noisy in pairs], percentiles, smoothing=bundle.smoothing)
+            volumes = fit_volumes([noisy for _, noisy in pairs], percentiles, smoothing=bundle.smoothing)
+            fit_pairs = choose_fit_pairs(volumes, getattr(network, "neighbours", 0))
 
             def snapshot(minutes: float, net, pairs=pairs, modality=modality, noise=noise) -> None:
                 fn = model_fn(bundle, net)
@@ -183,7 +184,7 @@ def main() -> None:
                                     "method": f"fit {minutes:g} min", "psnr": p, "ssim": s})
                 print(f"{noise:8s} {modality:12s} fit {minutes:g} min: {records[-1]['psnr']:.2f}", flush=True)
 
-            result = fit_network(network, slices, minutes=max(args.fit_minutes),
+            result = fit_network(network, fit_pairs, minutes=max(args.fit_minutes),
                                  on_minute=(args.fit_minutes, snapshot))
             print(f"fit on {modality}/{noise}: {result.iterations} iterations in {result.seconds:.0f} s", flush=True)
 

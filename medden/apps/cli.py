@@ -107,11 +107,14 @@ def _add_denoise_command(commands: argparse._SubParsersAction) -> None:
                         help="slices or windows per network call, >= 1 (default: the bundle's own); "
                              "lower it if the GPU runs out of memory")
     parser.add_argument("--fit", action="store_true",
-                        help="first fine-tune the bundle on the input itself (self-supervised, no clean data), "
-                             "save it as OUTPUT/fitted_bundle, then denoise with it")
+                        help="first fine-tune the bundle on the input itself (self-supervised, no clean data: "
+                             "neighbouring slices or recorruption, chosen by the input), keeping the result only if it "
+                             "beats the bundle on held-out pixels; save it as OUTPUT/fitted_bundle with "
+                             "fit_report.json, then denoise with it")
     parser.add_argument("--fit-minutes", type=_positive_float, default=1.0, metavar="MIN",
-                        help="time budget of --fit in minutes (default: %(default)s; on a single image longer "
-                             "budgets start to learn its noise, see docs/results/general_denoiser.md)")
+                        help="time budget of --fit in minutes, reading the input included (default: %(default)s; "
+                             "it stops earlier when the held-out loss stops improving; see "
+                             "docs/results/volumes_and_fit.md)")
     _add_backend_option(parser)
     parser.add_argument("--self-ensemble", action="store_true",
                         help="average the model over the eight flips and quarter turns of each slice: about 8x "

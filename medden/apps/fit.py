@@ -1,30 +1,18 @@
 """``medden denoise --fit``: fine-tune a trained bundle on the very images to be denoised.
 
-No clean image exists for a user's scan, so the fine-tuning is self-supervised, by
-recorruption (Recorrupted-to-Recorrupted, Pang et al. 2021): for a noisy slice ``y`` with
-noise level ``sigma`` (estimated from ``y`` itself) and a fresh ``z ~ N(0, 1)``,
+No clean image exists for a user's scan, so the fit is self-supervised, with the scheme the
+input offers (:func:`medden.engines.choose_fit_pairs`): neighbouring slices of a series or
+volume as Noise2Noise pairs (their noise is independent, their anatomy nearly the same), or
+recorruption with the image's own noise spectrum for single images. Pixels of a fixed set of
+tiles are held out of training; their loss, which needs no clean image, is tracked, the best
+snapshot is kept, the run stops when it stops improving, and the fitted weights replace the
+base model's only if they beat them on that loss (:func:`medden.engines.fit_network`). So
+``--fit`` returns the base model unchanged rather than a worse one.
 
-    input = y + alpha * sigma * z,        target = y - sigma * z / alpha.
-
-For Gaussian noise the noise in ``input`` and ``target`` is independent, so the mean squared
-error between ``f(input)`` and ``target`` has the same minimiser as against the clean image:
-the network stays a direct denoiser (no correction at inference). Signal-dependent noise
-(Poisson, Rician) is approximated by its average level, which is what a blind user gets.
-
-Measured (docs/results/general_denoiser.md, Gaussian noise): fitting to one noisy image (or
-three slices) gained 0.5-1.8 dB over the general model within 1-3 minutes on brain MR and
-CT, nothing on a radiograph, and by 10 minutes every case was 1.2-3.4 dB worse than at 1
-minute. With a single, fixed noisy image the network can learn that image's own noise (given
-``y``, the recorruption ``z`` is recoverable from ``input``, and then ``target`` is
-predictable), so short budgets, or more slices to fit on, are the working regime; there is
-no clean image to stop early on.
-
-Training starts from the bundle's weights (not from scratch) and runs on random patches of
-the input's slices for a wall-clock budget (:func:`medden.engines.fit_network`: the
-recorruption is :class:`medden.transforms.R2RPair`, the step and handlers come from
-:mod:`medden.engines`). This module only arranges it: read the input, scale it as the
-bundle's inference does, fit, and save the result as a bundle (the base bundle's configs and
-docs, the fitted ``models/model.pt``) that ``medden denoise --bundle`` can reuse.
+This module only arranges it: read the input, scale it as the bundle's inference does, fit
+within the budget (reading included), and save the result as a bundle (the base bundle's
+configs and docs, the chosen ``models/model.pt``, and ``fit_report.json`` with the held-out
+loss curve, the chosen snapshot and why) that ``medden denoise --bundle`` can reuse.
 """
 
 from __future__ import annotations
@@ -33,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -41,69 +30,79 @@ import torch
 
 from medden.io.files import atomic_write
 from medden.io.checkpoint import save_checkpoint
-from medden.core.noise_estimation import evenly_spaced
-from medden.core.validation import check_positive
-from medden.engines.recorruption_fit import FitResult, fit_network
+from medden.core.validation import check_int, check_positive
+from medden.engines.input_fit import FitResult, fit_network
+from medden.engines.fit_pairs import choose_fit_pairs
 
-__all__ = ["FITTED_BUNDLE", "fit_on_input", "fit_slices", "read_input_volumes", "save_fitted_bundle"]
+__all__ = ["FITTED_BUNDLE", "FIT_REPORT", "fit_on_input", "fit_volumes", "fitted_network", "read_input_volumes",
+           "save_fitted_bundle"]
 
-#: where ``medden denoise --fit`` saves the fitted bundle, under OUTPUT
-FITTED_BUNDLE = "fitted_bundle"
+#: where ``medden denoise --fit`` saves the fitted bundle, under OUTPUT, and its report in there
+FITTED_BUNDLE, FIT_REPORT = "fitted_bundle", "fit_report.json"
 
 logger = logging.getLogger(__name__)
 
 
-def fit_slices(volumes: Sequence[np.ndarray], percentiles: tuple[float, float], max_slices: int = 64,
-               smoothing: int = 0) -> list[np.ndarray]:
-    """2D training slices from ``(C, H, W[, D])`` volumes, each volume scaled as at inference.
+def fit_volumes(volumes: Sequence[np.ndarray], percentiles: tuple[float, float], max_slices: int = 64,
+                smoothing: int = 0) -> list[np.ndarray]:
+    """``(D, H, W)`` arrays to fit on, from ``(C, H, W[, D])`` volumes, each scaled as at inference.
 
     Every volume maps its ``percentiles`` (measured after ``smoothing``) to [0, 1], not
     clipped, exactly as :func:`medden.inference.denoise_image` does, so the network is fitted
-    to what it will see; channels are averaged to grey. At most ``max_slices`` slices, evenly spaced over all
-    volumes.
+    to what it will see; channels are averaged to grey. Slices stay contiguous (neighbour-slice
+    pairs need them): a volume deeper than what is left of ``max_slices`` keeps its central
+    slices. Constant volumes are skipped.
 
     Returns:
-        ``(1, H, W)`` float32 arrays.
+        ``(D, H, W)`` float32 arrays (``D = 1`` for a 2D image).
 
     Raises:
-        ValueError: no volumes, a non-finite volume, or a constant one.
+        ValueError: no volumes, a non-finite volume, or only constant ones.
     """
     if not volumes:
         raise ValueError("no images to fit on.")
     from medden.inference.volumes import intensity_range
 
-    slices = []
+    out, left = [], check_int(max_slices, "max_slices")
     for volume in volumes:
         arr = np.asarray(volume, np.float32)
         if not np.isfinite(arr).all():
             raise ValueError("an image to fit on has non-finite values (NaN or inf).")
         arr = arr[..., None] if arr.ndim == 3 else arr
-        if arr.min() == arr.max():
+        if arr.min() == arr.max() or left < 1:
             continue
         low, high = intensity_range(arr, percentiles, smoothing)
-        grey = (arr.mean(axis=0) - low) / (high - low)
-        slices.extend(grey[None, ..., k] for k in range(grey.shape[-1]))
-    if not slices:
+        grey = ((arr.mean(axis=0) - low) / (high - low)).transpose(2, 0, 1)
+        start = max((grey.shape[0] - left) // 2, 0)
+        grey = grey[start : start + left]
+        out.append(np.ascontiguousarray(grey, np.float32))
+        left -= grey.shape[0]
+    if not out:
         raise ValueError("every image to fit on is constant; there is nothing to learn.")
-    picks = evenly_spaced(len(slices), max_slices)
-    return [np.ascontiguousarray(slices[i]) for i in picks]
+    return out
 
 
 def save_fitted_bundle(base_bundle_dir: str | os.PathLike, output_bundle_dir: str | os.PathLike,
-                       network: torch.nn.Module, fit: FitResult, minutes: float) -> Path:
-    """Write a bundle: ``base_bundle_dir``'s configs, docs and licence with the fitted weights.
+                       network: torch.nn.Module, fit: FitResult, minutes: float, single_image: bool = False) -> Path:
+    """Write a bundle: ``base_bundle_dir``'s configs, docs, licence and weights, with the chosen weights.
 
-    ``configs/metadata.json`` gets a ``+fit`` version and a changelog line (iterations,
-    seconds, budget; nothing about the images or the patient). Files are written atomically;
+    The chosen weights replace ``models/model.pt``, or with ``single_image`` the bundle's 2D
+    network for single images (``models/model_2d.pt``); exports are not copied (they would run
+    the base weights). ``configs/metadata.json`` gets a ``+fit`` version and a changelog line (scheme, iterations,
+    seconds, budget, which weights were kept; nothing about the images or the patient), and
+    :data:`FIT_REPORT` holds :meth:`FitResult.report`. Files are written atomically;
     an existing fitted bundle at ``output_bundle_dir`` is replaced.
 
     Returns:
         ``output_bundle_dir`` as a Path.
     """
-    from medden.bundle.layout import CONFIGS, METADATA, MODELS, WEIGHTS
+    from medden.bundle.layout import CONFIGS, METADATA, MODELS, SINGLE_IMAGE_WEIGHTS, WEIGHTS
 
     base, out = Path(base_bundle_dir), Path(output_bundle_dir)
     (out / MODELS).mkdir(parents=True, exist_ok=True)
+    for weights in (WEIGHTS, SINGLE_IMAGE_WEIGHTS):
+        if (base / weights).is_file():
+            shutil.copy2(base / weights, out / weights)
     for name in (CONFIGS, "docs"):
         if (base / name).is_dir():
             shutil.copytree(base / name, out / name, dirs_exist_ok=True)
@@ -114,13 +113,16 @@ def save_fitted_bundle(base_bundle_dir: str | os.PathLike, output_bundle_dir: st
     version = f"{meta.get('version', '0')}+fit"
     meta["version"] = version
     meta.setdefault("changelog", {})[version] = (
-        f"fine-tuned by medden denoise --fit (recorruption, {fit.iterations} iterations, {fit.seconds:.0f} s, "
-        f"budget {minutes:g} min) on the images it was run on"
+        f"medden denoise --fit ({fit.scheme.get('scheme', 'self-supervised')}, {fit.iterations} iterations, "
+        f"{fit.seconds:.0f} s, budget {minutes:g} min) on the images it was run on: {fit.chosen} weights kept"
     )
     meta.pop("schema", None)  # the relative schema path of the shipped bundle does not resolve here
     text = json.dumps(meta, indent=4) + "\n"
     atomic_write(meta_path, lambda tmp: tmp.write_text(text), overwrite=True)
-    save_checkpoint({k: v.detach().cpu() for k, v in network.state_dict().items()}, out / WEIGHTS)
+    save_checkpoint({k: v.detach().cpu() for k, v in network.state_dict().items()},
+                    out / (SINGLE_IMAGE_WEIGHTS if single_image else WEIGHTS))
+    report = json.dumps({"budget_minutes": minutes, **fit.report()}, indent=2) + "\n"
+    atomic_write(out / FIT_REPORT, lambda tmp: tmp.write_text(report), overwrite=True)
     return out
 
 
@@ -176,11 +178,14 @@ def fit_on_input(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
     """``medden denoise --fit``: fine-tune ``base_bundle`` on the input, save it under OUTPUT.
 
     Reads up to ``max_slices`` slices of the input (:func:`read_input_volumes`), scales them
-    as the bundle's inference does, fine-tunes the bundle's network by recorruption for
-    ``minutes`` (:func:`medden.engines.fit_network`) and writes ``output_dir/fitted_bundle``
-    (reuse it with ``--bundle OUTPUT/fitted_bundle --trust-bundle``). ``trust`` lets
-    ``base_bundle`` be a folder medden does not ship (see :mod:`medden.bundle.resolve`).
-    Single process: under torchrun, fit first, then denoise with the saved bundle.
+    as the bundle's inference does (:func:`fit_volumes`), fits the bundle's network with the
+    scheme the input offers (:func:`medden.engines.choose_fit_pairs`) in what is left of
+    ``minutes`` after reading, and writes ``output_dir/fitted_bundle`` with its
+    :data:`FIT_REPORT` (reuse it with ``--bundle OUTPUT/fitted_bundle --trust-bundle``). The
+    bundle holds the base weights unchanged when fitting did not beat them on held-out pixels.
+    ``trust`` lets ``base_bundle`` be a folder medden does not ship (see
+    :mod:`medden.bundle.resolve`). Single process: under torchrun, fit first, then denoise with
+    the saved bundle.
 
     Returns:
         The fitted bundle's folder.
@@ -196,10 +201,31 @@ def fit_on_input(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
         raise ValueError("--fit runs in one process: fit first (medden denoise --fit), then denoise under torchrun "
                          f"with --bundle OUTPUT/{FITTED_BUNDLE}.")
     check_positive(minutes, "fit minutes")
+    started = time.monotonic()
     input_path, output_dir = Path(input_path), Path(output_dir)
     check_output_dir(input_path, output_dir)
     bundle = load_bundle(base_bundle, device, trust=trust)
-    slices = fit_slices(read_input_volumes(input_path, max_slices), bundle.percentiles, max_slices, bundle.smoothing)
-    result = fit_network(bundle.network, slices, minutes)
-    logger.info("fit: %d iterations in %.0f s", result.iterations, result.seconds)
-    return save_fitted_bundle(bundle.root, output_dir / FITTED_BUNDLE, bundle.network, result, minutes)
+    volumes = fit_volumes(read_input_volumes(input_path, max_slices), bundle.percentiles, max_slices, bundle.smoothing)
+    network, single_image = fitted_network(bundle, volumes)
+    pairs = choose_fit_pairs(volumes, getattr(network, "neighbours", 0))
+    left = minutes - (time.monotonic() - started) / 60.0
+    if left <= 0:
+        raise ValueError(f"reading the input took the whole fit budget of {minutes:g} min; give --fit-minutes more.")
+    result = fit_network(network, pairs, left)
+    logger.info("fit: %s, %d iterations in %.0f s", pairs.name, result.iterations, result.seconds)
+    return save_fitted_bundle(bundle.root, output_dir / FITTED_BUNDLE, network, result, minutes, single_image)
+
+
+def fitted_network(bundle, volumes: Sequence[np.ndarray]) -> tuple[torch.nn.Module, bool]:
+    """The network ``--fit`` trains: the bundle's, or, when every input is a single image and the
+    bundle runs single images through a 2D network of their own, that one.
+
+    Returns:
+        ``(network, single_image)``; ``single_image`` says the 2D network was chosen.
+    """
+    from medden.bundle.bundle import single_image_network
+
+    lone = single_image_network(bundle.inferer)
+    if lone is not None and all(v.shape[0] == 1 for v in volumes):
+        return lone, True
+    return bundle.network, False

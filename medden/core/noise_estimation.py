@@ -35,6 +35,7 @@ __all__ = [
     "edge_preservation",
     "estimate_noise_sigma",
     "flat_region_sigma",
+    "flat_region_noise_kernel",
     "evenly_spaced",
     "find_background",
     "residual_whiteness",
@@ -228,6 +229,58 @@ def flat_region_sigma(volume: Any, max_slices: int = 16, block: int = 8, quantil
     dof = block * block - 1
     white = float(np.sqrt(chi2.ppf(quantile, dof) / dof))
     return float(np.quantile(spreads, quantile) / white)
+
+
+def flat_region_noise_kernel(image: Any, block: int = 16, size: int = 9, quantile: float = 0.2) -> np.ndarray:
+    """A kernel that turns white noise into noise like ``image``'s, correlated as it is (CT kernels, detectors).
+
+    The flattest ``quantile`` of the ``block`` x ``block`` blocks of ``image`` (smallest std about
+    their own mean; constant blocks skipped) give the noise power spectrum, the mean of their
+    Hann-windowed periodograms. Its square root, back in the pixel domain and cut to ``size`` x
+    ``size`` about its centre, is the kernel ``k``; it is scaled so that white noise of unit
+    variance convolved with ``k`` has the variance :func:`flat_region_sigma` reads (``sum(k**2)
+    = sigma**2``). White noise gives (nearly) a centred delta.
+
+    Args:
+        image: ``(C, H, W)`` (channels pooled) or ``(H, W)``, numpy or torch, finite, sides >= ``block``.
+        block: block side, even, >= 4.
+        size: kernel side, odd, >= 1, < ``block``.
+        quantile: share of the flattest blocks used, in (0, 1) (as :func:`flat_region_sigma`).
+
+    Returns:
+        ``(size, size)`` float64 kernel, all zero when the image has no non-constant block.
+
+    Example:
+        >>> rng = np.random.default_rng(0)
+        >>> kernel = flat_region_noise_kernel(rng.normal(0.0, 0.1, (1, 128, 128)), size=3)
+        >>> round(float(np.sqrt((kernel ** 2).sum())), 2), bool(kernel[1, 1] > 5 * abs(kernel[0, 1]))
+        (0.1, True)
+    """
+    arr = _as_float_array(image[None] if getattr(image, "ndim", 0) == 2 else image, "image")
+    block, size = check_int(block, "block", 4), check_int(size, "size", 1)
+    if block % 2 or size % 2 == 0 or size > block:
+        raise ValueError(f"block must be even and size odd and at most block, got block={block}, size={size}.")
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must lie in (0, 1), got {quantile!r}.")
+    height, width = (n // block * block for n in arr.shape[1:3])
+    if height == 0 or width == 0:
+        raise ValueError(f"image must be at least {block} x {block}, got shape {arr.shape}.")
+    blocks = arr[:, :height, :width].reshape(arr.shape[0], height // block, block, width // block, block)
+    blocks = blocks.transpose(0, 1, 3, 2, 4).reshape(-1, block, block).astype(np.float64)
+    blocks = blocks - blocks.mean(axis=(1, 2), keepdims=True)
+    spreads = blocks.std(axis=(1, 2))
+    keep = spreads > 1e-9 * max(float(np.abs(arr).max()), 1e-30)
+    if not keep.any():
+        return np.zeros((size, size))
+    blocks, spreads = blocks[keep], spreads[keep]
+    flattest = blocks[spreads <= np.quantile(spreads, quantile)]
+    window = np.outer(np.hanning(block + 2)[1:-1], np.hanning(block + 2)[1:-1])
+    power = (np.abs(np.fft.fft2(flattest * window)) ** 2).mean(axis=0) / (window**2).sum()
+    kernel = np.fft.fftshift(np.real(np.fft.ifft2(np.sqrt(power))))
+    centre, half = block // 2, size // 2
+    kernel = kernel[centre - half : centre + half + 1, centre - half : centre + half + 1]
+    sigma = flat_region_sigma(arr, block=block, quantile=quantile)
+    return kernel * sigma / max(float(np.sqrt((kernel**2).sum())), 1e-30)
 
 
 def _magnitude(magnitude: Any) -> np.ndarray:

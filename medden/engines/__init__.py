@@ -1,5 +1,5 @@
 """ignite/MONAI engines: the training steps, trainer/evaluator factories, handlers, distributed helpers,
-and the recorruption fine-tuning of ``medden denoise --fit``."""
+and the self-supervised fine-tuning of ``medden denoise --fit`` on its own input (fit_pairs, input_fit)."""
 
 from medden.engines.distributed import (
     cleanup,
@@ -20,7 +20,15 @@ from medden.engines.handlers import (
     resume_training,
     save_metrics,
 )
-from medden.engines.recorruption_fit import FitResult, build_fit_trainer, fit_network, r2r_batches
+from medden.engines.fit_pairs import (
+    FitPairs,
+    NeighbourSlicePairs,
+    RecorruptionPairs,
+    choose_fit_pairs,
+    held_out_loss,
+    held_out_tiles,
+)
+from medden.engines.input_fit import FitResult, HeldOutSelection, build_fit_trainer, choose_snapshot, fit_network
 from medden.engines.steps import make_noise_map_step, make_prepare_batch, make_train_step, make_vae_direct_step
 from medden.engines.workflows import VAL_PSNR, VAL_SSIM, build_evaluator, build_trainer, train_recorruption
 
@@ -33,7 +41,14 @@ __all__ = [
     "TimedSnapshots",
     "build_fit_trainer",
     "fit_network",
-    "r2r_batches",
+    "FitPairs",
+    "NeighbourSlicePairs",
+    "RecorruptionPairs",
+    "HeldOutSelection",
+    "choose_fit_pairs",
+    "choose_snapshot",
+    "held_out_loss",
+    "held_out_tiles",
     "VAL_BITS_PER_DIM",
     "build_flow_evaluator",
     "make_flow_step",

@@ -1,158 +1,256 @@
-"""Fine-tuning a trained denoiser on the noisy images themselves, by recorruption, within a
-wall-clock budget: the training behind ``medden denoise --fit``.
+"""Fine-tuning a trained denoiser on the noisy input itself, within a wall-clock budget, never ending
+worse than it started: the training behind ``medden denoise --fit``.
 
 The pieces, each replaceable:
 
-* data: :func:`r2r_batches`, endless batches of random patches of the slices, each made into a
-  Recorrupted-to-Recorrupted pair by :class:`~medden.transforms.R2RPair`;
-* step: the supervised step of :func:`~medden.engines.make_train_step` (mean squared error of
-  ``f(input)`` against ``target``) in a MONAI ``SupervisedTrainer`` (:func:`build_fit_trainer`);
-* handlers: :class:`~medden.engines.LossHistory`, :class:`~medden.engines.TimedSnapshots` and
+* data: a :class:`~medden.engines.fit_pairs.FitPairs` scheme (neighbour slices for volumes,
+  recorruption for single images), endless masked batches and fixed held-out slices;
+* step: the supervised step of :func:`~medden.engines.make_train_step` (masked mean squared
+  error) in a MONAI ``SupervisedTrainer`` (:func:`build_fit_trainer`);
+* handlers: :class:`HeldOutSelection` (the held-out loss curve, the best snapshot, early
+  stopping), :class:`~medden.engines.LossHistory`, :class:`~medden.engines.TimedSnapshots` and
   :class:`~medden.engines.TimeBudget`, sharing one ``ignite.handlers.Timer``.
 
-:func:`fit_network` puts them together.
+:func:`fit_network` puts them together and ends with the choice: the best snapshot replaces the
+base weights only when its held-out loss is lower than the base model's by more than twice the
+standard error of the per-tile differences; otherwise the base weights are restored exactly.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from ignite.engine import Engine, Events
 from ignite.handlers import Timer
 from monai.engines import SupervisedTrainer
 
 from medden.core.keys import Keys
-from medden.core.noise_estimation import wavelet_noise_sigma
 from medden.core.validation import check_int, check_positive
+from medden.engines.fit_pairs import FitPairs, HeldOutItem, held_out_loss
 from medden.engines.handlers import LossHistory, TimeBudget, TimedSnapshots
 from medden.engines.steps import make_train_step
 from medden.losses import MaskedMSELoss
-from medden.transforms.recorruption import R2RPair
 
-__all__ = ["FitResult", "build_fit_trainer", "fit_network", "r2r_batches", "random_patch"]
+__all__ = ["CHOICE_STANDARD_ERRORS", "ENDLESS", "MIN_HELD_OUT_TILES", "FitResult", "HeldOutSelection", "build_fit_trainer", "choose_snapshot", "fit_network"]
 
 #: epoch length of a run that only its time budget ends
 ENDLESS = 2**31 - 1
+#: a snapshot must beat the base by this many standard errors of the per-tile loss differences
+CHOICE_STANDARD_ERRORS = 2.0
+#: fewest held-out tiles on which a snapshot may be judged better than the base
+MIN_HELD_OUT_TILES = 8
 logger = logging.getLogger(__name__)
 
 
 @dataclass
 class FitResult:
-    """What a fit did: iterations run, seconds spent, and the loss every ``log_every`` steps."""
+    """What a fit did and chose.
+
+    Attributes:
+        iterations, seconds: training steps run and wall-clock seconds spent (held-out
+            evaluations included).
+        losses: the training loss every ``log_every`` steps.
+        curve: ``(seconds, iteration, held-out loss)`` at every evaluation; the first is the
+            base model (iteration 0).
+        best_iteration, best_seconds, best_loss: the best snapshot's.
+        chosen: ``"fitted"`` (the best snapshot) or ``"base"`` (the weights it started with).
+        reason: why, with the numbers.
+        stopped: ``"budget"``, ``"no improvement"`` or ``"iterations"``.
+        scheme: the self-supervised scheme's description (:meth:`FitPairs.describe`).
+    """
 
     iterations: int
     seconds: float
     losses: list[float] = field(default_factory=list)
+    curve: list[tuple[float, int, float]] = field(default_factory=list)
+    best_iteration: int = 0
+    best_seconds: float = 0.0
+    best_loss: float = float("nan")
+    chosen: str = "base"
+    reason: str = ""
+    stopped: str = "budget"
+    scheme: dict = field(default_factory=dict)
+
+    def report(self) -> dict:
+        """The fit as plain JSON types (the ``fit_report.json`` of a fitted bundle)."""
+        return {"chosen": self.chosen, "reason": self.reason, "stopped": self.stopped,
+                "iterations": self.iterations, "seconds": round(self.seconds, 2),
+                "best_snapshot": {"iteration": self.best_iteration, "seconds": round(self.best_seconds, 2),
+                                  "held_out_loss": self.best_loss},
+                "held_out_curve": [{"seconds": round(s, 2), "iteration": i, "loss": v} for s, i, v in self.curve],
+                "scheme": self.scheme}
 
 
-def random_patch(image: np.ndarray, patch: int, rng: np.random.Generator) -> np.ndarray:
-    """A random ``(C, patch, patch)`` crop of a ``(C, H, W)`` image (``H, W >= patch``), flipped
-    up-down and left-right with probability 1/2 each; draws four numbers from ``rng``."""
-    x0 = rng.integers(0, image.shape[1] - patch + 1)
-    y0 = rng.integers(0, image.shape[2] - patch + 1)
-    crop = image[:, x0 : x0 + patch, y0 : y0 + patch]
-    if rng.random() < 0.5:
-        crop = crop[:, ::-1]
-    if rng.random() < 0.5:
-        crop = crop[:, :, ::-1]
-    return np.ascontiguousarray(crop)
+def choose_snapshot(base_tiles: np.ndarray, best_tiles: np.ndarray,
+                    standard_errors: float = CHOICE_STANDARD_ERRORS) -> tuple[bool, str]:
+    """Whether the best snapshot's per-tile held-out losses beat the base's, and why.
+
+    The snapshot wins when the mean per-tile difference (snapshot - base) is below minus
+    ``standard_errors`` standard errors of that mean (a paired test over the same tiles), and
+    there are at least :data:`MIN_HELD_OUT_TILES` tiles.
+    """
+    diff = np.asarray(best_tiles, np.float64) - np.asarray(base_tiles, np.float64)
+    mean = float(diff.mean())
+    error = float(diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else 0.0
+    base, best = float(np.mean(base_tiles)), float(np.mean(best_tiles))
+    numbers = (f"held-out loss {best:.4g} vs base {base:.4g} ({100 * mean / max(base, 1e-30):+.2f} %, "
+               f"{diff.size} tiles, standard error {100 * error / max(base, 1e-30):.2f} %)")
+    if diff.size < MIN_HELD_OUT_TILES:
+        return False, f"base model kept (fewer than {MIN_HELD_OUT_TILES} held-out tiles to judge by): " + numbers
+    if mean < -standard_errors * error and mean < 0:
+        return True, "fitted model kept: " + numbers
+    return False, f"base model kept (not better by {standard_errors:g} standard errors): " + numbers
 
 
-def r2r_batches(slices: Sequence[np.ndarray], sigmas: Sequence[float], recorrupt: R2RPair, patch: int,
-                batch_size: int, rng: np.random.Generator) -> Iterator[dict[str, torch.Tensor]]:
-    """Endless training batches: random patches of ``slices``, each made into an R2R pair.
+class HeldOutSelection:
+    """Track the held-out loss every ``every_seconds``, keep the best weights, stop when it stalls.
 
-    Each patch comes from a slice drawn uniformly (mirror-padded up to ``patch`` first), at a
-    random place, randomly flipped (:func:`random_patch`), and is recorrupted with its slice's
-    noise level ``sigmas[i]``. Patch positions and flips come from ``rng``, the recorruption
-    from ``recorrupt``'s own generator.
+    Attaches to a trainer: at ``STARTED`` it scores the base weights, then after the first
+    iteration past each ``every_seconds`` mark, and once more when the run ends (budget or
+    iterations), scores the network again, keeps a copy of its state when the loss is the
+    lowest so far, and terminates the run after ``patience`` evaluations without a new best.
 
     Args:
-        slices: ``(1, H, W)`` float32 noisy slices.
-        sigmas: the noise std of each slice, in its units.
-
-    Yields:
-        ``{"input", "target"}``: ``(batch_size, 1, patch, patch)`` float32 tensors.
+        network: the module being trained.
+        items: the fixed held-out slices (:meth:`FitPairs.held_out_items`).
+        every_seconds: time between evaluations, > 0.
+        patience: evaluations without improvement before stopping, >= 1.
+        clock: the run's shared ``ignite.handlers.Timer``.
+        device: where the network runs.
     """
-    padded = []
-    for image in slices:
-        pad = [(0, 0)] + [(0, max(patch - n, 0)) for n in image.shape[1:]]
-        padded.append(np.pad(image, pad, mode="reflect") if any(p[1] for p in pad) else image)
-    while True:
-        pairs = []
-        for index in rng.integers(0, len(padded), batch_size):
-            crop = torch.from_numpy(random_patch(padded[index], patch, rng))
-            recorrupt.randomize(crop)  # the slices were checked when their sigma was estimated
-            pairs.append(recorrupt.apply(crop, sigmas[index]))
-        yield {Keys.INPUT: torch.stack([p.input for p in pairs]), Keys.TARGET: torch.stack([p.target for p in pairs])}
+
+    def __init__(self, network: torch.nn.Module, items: Sequence[HeldOutItem], every_seconds: float, patience: int,
+                 clock: Timer, device: torch.device | str = "cpu") -> None:
+        self.network, self.items, self.clock, self.device = network, list(items), clock, device
+        self.every = check_positive(every_seconds, "every_seconds")
+        self.patience = check_int(patience, "patience")
+        self.curve: list[tuple[float, int, float]] = []
+        self.base_tiles = self.best_tiles = np.empty(0)
+        self.best_state: dict | None = None
+        self.best_iteration, self.best_seconds, self.stale, self.stopped_early = 0, 0.0, 0, False
+        self._next = self.every
+
+    def attach(self, trainer: Engine) -> None:
+        trainer.add_event_handler(Events.STARTED, self.score_base)
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, self.maybe_score)
+        trainer.add_event_handler(Events.TERMINATE, self.score_last)
+        trainer.add_event_handler(Events.COMPLETED, self.score_last)
+
+    def _score(self, iteration: int) -> np.ndarray:
+        tiles = held_out_loss(self.network, self.items, self.device)
+        self.curve.append((self.clock.value(), iteration, float(tiles.mean())))
+        return tiles
+
+    def score_base(self, trainer: Engine | None = None) -> None:
+        """Score the weights the fit starts from (the base model)."""
+        self.base_tiles = self.best_tiles = self._score(0)
+        self._next = self.clock.value() + self.every
+
+    def score_last(self, trainer: Engine) -> None:
+        """Score the final weights too, unless they were just scored."""
+        if not self.stopped_early and self.curve and self.curve[-1][1] != trainer.state.iteration:
+            self._consider(trainer)
+
+    def maybe_score(self, trainer: Engine) -> None:
+        """Score the network if an evaluation is due; keep it if best; stop after ``patience`` stale ones."""
+        if self.clock.value() < self._next:
+            return
+        self._next = self.clock.value() + self.every
+        self._consider(trainer)
+
+    def _consider(self, trainer: Engine) -> None:
+        tiles = self._score(trainer.state.iteration)
+        if tiles.mean() < self.best_tiles.mean():
+            self.best_tiles, self.stale = tiles, 0
+            self.best_state = {k: v.detach().clone() for k, v in self.network.state_dict().items()}
+            self.best_iteration, self.best_seconds = trainer.state.iteration, self.curve[-1][0]
+        else:
+            self.stale += 1
+            if self.stale >= self.patience:
+                self.stopped_early = True
+                trainer.terminate()
 
 
-def build_fit_trainer(network: torch.nn.Module, batches: Iterator[dict], learning_rate: float,
-                      device: torch.device, iterations: int = ENDLESS) -> SupervisedTrainer:
-    """A ``SupervisedTrainer`` over an endless stream of ``{"input", "target"}`` batches.
+def build_fit_trainer(network: torch.nn.Module, batches, learning_rate: float, device: torch.device,
+                      iterations: int = ENDLESS, warmup: int = 0) -> SupervisedTrainer:
+    """A ``SupervisedTrainer`` over an endless stream of ``{"input", "target", "target_mask"}`` batches.
 
-    Adam at ``learning_rate``, :class:`~medden.losses.MaskedMSELoss` without a mask, the step of
-    :func:`~medden.engines.make_train_step`, no decollation. It stops after ``iterations``
-    (one epoch of that length; by default practically never) unless a handler stops it first
-    (e.g. :class:`~medden.engines.TimeBudget`).
+    Adam at ``learning_rate`` (rising linearly from ``learning_rate / warmup`` over the first
+    ``warmup`` iterations: Adam's first steps move every weight by about the learning rate,
+    which knocks a trained network off its optimum), :class:`~medden.losses.MaskedMSELoss`
+    over the target mask, the step of :func:`~medden.engines.make_train_step`, no decollation.
+    It stops after ``iterations`` (one epoch of that length; by default practically never)
+    unless a handler stops it first.
     """
-    return SupervisedTrainer(
+    optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
+    trainer = SupervisedTrainer(
         device=device, max_epochs=1, train_data_loader=batches, epoch_length=iterations, network=network,
-        optimizer=torch.optim.Adam(network.parameters(), lr=learning_rate), loss_function=MaskedMSELoss(),
-        iteration_update=make_train_step(mask_key=None), decollate=False,
+        optimizer=optimizer, loss_function=MaskedMSELoss(), iteration_update=make_train_step(mask_key=Keys.TARGET_MASK),
+        decollate=False,
     )
+    if warmup > 0:
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / warmup))
+        trainer.add_event_handler(Events.ITERATION_COMPLETED, lambda engine: scheduler.step())
+    return trainer
 
 
-def fit_network(network: torch.nn.Module, slices: Sequence[np.ndarray], minutes: float, alpha: float = 0.5,
-                learning_rate: float = 2e-4, batch_size: int = 8, patch: int = 96, seed: int = 0,
-                device: torch.device | str | None = None,
+def fit_network(network: torch.nn.Module, pairs: FitPairs, minutes: float, learning_rate: float = 2e-4,
+                batch_size: int = 8, patch: int = 96, seed: int = 0, device: torch.device | str | None = None,
+                evaluations: int = 20, patience: int = 100, warmup: int = 100,
                 on_minute: tuple[Sequence[float], Callable[[float, torch.nn.Module], None]] | None = None,
                 log_every: int = 25, max_iterations: int | None = None) -> FitResult:
-    """Fine-tune ``network`` in place by recorruption (R2R) for ``minutes`` of wall-clock time.
+    """Fine-tune ``network`` on ``pairs`` for at most ``minutes``; keep the result only if it is better.
+
+    The held-out loss is measured on the base weights first, then about ``evaluations`` times
+    over the budget (never more often than every 3 s: each costs a few whole-slice passes, and
+    a budget under 3 s keeps the base model); the run stops at
+    the budget, after ``patience`` evaluations without a new best, or after ``max_iterations``.
+    The network ends with the best snapshot's weights if :func:`choose_snapshot` says it beats
+    the base, else with the base weights, restored exactly.
 
     Args:
-        network: a trained denoiser, ``(B, 1, H, W) -> (B, 1, H, W)``; its weights are the
-            starting point.
-        slices: ``(1, H, W)`` float32 noisy slices scaled to about [0, 1]; the noise level of
-            each is estimated once (:func:`~medden.core.noise_estimation.wavelet_noise_sigma`).
-        minutes: wall-clock budget; the run stops after the first step past it.
-        alpha: recorruption strength (0.5 as in R2R, see :class:`~medden.transforms.R2RPair`).
-        patch: side of the square training patches (a multiple of the network's stride).
-        seed: seeds the patch positions and the recorruption (never the global generators).
-        device: where the batches go; default: the network's device.
-        on_minute: ``(times, callback)``: ``callback(t, network)`` once the budget ``t``
-            minutes has elapsed, for each ``t`` in ``times`` (:class:`~medden.engines.TimedSnapshots`).
-        log_every: iterations between two recorded losses.
-        max_iterations: stop after this many iterations if the budget lasts that long (a
-            reproducible run, e.g. in tests); None: the budget alone decides.
+        network: a trained denoiser taking ``pairs``' inputs; its weights are the starting point.
+        pairs: the scheme (:func:`~medden.engines.fit_pairs.choose_fit_pairs`).
+        minutes: wall-clock budget, evaluations included.
+        learning_rate: Adam's, after a linear ``warmup`` over that many iterations, then constant.
+        patch: side of the square training patches.
+        seed: seeds the patch positions and draws (never the global generators).
+        device: where it runs; default: the network's device.
+        on_minute: ``(times, callback)``: ``callback(t, network)`` at ``t`` minutes (the weights
+            being trained, not the choice), for benchmarks.
+        log_every: iterations between two recorded training losses.
+        max_iterations: stop after this many iterations (a reproducible run, e.g. in tests).
 
     Returns:
         :class:`FitResult`. The network is left in eval mode.
-
-    Raises:
-        ValueError: ``minutes`` or ``alpha`` not positive, no slices, a non-finite slice, or
-            ``patch`` < 2, ``batch_size`` or ``max_iterations`` < 1.
-        TypeError: ``patch``, ``batch_size`` or ``max_iterations`` not an int.
     """
     check_positive(minutes, "minutes")
-    recorrupt = R2RPair(alpha).set_random_state(seed)
-    if len(slices) == 0:
-        raise ValueError("no slices to fit on.")
+    clock = Timer()
     device = torch.device(device) if device is not None else next(network.parameters()).device
-    images = [np.asarray(s, np.float32) for s in slices]
-    sigmas = [float(wavelet_noise_sigma(torch.from_numpy(s)[None])[0]) for s in images]
-    logger.info("fit: %d slices, estimated noise sigma %.4f (median, scaled units)", len(images), np.median(sigmas))
-    batches = r2r_batches(images, sigmas, recorrupt, check_int(patch, "patch", 2), check_int(batch_size, "batch_size"),
-                          np.random.default_rng(seed))
+    base_state = {k: v.detach().clone() for k, v in network.state_dict().items()}
     iterations = ENDLESS if max_iterations is None else check_int(max_iterations, "max_iterations")
-    trainer = build_fit_trainer(network, batches, learning_rate, device, iterations)
-    clock, history = Timer(), LossHistory(log_every)
+    batches = pairs.batches(check_int(patch, "patch", 2), check_int(batch_size, "batch_size"),
+                            np.random.default_rng(seed))
+    trainer = build_fit_trainer(network, batches, learning_rate, device, iterations, warmup)
+    selection = HeldOutSelection(network, pairs.held_out_items(), max(3.0, minutes * 60.0 / evaluations), patience,
+                                 clock, device)
+    history = LossHistory(log_every)
     snapshots = [TimedSnapshots(on_minute[0], on_minute[1], network, clock)] if on_minute else []
-    for handler in (history, *snapshots, TimeBudget(minutes * 60.0, clock)):
+    for handler in (selection, history, *snapshots, TimeBudget(minutes * 60.0, clock)):
         handler.attach(trainer)
     trainer.run()
+    scheme = pairs.describe()
+    keep, reason = (choose_snapshot(selection.base_tiles, selection.best_tiles) if selection.best_state is not None
+                    else (False, "base model kept: no snapshot improved the held-out loss"))
+    network.load_state_dict(selection.best_state if keep else base_state)
     network.eval()
-    return FitResult(trainer.state.iteration, clock.value(), history.losses)
+    stopped = ("no improvement" if selection.stopped_early else
+               "iterations" if trainer.state.iteration >= iterations else "budget")
+    logger.info("fit: %s; %d iterations, %.0f s, stopped by %s", reason, trainer.state.iteration, clock.value(), stopped)
+    return FitResult(trainer.state.iteration, clock.value(), history.losses, selection.curve,
+                     selection.best_iteration, selection.best_seconds, float(selection.best_tiles.mean()),
+                     "fitted" if keep else "base", reason, stopped, scheme)
