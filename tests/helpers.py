@@ -175,9 +175,10 @@ def run_bundle_training_under_torchrun(bundle, out_dir, *overrides):
     assert (out_dir / "model.pt").is_file()
 
 
-def check_bundle_tooling(bundle, tmp_path, channels=1, trace=False):
+def check_bundle_tooling(bundle, tmp_path, channels=1, trace=False, out_channels=None):
     """MONAI's verify_metadata, verify_net_in_out and ckpt_export (TorchScript; traced rather
-    than scripted with ``trace``) accept ``bundle``. They run in this process, as the
+    than scripted with ``trace``) accept ``bundle`` (a network of ``channels`` in and
+    ``out_channels``, default the same, out). They run in this process, as the
     ``python -m monai.bundle`` entry points would call them (the entry point's argument
     parsing is exercised by every ``run_bundle`` test)."""
     import torch
@@ -191,7 +192,7 @@ def check_bundle_tooling(bundle, tmp_path, channels=1, trace=False):
                 meta_file=meta, config_file=inference, bundle_root=str(bundle), **tracing)
     scripted = torch.jit.load(str(tmp_path / "model.ts"))
     x = torch.rand(1, channels, 64, 64)
-    assert scripted(x).shape == x.shape
+    assert scripted(x).shape == (1, channels if out_channels is None else out_channels, 64, 64)
 
 
 class Halve(torch.nn.Module):

@@ -119,7 +119,14 @@ class _Bundle:
         if not self.weights.is_file():
             raise FileNotFoundError(f"bundle {str(self.root)!r} has no trained weights {str(self.weights)!r} to export.")
         self.network = bundle_network(self.root, self.weights, trust=True)  # on the CPU, in eval mode
-        self.channels = image_channels(bundle_config(self.root, trust=True), self.root)
+        self.image_channels = image_channels(bundle_config(self.root, trust=True), self.root)
+        neighbours = getattr(self.network, "neighbours", None)  # a 2.5D network reads 2n + 1 slices as channels
+        self.channels = self.image_channels if neighbours is None else 2 * neighbours + 1
+
+    def as_input(self, windows: np.ndarray) -> np.ndarray:
+        """``(N, image_channels, H, W)`` windows as the network reads them: a 2.5D network gets each
+        window repeated into a lone stack of ``channels`` slices (how a single image is stacked)."""
+        return windows if self.channels == self.image_channels else np.repeat(windows, self.channels, axis=1)
 
     def common_args(self) -> dict[str, Any]:
         """Keyword arguments MONAI's ``ckpt_export`` and ``onnx_export`` share."""
@@ -281,9 +288,11 @@ def export_bundle(bundle: str | os.PathLike, formats: Sequence[str] = EXPORT_FOR
         started = time.perf_counter()
         if backend == "onnx-int8":
             if calibration is None:
-                calibration = corrupted_windows(info.channels, "train", calibration_count, seed, noises=noises)[0]
+                calibration = info.as_input(corrupted_windows(info.image_channels, "train", calibration_count, seed,
+                                                              noises=noises)[0])
             if validation is None:
-                validation = corrupted_windows(info.channels, "val", calibration_count, seed + 1, noises=noises)
+                noisy, clean = corrupted_windows(info.image_channels, "val", calibration_count, seed + 1, noises=noises)
+                validation = (info.as_input(noisy), clean)
             path, details = info.root / EXPORTED_FILES[backend], _export_int8(info, calibration, validation)
             details["calibration_noises"] = list(noises) if default_windows else "given"
         else:

@@ -41,7 +41,8 @@ import numpy as np
 from medden.data.modalities import ROBUST_PERCENTILES, ModalityImage, column_split, downsample, installed_test_file
 from medden.data.slices import mni_slices, scale_to_unit
 
-__all__ = ["CT_HU_OFFSET", "CT_HU_SCALE", "HELD_OUT", "CorpusSource", "CORPUS_SOURCES", "corpus_images"]
+__all__ = ["CT_HU_OFFSET", "CT_HU_SCALE", "HELD_OUT", "CorpusSource", "CORPUS_SOURCES", "corpus_images",
+           "corpus_volumes"]
 
 #: HU of a stored CT value 0, and HU per stored unit: ``HU = value * CT_HU_SCALE + CT_HU_OFFSET``
 CT_HU_OFFSET, CT_HU_SCALE = -1024.0, 4096.0
@@ -148,3 +149,23 @@ def corpus_images(split: str) -> list[ModalityImage]:
             images.append(ModalityImage(source.group, f"{source.name} frame {k} (1/{source.downsample} size)",
                                         np.ascontiguousarray(stored)))
     return images
+
+
+def corpus_volumes(split: str) -> list[ModalityImage]:
+    """Real volumes of the volumetric (2.5D) model's training (``"train"``) or validation (``"val"``) set.
+
+    The installed samples hold one real volume, the MNI152 T1 template, 1 mm isotropic: its
+    train (93 slices) or val (20 slices) axial slab, the same voxels as :func:`corpus_images`'
+    brain slices of that split (never the test slab). No real CT volume is installed, so CT is
+    learnt from 2D slices made into deformed stacks (:class:`~medden.transforms.RandPseudoStack`).
+
+    Returns:
+        :class:`~medden.data.modalities.ModalityImage` list, modality ``"brain MR volume"``,
+        images ``(1, 197, 233, D)`` float32 in [0, 1].
+    """
+    if split not in ("train", "val"):
+        raise ValueError(f"split must be 'train' or 'val', got {split!r}.")
+    from medden.data.slices import mni_slab
+
+    volume, _ = mni_slab(split)
+    return [ModalityImage("brain MR volume", f"mni152 {split} slab", np.ascontiguousarray(volume, np.float32))]

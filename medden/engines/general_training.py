@@ -33,19 +33,22 @@ from medden.data.corpus import CT_HU_OFFSET, CT_HU_SCALE
 from medden.data.modalities import ROBUST_PERCENTILES, ModalityImage
 from medden.transforms import (
     NoisyPaird,
+    NoisyStackPaird,
     RandCTNoiseFromNPS,
     RandDetectorBlurNoise,
     RandGaussianSigmaNoise,
     RandMagnitudeMRNoise,
     RandPoissonGaussianNoise,
+    RandPseudoStackd,
     RandRicianSigmaNoise,
+    RandVolumeStackd,
     ScaleByNoisyRanged,
     magnitude_bias_corrected,
 )
 
 __all__ = [
     "BiasCorrectedMagnitudePaird", "GROUP_PATCHES", "IMAGE_RANGE_KEY", "MEDICAL_GROUP_PATCHES", "MIN_RANGE",
-    "NOISE_LEVELS", "NOISE_MENUS", "PAIR_SCALINGS", "WHITE_NOISE_MENUS", "general_training_dataset", "make_noise",
+    "NOISE_LEVELS", "NOISE_MENUS", "PAIR_SCALINGS", "STACK_GROUP_PATCHES", "WHITE_NOISE_MENUS", "general_training_dataset", "make_noise",
     "menus_without", "validation_items",
 ]
 
@@ -80,7 +83,8 @@ def menus_without(noises) -> dict[str, dict[str, float]]:
             for menu, items in NOISE_MENUS.items()}
 
 
-_MENU_OF_GROUP = {"CT": "CT", "MR": "MR", "brain MR": "MR", "radiograph": "radiograph", "other medical": "radiograph"}
+_MENU_OF_GROUP = {"CT": "CT", "MR": "MR", "brain MR": "MR", "brain MR volume": "MR", "radiograph": "radiograph",
+                  "other medical": "radiograph"}
 #: how training pairs may be scaled (see :func:`general_training_dataset`)
 PAIR_SCALINGS = ("image", "noisy_region", "clean_region")
 #: the data key of each item's whole-image intensity range
@@ -91,6 +95,9 @@ MIN_RANGE = 0.1
 #: training patches drawn per epoch from each image group
 GROUP_PATCHES = {"brain MR": 160, "MR": 160, "CT": 320, "radiograph": 160, "other medical": 80, "test pattern": 40,
                  "photograph": 160, "histology": 40}
+
+#: training patches per epoch of the volumetric (2.5D) model: :data:`GROUP_PATCHES` and the real MNI volume
+STACK_GROUP_PATCHES = {**GROUP_PATCHES, "brain MR": 80, "brain MR volume": 480}
 
 #: :data:`GROUP_PATCHES` without the photographs and test patterns (the ablation's "medical images only")
 MEDICAL_GROUP_PATCHES = {group: count for group, count in GROUP_PATCHES.items()
@@ -149,11 +156,22 @@ _MAGNITUDE_GROUPS = ("MR", "brain MR")
 
 
 def _group_transform(group: str, mode: str, patch_size: int, region_size: int, levels, menus,
-                     pair_scaling: str, bias_corrected_magnitude: bool) -> Compose:
+                     pair_scaling: str, bias_corrected_magnitude: bool, neighbours: int = 0,
+                     volumes: bool = False) -> Compose:
     menu = menus[_MENU_OF_GROUP.get(group, "other")]
     corrected = bias_corrected_magnitude and group in _MAGNITUDE_GROUPS
-    pairs = [(BiasCorrectedMagnitudePaird if corrected and name in _MAGNITUDE_NOISES else NoisyPaird)(
-        keys="clean", corruption=make_noise(name, levels), mode=mode) for name in menu]
+    if neighbours:
+        pairs = [NoisyStackPaird(keys="clean", corruption=make_noise(name, levels), mode=mode) for name in menu]
+    else:
+        pairs = [(BiasCorrectedMagnitudePaird if corrected and name in _MAGNITUDE_NOISES else NoisyPaird)(
+            keys="clean", corruption=make_noise(name, levels), mode=mode) for name in menu]
+    region_crop = RandSpatialCropd(keys="clean", roi_size=(region_size, region_size), random_size=False)
+    if volumes:  # a real volume: a stack around a random slice, then the region
+        stacking = [RandVolumeStackd(keys="clean", neighbours=neighbours), region_crop]
+    elif neighbours:  # a 2D image: the region, then a deformed stack of it
+        stacking = [region_crop, RandPseudoStackd(keys="clean", neighbours=neighbours)]
+    else:
+        stacking = [region_crop]
     pair_keys = [Keys.INPUT, Keys.TARGET]
     if pair_scaling == "image":
         scaling = ScaleByNoisyRanged(keys=pair_keys, range_key=IMAGE_RANGE_KEY)
@@ -163,7 +181,7 @@ def _group_transform(group: str, mode: str, patch_size: int, region_size: int, l
         scaling = ScaleByNoisyRanged(keys=[*pair_keys, "clean"], reference_key="clean", smoothing=0,
                                      min_range=MIN_RANGE)
     return Compose([
-        RandSpatialCropd(keys="clean", roi_size=(region_size, region_size), random_size=False),
+        *stacking,
         OneOf(pairs, weights=list(menu.values())),
         scaling,
         DeleteItemsd(keys=["clean", IMAGE_RANGE_KEY]),
@@ -175,7 +193,8 @@ def _group_transform(group: str, mode: str, patch_size: int, region_size: int, l
 
 def validation_items(images: Sequence[ModalityImage], patches: Mapping[str, int], seed: int = 0,
                      patch_size: int = 64, region_size: int = 96, levels: Mapping[str, object] = NOISE_LEVELS,
-                     menus: Mapping[str, Mapping[str, float]] = NOISE_MENUS) -> list[dict]:
+                     menus: Mapping[str, Mapping[str, float]] = NOISE_MENUS, neighbours: int = 0,
+                     volumes: Sequence[ModalityImage] = ()) -> list[dict]:
     """A fixed validation set drawn once: items as :func:`general_training_dataset` makes them in
     ``"n2c"`` mode (the noisy input and the image it came from, scaled alike),
     with ``Keys.CLEAN`` holding the clean target, so an evaluator scores denoising of the same
@@ -184,7 +203,8 @@ def validation_items(images: Sequence[ModalityImage], patches: Mapping[str, int]
     """
     noisy_menus = {menu: {name: w for name, w in items.items() if name != "clean"} for menu, items in menus.items()}
     dataset = general_training_dataset(images, patches, mode="n2c", patch_size=patch_size, region_size=region_size,
-                                       levels=levels, menus=noisy_menus, seed=seed)
+                                       levels=levels, menus=noisy_menus, seed=seed, neighbours=neighbours,
+                                       volumes=volumes)
     return [{Keys.INPUT: item[Keys.INPUT], Keys.CLEAN: item[Keys.TARGET]} for item in dataset]
 
 
@@ -193,7 +213,8 @@ def general_training_dataset(images: Sequence[ModalityImage], patches: Mapping[s
                              levels: Mapping[str, object] = NOISE_LEVELS,
                              menus: Mapping[str, Mapping[str, float]] = NOISE_MENUS,
                              pair_scaling: str = "image", bias_corrected_magnitude: bool = False,
-                             seed: int | None = None) -> ConcatDataset:
+                             seed: int | None = None, neighbours: int = 0,
+                             volumes: Sequence[ModalityImage] = ()) -> ConcatDataset:
     """One epoch of training items: ``patches[group]`` items from each group's images, cycled.
 
     Args:
@@ -215,13 +236,19 @@ def general_training_dataset(images: Sequence[ModalityImage], patches: Mapping[s
             cannot tell Rician from Gaussian noise in a patch, and it learnt to darken images
             (``docs/results/ablation.md``: -0.14 dB on scanner-like and -0.25 dB on white noise).
         seed: seeds every group's transforms (group ``k`` with ``seed + k``); None leaves them to MONAI.
+        neighbours: 0 for the 2D model; ``n`` > 0 for the volumetric (2.5D) model, whose inputs
+            are ``(2n + 1, patch, patch)`` stacks (:mod:`medden.transforms.stacks`): cut from
+            ``volumes`` at slice steps 1-3, or made from a 2D image by smooth deformations, every
+            slice with its own noise at one level; the target stays the centre slice ``(1, patch, patch)``.
+        volumes: real volumes for the 2.5D model, ``(1, H, W, D)`` images; their ``modality``
+            is their group (e.g. ``"brain MR volume"``).
 
     Raises:
         ValueError: no image of any group in ``patches`` is large enough.
     """
     by_group: dict[str, list] = {}
-    for item in images:
-        if min(item.image.shape[1:]) >= patch_size and item.modality in patches:
+    for item in [*images, *(volumes if neighbours else ())]:
+        if min(item.image.shape[1:3]) >= patch_size and item.modality in patches:
             by_group.setdefault(item.modality, []).append(item.image)
     if pair_scaling not in PAIR_SCALINGS:
         raise ValueError(f"pair_scaling must be one of {PAIR_SCALINGS}, got {pair_scaling!r}.")
@@ -233,7 +260,7 @@ def general_training_dataset(images: Sequence[ModalityImage], patches: Mapping[s
         data = [{"clean": group_images[i % len(group_images)], IMAGE_RANGE_KEY: ranges[i % len(group_images)]}
                 for i in range(patches[group])]
         transform = _group_transform(group, mode, patch_size, region_size, levels, menus, pair_scaling,
-                                     bias_corrected_magnitude)
+                                     bias_corrected_magnitude, neighbours, group_images[0].ndim == 4)
         if seed is not None:
             transform.set_random_state(seed + k)
         parts.append(Dataset(data, transform))

@@ -12,7 +12,9 @@ from medden.engines.general_training import (
     general_training_dataset,
     make_noise,
     menus_without,
+    validation_items,
 )
+from medden.transforms import stack_indices
 
 
 def _images():
@@ -88,3 +90,39 @@ def test_magnitude_pairs_get_targets_without_the_noise_floor_bias():
                                      menus={menu: {"rician": 1.0} for menu in NOISE_MENUS},
                                      pair_scaling="clean_region")[0]
     assert 0.8 < float(plain["target"].mean() / plain["input"].mean()) < 1.25  # off by default
+
+
+def _slab(depth=12):
+    """A ``(1, 80, 90, depth)`` volume whose slice ``k`` holds ``0.2 + 0.05 k`` everywhere (scaled: ``k / (depth - 1)``)."""
+    values = 0.2 + 0.05 * np.arange(depth, dtype=np.float32)
+    return [ModalityImage("brain MR volume", "slab", np.broadcast_to(values, (1, 80, 90, depth)).copy())]
+
+
+def test_stack_items_cut_real_volumes_and_deform_2d_images():
+    only_clean = {menu: {"clean": 1.0} for menu in NOISE_MENUS}
+    data = general_training_dataset(_images()[:1], patches={"photograph": 2, "brain MR volume": 6}, patch_size=32,
+                                    region_size=64, menus=only_clean, seed=0, neighbours=2, volumes=_slab())
+    assert len(data) == 8
+    from_volume = []
+    for item in data:
+        assert tuple(item["input"].shape) == (5, 32, 32) and tuple(item["target"].shape) == (1, 32, 32)
+        assert torch.equal(item["target"], item["input"][2:3])  # clean pairs: the target is the centre slice
+        if float(item["input"].std(dim=(1, 2)).max()) < 1e-5:  # constant slices: the volume's
+            from_volume.append((item["input"][:, 0, 0] * 11).round().int().tolist())
+    assert len(from_volume) == 6  # the volume group is trained on, from real slices of the volume
+    stacks = [stack_indices(12, 2, c, step) for c in range(12) for step in (1, 2, 3, 4)]
+    lone = [picks for picks in from_volume if len(set(picks)) == 1]  # a share repeat one slice, as a 2D image
+    assert len(lone) < 3 and all(picks in stacks or picks[::-1] in stacks for picks in from_volume if picks not in lone)
+    # the 2D model leaves the volumes out
+    flat = general_training_dataset(_images()[:1], patches={"photograph": 2, "brain MR volume": 6}, patch_size=32,
+                                    region_size=64, menus=only_clean, seed=0, volumes=_slab())
+    assert len(flat) == 2 and tuple(flat[0]["input"].shape) == (1, 32, 32)
+
+
+def test_stack_validation_items_hold_the_clean_centre_slice():
+    items = validation_items(_images()[:1], {"photograph": 2, "brain MR volume": 2}, patch_size=32, region_size=64,
+                             menus=WHITE_NOISE_MENUS, neighbours=1, volumes=_slab())
+    assert len(items) == 4
+    for item in items:
+        assert tuple(item["input"].shape) == (3, 32, 32) and tuple(item["clean"].shape) == (1, 32, 32)
+        assert not torch.equal(item["input"][1:2], item["clean"])  # noisy input, clean target
