@@ -3,7 +3,7 @@
 Every real clean DICOM file installed with pydicom and pydicom-data that no default model trains
 on (:data:`FILES`: CT, MR, a multi-frame MR, a radiograph; nothing is downloaded) is copied into
 a temporary folder and denoised by each bundle given with ``--bundle`` (default: those of
-``general_denoiser`` and ``general_denoiser_v2`` that are shipped) with
+``general_denoiser``, ``general_denoiser_v2`` and ``general_denoiser_v3`` that are shipped) with
 :func:`medden.apps.batch_denoise.denoise_path`, as ``medden denoise`` does; the written series is
 read back. No noise is added: a good denoiser should leave these images as they are.
 
@@ -34,7 +34,7 @@ import torch
 
 DEFAULT_OUTPUT = Path("docs/results")
 STEM = "no_harm"
-DEFAULT_BUNDLES = ("general_denoiser", "general_denoiser_v2")
+DEFAULT_BUNDLES = ("general_denoiser", "general_denoiser_v2", "general_denoiser_v3")
 #: file -> (package that ships it, what it shows)
 FILES = {
     "CT_small.dcm": ("pydicom", "head CT in HU, 128 x 128"),
@@ -48,8 +48,10 @@ HELD_OUT = (
     "None of these files is in a default model's training set: general_denoiser trains on pydicom-data's "
     "MR2_UNCR, bad_sequence, explicit_VR-UN, eCT_Supplemental and RG3_UNCR, the MNI152 template and the left half "
     "of scikit-image's histology image (`bundles/general_denoiser/configs/metadata.json`); general_denoiser_v2 "
-    "holds out 693_*, RG1_*, CT_small, MR_small*, emri_small* and MR-SIEMENS-DICOM-WithOverlays "
-    "(`medden.data.corpus.HELD_OUT`)."
+    "and general_denoiser_v3 hold out 693_*, RG1_*, CT_small, MR_small*, emri_small* and "
+    "MR-SIEMENS-DICOM-WithOverlays (`medden.data.corpus.HELD_OUT`). general_denoiser_v3 runs the multi-frame "
+    "emri_small (10 frames) as a volume, each frame with its neighbours; the single images go through its 2D "
+    "network (general_denoiser_v2's weights)."
 )
 #: do-no-harm criteria (issue 22), as in tests/apps/test_default_does_no_harm.py
 PATTERN_TOLERANCE = 0.10

@@ -16,7 +16,7 @@ parsed.
 Example:
     >>> from medden.bundle.resolve import DEFAULT_BUNDLE, resolve_bundle
     >>> resolve_bundle(DEFAULT_BUNDLE).name
-    'general_denoiser_v2'
+    'general_denoiser_v3'
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ __all__ = ["DEFAULT_BUNDLE", "UntrustedBundleError", "is_shipped", "resolve_bund
            "shipped_bundles_dir"]
 
 #: the bundle ``medden denoise``, ``medden serve`` and ``medden demo`` use unless told otherwise
-DEFAULT_BUNDLE = "general_denoiser_v2"
+DEFAULT_BUNDLE = "general_denoiser_v3"
 
 
 class UntrustedBundleError(PermissionError):

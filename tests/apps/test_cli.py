@@ -78,11 +78,11 @@ def test_console_script():
 
 def test_denoise_help_and_defaults(capsys):
     args = build_parser().parse_args(["denoise", "in", "out"])
-    assert (args.bundle, args.batch_size, args.device, args.resume) == ("general_denoiser_v2", None, None, True)
+    assert (args.bundle, args.batch_size, args.device, args.resume) == ("general_denoiser_v3", None, None, True)
     assert build_parser().parse_args(["denoise", "in", "out", "--batch-size", "4"]).batch_size == 4
     assert main(["denoise", "--help"]) == 0
     text = " ".join(capsys.readouterr().out.split())
-    for phrase in ("--bundle NAME_OR_DIR", "(default: general_denoiser_v2)", "--batch-size N",
+    for phrase in ("--bundle NAME_OR_DIR", "(default: general_denoiser_v3)", "--batch-size N",
                    "Exit codes: 0", "3 partial", "2 bad usage", "--trust-bundle", "--overwrite"):
         assert phrase in text
 

@@ -16,7 +16,9 @@ worse than the input:
   (:func:`medden.metrics.harm.change_to_noise`).
 
 Every failed criterion is listed with its measured figure. The first default model
-(``general_denoiser``) fails on both files (``docs/results/no_harm.md``).
+(``general_denoiser``) fails on both files (``docs/results/no_harm.md``). The same criteria hold
+for a real clean MR volume (the 10-frame ``emri_small``), which the 2.5D default denoises as a
+volume.
 """
 
 from __future__ import annotations
@@ -92,3 +94,15 @@ def test_the_default_model_does_no_harm_to_a_real_clean_ct_slice(name, tmp_path,
     before, after = _denoise_copy(name, tmp_path, bundle)
     harms = _harms(before, after)
     assert not harms, f"{DEFAULT_BUNDLE} on {name}.dcm ({FILES[name]}), no noise added:\n- " + "\n- ".join(harms)
+
+
+def test_the_default_model_does_no_harm_to_a_real_clean_mr_volume(tmp_path, bundle):
+    """The multi-frame emri_small (10 frames of 64 x 64, held out) goes through the default's volume path: each
+    frame with its neighbours (the 2.5D network), not the single-image one."""
+    from medden.bundle.bundle import single_image_network
+
+    assert bundle.runs_on_volumes and single_image_network(bundle.inferer) is not None
+    before, after = _denoise_copy("emri_small", tmp_path, bundle)
+    assert before.shape[-1] == 10
+    harms = _harms(before, after)
+    assert not harms, f"{DEFAULT_BUNDLE} on emri_small.dcm (10-frame MR), no noise added:\n- " + "\n- ".join(harms)

@@ -134,7 +134,7 @@ def test_page_works_offline_and_lists_the_bundles(client):
     assert client.get("/docs").status_code == 404  # FastAPI's docs page would load a CDN
     assert client.get("/api/health").json() == {"status": "ok"}
     info = client.get("/api/bundles").json()
-    assert info["default"] == "general_denoiser_v2" and info["max_upload_bytes"] == LIMIT
+    assert info["default"] == "general_denoiser_v3" and info["max_upload_bytes"] == LIMIT
     assert "general_denoiser" in info["bundles"] and "n2n_kspace_mri" not in info["bundles"]
     assert "PNG" in info["accepted"] and "NIfTI" in info["accepted"]
 
