@@ -48,7 +48,8 @@ from medden.core.validation import check_int
 from medden.transforms.stacks import stack_indices
 
 __all__ = [
-    "HELD_OUT_FRACTION", "HELD_OUT_TILE", "NEIGHBOUR_BIAS_LIMIT", "FitPairs", "HeldOutItem", "NeighbourSlicePairs", "RecorruptionPairs",
+    "HELD_OUT_FRACTION", "HELD_OUT_TILE", "NEIGHBOUR_BIAS_LIMIT", "FitPairs", "HeldOutItem", "NeighbourSlicePairs",
+    "RecorruptionPairs",
     "choose_fit_pairs", "held_out_loss", "held_out_tiles", "slice_signal_bias",
 ]
 

@@ -48,7 +48,8 @@ from medden.transforms import (
 
 __all__ = [
     "BiasCorrectedMagnitudePaird", "GROUP_PATCHES", "IMAGE_RANGE_KEY", "MEDICAL_GROUP_PATCHES", "MIN_RANGE",
-    "NOISE_LEVELS", "NOISE_MENUS", "PAIR_SCALINGS", "STACK_GROUP_PATCHES", "WHITE_NOISE_MENUS", "general_training_dataset", "make_noise",
+    "NOISE_LEVELS", "NOISE_MENUS", "PAIR_SCALINGS", "STACK_GROUP_PATCHES", "WHITE_NOISE_MENUS",
+    "general_training_dataset", "make_noise",
     "menus_without", "validation_items",
 ]
 

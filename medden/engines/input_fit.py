@@ -35,7 +35,8 @@ from medden.engines.handlers import LossHistory, TimeBudget, TimedSnapshots
 from medden.engines.steps import make_train_step
 from medden.losses import MaskedMSELoss
 
-__all__ = ["CHOICE_STANDARD_ERRORS", "ENDLESS", "MIN_HELD_OUT_TILES", "FitResult", "HeldOutSelection", "build_fit_trainer", "choose_snapshot", "fit_network"]
+__all__ = ["CHOICE_STANDARD_ERRORS", "ENDLESS", "MIN_HELD_OUT_TILES", "FitResult", "HeldOutSelection", "build_fit_trainer",
+           "choose_snapshot", "fit_network"]
 
 #: epoch length of a run that only its time budget ends
 ENDLESS = 2**31 - 1
@@ -250,7 +251,8 @@ def fit_network(network: torch.nn.Module, pairs: FitPairs, minutes: float, learn
     network.eval()
     stopped = ("no improvement" if selection.stopped_early else
                "iterations" if trainer.state.iteration >= iterations else "budget")
-    logger.info("fit: %s; %d iterations, %.0f s, stopped by %s", reason, trainer.state.iteration, clock.value(), stopped)
+    logger.info("fit: %s; %d iterations, %.0f s, stopped by %s", reason, trainer.state.iteration, clock.value(),
+                stopped)
     return FitResult(trainer.state.iteration, clock.value(), history.losses, selection.curve,
                      selection.best_iteration, selection.best_seconds, float(selection.best_tiles.mean()),
                      "fitted" if keep else "base", reason, stopped, scheme)

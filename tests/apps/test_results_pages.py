@@ -31,6 +31,7 @@ PAGES = {
     "no_harm.md": ("no_harm_real_files", "no_harm.json"),
     "realistic_noise.md": ("benchmark_realistic_noise", "realistic_noise.json"),
     "ablation.md": ("ablate_general_denoiser", "ablation.json"),
+    "volumes_and_fit.md": ("benchmark_volumes_and_fit", "volumes_and_fit.json"),
     "real_noisy_mr.md": ("real_noisy_mr", "real_noisy_mr.json"),
     "recorruption_camelyon.md": ("benchmark_recorruption_seed", "recorruption_camelyon.json"),
     "recorruption_ixi.md": ("benchmark_recorruption", "recorruption_ixi.json"),

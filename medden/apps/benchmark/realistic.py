@@ -57,7 +57,7 @@ __all__ = [
     "xray_case",
     "classical_methods", "model_methods",
     "lesion_contrast_kept", "lesion_sites", "ms_per_slice", "residual_correlation", "score_case", "score_output",
-    "soft_tissue_sigma", "target_checks", "unit_range",
+    "soft_tissue_sigma", "target_checks", "unit_range", "via_unit_range", "bm4d_volume", "corrupted",
 ]
 
 Method = Callable[[np.ndarray], np.ndarray]
@@ -158,7 +158,8 @@ def case_seed(seed: int, name: str) -> int:
     return (seed * 1_000_003 + zlib.crc32(name.encode())) % 2**31
 
 
-def _corrupted(transform, clean: np.ndarray, seed: int, level: float) -> np.ndarray:
+def corrupted(transform, clean: np.ndarray, seed: int, level: float) -> np.ndarray:
+    """``transform`` (a medden corruption) applied to ``clean`` at ``level``, seeded; float32."""
     transform.set_random_state(seed)
     noisy, _ = transform.corrupt(clean, level=level)
     return np.asarray(noisy, np.float32)
@@ -231,7 +232,7 @@ def ct_case(clean_hu: np.ndarray, dose: float, pixel_mm: float, seed: int, windo
 
     noise = f"low-dose CT, I0 {dose:.0e}/bin"
     transform = RandLowDoseCTNoise(dose, pixel_mm=pixel_mm)
-    noisy = _corrupted(transform, clean_hu, case_seed(seed, case_name("head CT", noise)), dose)
+    noisy = corrupted(transform, clean_hu, case_seed(seed, case_name("head CT", noise)), dose)
     return make_case("head CT", noise, SCANNER, centre_window(clean_hu, window), centre_window(noisy, window), HU)
 
 
@@ -241,7 +242,7 @@ def mr_case(modality: str, clean: np.ndarray, sigma: float, coils: int, seed: in
 
     noise = f"magnitude MR, sigma {sigma:g}, g <= {MR_MAX_G:g}, {coils} coil{'s' if coils > 1 else ''}"
     transform = RandMagnitudeMRNoise(sigma, coils=coils, g_max_range=MR_MAX_G)
-    noisy = _corrupted(transform, clean, case_seed(seed, case_name(modality, noise)), sigma)
+    noisy = corrupted(transform, clean, case_seed(seed, case_name(modality, noise)), sigma)
     return make_case(modality, noise, SCANNER, clean, noisy, UNIT)
 
 
@@ -252,7 +253,7 @@ def xray_case(clean: np.ndarray, peak: float, seed: int) -> RealisticCase:
 
     noise = f"detector-blurred Poisson, peak {peak:g}, PSF sigma {XRAY_PSF_SIGMA:g} px"
     transform = RandDetectorBlurNoise(peak, psf_sigma_range=XRAY_PSF_SIGMA, read_sigma_range=XRAY_READ_SIGMA)
-    noisy = _corrupted(transform, clean, case_seed(seed, case_name("chest radiograph", noise)), peak)
+    noisy = corrupted(transform, clean, case_seed(seed, case_name("chest radiograph", noise)), peak)
     return make_case("chest radiograph", noise, SCANNER, clean, noisy, UNIT)
 
 
@@ -267,7 +268,7 @@ def white_case(modality: str, clean: np.ndarray, noise: str, seed: int, family: 
         raise ValueError(f"noise must be one of {sorted(transforms)}, got {noise!r}.")
     cls, level = transforms[noise]
     label = WHITE_NOISES[noise]
-    noisy = _corrupted(cls(level), clean, case_seed(seed, case_name(modality, label)), level)
+    noisy = corrupted(cls(level), clean, case_seed(seed, case_name(modality, label)), level)
     return make_case(modality, label, family, clean, noisy, UNIT, poisson_peak=level if noise == "poisson" else None)
 
 
@@ -331,7 +332,7 @@ def realistic_cases(seed: int = 0, quick: bool = False,
 # methods
 
 
-def _via_unit_range(denoise: Callable[[np.ndarray, float], np.ndarray], sigma: float | None) -> Method:
+def via_unit_range(denoise: Callable[[np.ndarray, float], np.ndarray], sigma: float | None) -> Method:
     """``noisy -> denoised`` in the noisy image's units: mapped to [0, 1] by its own robust range,
     denoised at ``sigma`` (given in the image's units; None: estimated on the mapped image), mapped back."""
     from medden.core.noise_estimation import estimate_noise_sigma
@@ -345,7 +346,8 @@ def _via_unit_range(denoise: Callable[[np.ndarray, float], np.ndarray], sigma: f
     return run
 
 
-def _bm4d(volume: np.ndarray, sigma: float) -> np.ndarray:
+def bm4d_volume(volume: np.ndarray, sigma: float) -> np.ndarray:
+    """BM4D (the ``bm4d`` package) of a ``(1, H, W, D)`` volume at noise std ``sigma``."""
     try:
         import bm4d
     except ImportError as err:
@@ -364,13 +366,13 @@ def classical_methods(case: RealisticCase) -> dict[str, Method]:
     from medden.anchors import bm3d_denoise, nlm_denoise, with_anscombe
 
     if case.is_volume:
-        return {BM4D_BLIND: _via_unit_range(_bm4d, None), BM4D_TRUE: _via_unit_range(_bm4d, case.true_sigma)}
+        return {BM4D_BLIND: via_unit_range(bm4d_volume, None), BM4D_TRUE: via_unit_range(bm4d_volume, case.true_sigma)}
     if case.poisson_peak is not None:
         true = with_anscombe(bm3d_denoise, case.poisson_peak)
     else:
-        true = _via_unit_range(bm3d_denoise, case.true_sigma)
-    return {BM3D_BLIND: _via_unit_range(bm3d_denoise, None), BM3D_TRUE: true,
-            NLM_BLIND: _via_unit_range(nlm_denoise, None)}
+        true = via_unit_range(bm3d_denoise, case.true_sigma)
+    return {BM3D_BLIND: via_unit_range(bm3d_denoise, None), BM3D_TRUE: true,
+            NLM_BLIND: via_unit_range(nlm_denoise, None)}
 
 
 #: the inference-config key through which a bundle offers a self-ensemble
