@@ -32,7 +32,7 @@ from medden.io.files import atomic_write
 from medden.io.checkpoint import save_checkpoint
 from medden.core.validation import check_int, check_positive
 from medden.engines.input_fit import FitResult, fit_network
-from medden.engines.fit_pairs import choose_fit_pairs
+from medden.engines.fit_pairs import choose_fit_pairs, has_magnitude_floor, untrusted_noise
 
 __all__ = ["FITTED_BUNDLE", "FIT_REPORT", "fit_on_input", "fit_volumes", "fitted_network", "read_input_volumes",
            "save_fitted_bundle"]
@@ -205,13 +205,15 @@ def fit_on_input(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
     input_path, output_dir = Path(input_path), Path(output_dir)
     check_output_dir(input_path, output_dir)
     bundle = load_bundle(base_bundle, device, trust=trust)
-    volumes = fit_volumes(read_input_volumes(input_path, max_slices), bundle.percentiles, max_slices, bundle.smoothing)
+    raw = read_input_volumes(input_path, max_slices)
+    volumes = fit_volumes(raw, bundle.percentiles, max_slices, bundle.smoothing)
     network, single_image = fitted_network(bundle, volumes)
     pairs = choose_fit_pairs(volumes, getattr(network, "neighbours", 0))
+    skip_reason = untrusted_noise(pairs, has_magnitude_floor(raw))
     left = minutes - (time.monotonic() - started) / 60.0
     if left <= 0:
         raise ValueError(f"reading the input took the whole fit budget of {minutes:g} min; give --fit-minutes more.")
-    result = fit_network(network, pairs, left)
+    result = fit_network(network, pairs, left, skip_reason=skip_reason)
     logger.info("fit: %s, %d iterations in %.0f s", pairs.name, result.iterations, result.seconds)
     return save_fitted_bundle(bundle.root, output_dir / FITTED_BUNDLE, network, result, minutes, single_image)
 

@@ -26,7 +26,10 @@ slice (:func:`held_out_tiles`). Training targets are masked there (``Keys.TARGET
 and the held-out loss (:func:`held_out_loss`, on :meth:`FitPairs.held_out_items`) is the
 recorruption loss of whole-slice outputs on those tiles only, per tile, for either scheme: its
 expectation is the mean squared error against the clean image plus a constant, so it ranks
-models without a clean image and without the neighbour-slice bias.
+models without a clean image and without the neighbour-slice bias, as long as the noise is
+zero-mean Gaussian of the measured spectrum. Where it is not, :func:`untrusted_noise` says why
+(noise correlated between pixels, a Rician floor), and ``--fit`` keeps the base model: on
+low-dose CT and magnitude MR the loss was measured to prefer weights that were worse.
 
 Arrays: volumes are ``(D, H, W)`` float32 in the network's [0, 1] units; batches are torch
 tensors, inputs ``(B, C, P, P)`` (``C = 2n + 1`` for a network of ``n`` neighbours), targets
@@ -48,9 +51,9 @@ from medden.core.validation import check_int
 from medden.transforms.stacks import stack_indices
 
 __all__ = [
-    "HELD_OUT_FRACTION", "HELD_OUT_TILE", "NEIGHBOUR_BIAS_LIMIT", "FitPairs", "HeldOutItem", "NeighbourSlicePairs",
-    "RecorruptionPairs",
-    "choose_fit_pairs", "held_out_loss", "held_out_tiles", "slice_signal_bias",
+    "HELD_OUT_FRACTION", "HELD_OUT_TILE", "NEIGHBOUR_BIAS_LIMIT", "WHITE_NOISE_CENTRE_ENERGY", "FitPairs",
+    "HeldOutItem", "NeighbourSlicePairs", "RecorruptionPairs", "choose_fit_pairs", "has_magnitude_floor",
+    "held_out_loss", "held_out_tiles", "slice_signal_bias", "untrusted_noise",
 ]
 
 #: side of the held-out tiles, pixels, and the share of tiles held out
@@ -109,6 +112,12 @@ def held_out_loss(network: torch.nn.Module, items: Sequence[HeldOutItem], device
             losses.append(sums / np.bincount(ids[held]))
     network.train(was_training)
     return np.concatenate(losses)
+
+
+def _centre_energy(kernel: torch.Tensor) -> float:
+    """The share of a ``(1, 1, k, k)`` noise kernel's energy at its centre (1: white noise)."""
+    half = kernel.shape[-1] // 2
+    return kernel[0, 0, half, half].item() ** 2 / max(float((kernel**2).sum()), 1e-30)
 
 
 def _crop_flip(arrays: Sequence[np.ndarray], x0: int, y0: int, patch: int, flips: tuple[bool, bool]) -> list:
@@ -175,10 +184,12 @@ class FitPairs(ABC):
 
     def describe(self) -> dict:
         """What the report records about the scheme (no pixel data): its name, the slices, the
-        recorruption strength of the held-out loss and, for volumes of 3 slices or more, the
-        neighbour-slice bias (:func:`slice_signal_bias`)."""
+        recorruption strength of the held-out loss, the share of the noise kernel's energy at its
+        centre (1 for white noise) and, for volumes of 3 slices or more, the neighbour-slice bias
+        (:func:`slice_signal_bias`)."""
         deep = [v for v in self.volumes if v.shape[0] >= 3]
         return {"scheme": self.name, "slices": [int(v.shape[0]) for v in self.volumes], "alpha": self.alpha,
+                "noise_kernel_centre_energy": round(float(np.median([_centre_energy(k) for k in self.kernels])), 3),
                 "neighbour_bias": slice_signal_bias(deep) if deep else None, **self._details()}
 
     def batches(self, patch: int, batch_size: int, rng: np.random.Generator):
@@ -282,10 +293,7 @@ class RecorruptionPairs(FitPairs):
         return tuple(_crop_flip([source, target, train[None, x0 : x0 + patch, y0 : y0 + patch]], 0, 0, patch, flips))
 
     def _details(self) -> dict:
-        centre = [k[0, 0, k.shape[-1] // 2, k.shape[-1] // 2].item() ** 2 / max(float((k**2).sum()), 1e-30)
-                  for k in self.kernels]
-        return {"target": "slice minus its recorruption / alpha",
-                "noise_kernel_centre_energy": round(float(np.median(centre)), 3)}
+        return {"target": "slice minus its recorruption / alpha"}
 
 
 def slice_signal_bias(volumes: Sequence[np.ndarray]) -> dict:
@@ -313,6 +321,50 @@ def slice_signal_bias(volumes: Sequence[np.ndarray]) -> dict:
 
 #: the neighbour-slice scheme is used only when its target's signal bias is below this share of the noise variance
 NEIGHBOUR_BIAS_LIMIT = 0.02
+#: noise kernels whose centre holds less of their energy than this are "correlated" (white noise: about 1;
+#: low-dose CT after FBP measured 0.90-0.93 in docs/results/volumes_and_fit.md)
+WHITE_NOISE_CENTRE_ENERGY = 0.97
+
+
+def untrusted_noise(pairs: FitPairs, magnitude_floor: bool) -> str | None:
+    """Why the held-out recorruption loss cannot be trusted on this input, or None when it can.
+
+    The loss is unbiased for zero-mean Gaussian noise of the measured spectrum. Measured where
+    that fails (``docs/results/volumes_and_fit.md``, the previous benchmark run): on low-dose CT
+    (noise correlated by FBP and far stronger in tissue than in the flattest blocks) it chose
+    fitted weights that ended 0.7-1.3 dB below the base after 3-10 minutes; on magnitude MR
+    (a Rician floor where the signal is low, noise not zero-mean) 0.2 dB below. So ``--fit``
+    keeps the base model, without training, when the noise kernel is not white
+    (:data:`WHITE_NOISE_CENTRE_ENERGY`) or the input is magnitude data with a Rician floor.
+
+    Args:
+        pairs: the scheme (its kernels are the input's noise kernels).
+        magnitude_floor: whether the raw input has Rayleigh-distributed air
+            (:func:`has_magnitude_floor`).
+    """
+    centre = float(np.median([_centre_energy(k) for k in pairs.kernels]))
+    if centre < WHITE_NOISE_CENTRE_ENERGY:
+        return (f"the noise is correlated between pixels (noise kernel centre energy {centre:.3f} < "
+                f"{WHITE_NOISE_CENTRE_ENERGY}), where the held-out recorruption loss was measured to favour weights "
+                "that pass noise through")
+    if magnitude_floor:
+        return ("the input is magnitude data with a Rician noise floor (Rayleigh-distributed air), whose noise is not "
+                "zero-mean, where the held-out recorruption loss was measured to favour worse weights")
+    return None
+
+
+def has_magnitude_floor(volumes: Sequence[np.ndarray]) -> bool:
+    """Whether any raw ``(C, H, W[, D])`` volume is non-negative with Rayleigh-distributed air
+    (:func:`~medden.core.noise_estimation.rician_background_sigma` finds and accepts its air)."""
+    from medden.core.noise_estimation import rician_background_sigma
+
+    for volume in volumes:
+        try:
+            rician_background_sigma(volume)
+            return True
+        except ValueError:  # negative values, no air, or air that is not Rayleigh
+            continue
+    return False
 
 
 def choose_fit_pairs(volumes: Sequence[np.ndarray], neighbours: int = 0, seed: int = 0) -> FitPairs:

@@ -35,8 +35,8 @@ from medden.engines.handlers import LossHistory, TimeBudget, TimedSnapshots
 from medden.engines.steps import make_train_step
 from medden.losses import MaskedMSELoss
 
-__all__ = ["CHOICE_STANDARD_ERRORS", "ENDLESS", "MIN_HELD_OUT_TILES", "FitResult", "HeldOutSelection", "build_fit_trainer",
-           "choose_snapshot", "fit_network"]
+__all__ = ["CHOICE_STANDARD_ERRORS", "ENDLESS", "MIN_HELD_OUT_TILES", "FitResult", "HeldOutSelection",
+           "build_fit_trainer", "choose_snapshot", "fit_network"]
 
 #: epoch length of a run that only its time budget ends
 ENDLESS = 2**31 - 1
@@ -203,7 +203,8 @@ def fit_network(network: torch.nn.Module, pairs: FitPairs, minutes: float, learn
                 batch_size: int = 8, patch: int = 96, seed: int = 0, device: torch.device | str | None = None,
                 evaluations: int = 20, patience: int = 100, warmup: int = 100,
                 on_minute: tuple[Sequence[float], Callable[[float, torch.nn.Module], None]] | None = None,
-                log_every: int = 25, max_iterations: int | None = None) -> FitResult:
+                log_every: int = 25, max_iterations: int | None = None, skip_reason: str | None = None
+                ) -> FitResult:
     """Fine-tune ``network`` on ``pairs`` for at most ``minutes``; keep the result only if it is better.
 
     The held-out loss is measured on the base weights first, then about ``evaluations`` times
@@ -225,11 +226,19 @@ def fit_network(network: torch.nn.Module, pairs: FitPairs, minutes: float, learn
             being trained, not the choice), for benchmarks.
         log_every: iterations between two recorded training losses.
         max_iterations: stop after this many iterations (a reproducible run, e.g. in tests).
+        skip_reason: why the held-out loss cannot be trusted on this input
+            (:func:`~medden.engines.fit_pairs.untrusted_noise`); given, nothing is trained and
+            the base model is kept with that reason.
 
     Returns:
         :class:`FitResult`. The network is left in eval mode.
     """
     check_positive(minutes, "minutes")
+    if skip_reason:
+        logger.info("fit: base model kept without fitting: %s", skip_reason)
+        network.eval()
+        return FitResult(0, 0.0, chosen="base", reason=f"base model kept without fitting: {skip_reason}",
+                         stopped="not fitted", scheme=pairs.describe())
     clock = Timer()
     device = torch.device(device) if device is not None else next(network.parameters()).device
     base_state = {k: v.detach().clone() for k, v in network.state_dict().items()}

@@ -47,12 +47,15 @@ def test_fit_refuses_torchrun(monkeypatch, tmp_path):
         fit_on_input(tmp_path, tmp_path / "out", GENERAL, 0.01)
 
 
-def _nifti_input(tmp_path, depth=3):
+def _nifti_input(tmp_path, depth=3, size=64):
+    """White Gaussian noise on flat regions (a ramp in every block reads as correlated noise, and zero-mean air
+    with negative values is not magnitude data: either would make --fit keep the base without fitting)."""
     from medden.io.nifti import write_nifti
 
     rng = np.random.default_rng(1)
-    clean = np.tile(np.linspace(0.0, 1.0, 64, dtype=np.float32), (64, 1))
-    volume = np.stack([clean + 0.08 * rng.standard_normal((64, 64)).astype(np.float32) for _ in range(depth)], -1)
+    clean = np.zeros((size, size), np.float32)
+    clean[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 0.7
+    volume = np.stack([clean + 0.08 * rng.standard_normal((size, size)).astype(np.float32) for _ in range(depth)], -1)
     path = tmp_path / "in" / "scan.nii.gz"
     path.parent.mkdir()
     write_nifti(volume[None] * 1000.0, path, np.eye(4))
@@ -105,7 +108,7 @@ def _check_fitted_bundle(fitted, base, scheme, minutes):
 
     report = json.loads((fitted / FIT_REPORT).read_text())
     assert report["scheme"]["scheme"] == scheme and report["budget_minutes"] == minutes
-    assert report["chosen"] in ("base", "fitted") and report["held_out_curve"][0]["iteration"] == 0
+    assert report["chosen"] in ("base", "fitted") and report["held_out_curve"][0]["iteration"] == 0, report["reason"]
     assert report["seconds"] <= minutes * 60 + 1
     start, end = load_checkpoint(base / "models" / "model.pt"), load_checkpoint(fitted / "models" / "model.pt")
     same = all(torch.equal(start[k], end[k]) for k in start)
@@ -119,9 +122,9 @@ def _check_fitted_bundle(fitted, base, scheme, minutes):
 
 def test_fit_on_a_volume_uses_neighbour_slices_and_writes_a_report(tmp_path):
     base = _tiny_bundle(tmp_path / "tiny")
-    fitted = fit_on_input(_nifti_input(tmp_path), tmp_path / "out", base, minutes=0.05, trust=True)
+    fitted = fit_on_input(_nifti_input(tmp_path), tmp_path / "out", base, minutes=0.1, trust=True)
     assert fitted == tmp_path / "out" / FITTED_BUNDLE
-    report = _check_fitted_bundle(fitted, base, NeighbourSlicePairs.name, 0.05)
+    report = _check_fitted_bundle(fitted, base, NeighbourSlicePairs.name, 0.1)
     assert report["scheme"]["slices"] == [3] and report["scheme"]["input_slice_step"] == 1
 
 
@@ -132,10 +135,20 @@ def test_fit_of_a_volumetric_bundle_gives_it_stacks_of_every_other_slice(tmp_pat
     assert report["scheme"]["input_slice_step"] == 2
 
 
-def test_fit_on_a_single_dicom_image_uses_recorruption(tmp_path):
+def test_fit_keeps_the_base_without_fitting_a_real_ct_slice_whose_noise_is_correlated(tmp_path):
     base = _tiny_bundle(tmp_path / "tiny")
     fitted = fit_on_input(_dicom_input(tmp_path), tmp_path / "out", base, minutes=0.02, trust=True)
-    report = _check_fitted_bundle(fitted, base, RecorruptionPairs.name, 0.02)
+    report = json.loads((fitted / FIT_REPORT).read_text())
+    assert report["scheme"]["scheme"] == RecorruptionPairs.name and report["scheme"]["slices"] == [1]
+    assert (report["chosen"], report["stopped"], report["iterations"]) == ("base", "not fitted", 0)
+    assert "correlated between pixels" in report["reason"]
+    assert _same_weights(base / "models" / "model.pt", fitted / "models" / "model.pt")
+
+
+def test_fit_on_a_single_white_noise_image_uses_recorruption(tmp_path):
+    base = _tiny_bundle(tmp_path / "tiny")
+    fitted = fit_on_input(_nifti_input(tmp_path, depth=1, size=128), tmp_path / "out", base, minutes=0.1, trust=True)
+    report = _check_fitted_bundle(fitted, base, RecorruptionPairs.name, 0.1)
     assert report["scheme"]["slices"] == [1]
 
 

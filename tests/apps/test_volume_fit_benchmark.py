@@ -11,9 +11,12 @@ from medden.apps.benchmark import realistic as rn
 from medden.apps.benchmark import volume_fit as vf
 
 
-def _volume(depth=8, size=32):
-    rows = np.linspace(0.2, 0.8, size, dtype=np.float32)
-    return np.stack([np.tile(rows, (size, 1)) + 0.01 * k for k in range(depth)], axis=-1)[None]  # (1, H, W, D)
+def _volume(depth=8, size=64):
+    """``(1, H, W, D)``: a square on a zero background, a little brighter slice by slice (flat blocks, so
+    white noise on it reads as white)."""
+    plane = np.zeros((size, size), np.float32)
+    plane[size // 4 : 3 * size // 4, size // 4 : 3 * size // 4] = 0.8
+    return np.stack([plane + 0.01 * k for k in range(depth)], axis=-1)[None]
 
 
 def test_a_2d_corruption_is_drawn_independently_for_every_slice_at_one_level():
@@ -50,7 +53,7 @@ def test_fit_method_fits_a_copy_of_the_bundle_within_its_budget_and_reports_the_
 
     bundle = load_bundle("general_denoiser_v3", device="cpu")
     before = {k: v.clone() for k, v in bundle.network.state_dict().items()}
-    noisy = _volume() + np.random.default_rng(1).normal(0, 0.05, (1, 32, 32, 8)).astype(np.float32)
+    noisy = _volume() + np.random.default_rng(1).normal(0, 0.05, (1, 64, 64, 8)).astype(np.float32)
     method, info = vf.fit_method(bundle, minutes=0.06, seed=0, snapshot_every=0.03)
     out = method(noisy)
     assert out.shape == noisy.shape and np.isfinite(out).all()

@@ -8,12 +8,15 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from medden.engines.fit_pairs import (
+    WHITE_NOISE_CENTRE_ENERGY,
     NeighbourSlicePairs,
     RecorruptionPairs,
     choose_fit_pairs,
+    has_magnitude_floor,
     held_out_loss,
     held_out_tiles,
     slice_signal_bias,
+    untrusted_noise,
 )
 
 ALPHA = 0.5
@@ -243,3 +246,31 @@ def test_describe_is_plain_json(scheme):
     description = scheme([_noisy_volume(depth=4)], neighbours=1).describe()
     assert json.loads(json.dumps(description)) == description
     assert description["scheme"] == scheme.name and description["slices"] == [4]
+
+
+def _magnitude_volume(sigma=0.05, seed=0):
+    """``(1, 64, 64, 4)`` magnitude MR: a bright square in air, the modulus of complex Gaussian noise (Rayleigh air)."""
+    rng = np.random.default_rng(seed)
+    signal = np.zeros((64, 64, 4))
+    signal[16:48, 16:48] = 1.0
+    noisy = np.abs(signal + sigma * (rng.standard_normal(signal.shape) + 1j * rng.standard_normal(signal.shape)))
+    return noisy.astype(np.float32)[None]
+
+
+def test_has_magnitude_floor_finds_rayleigh_air_only():
+    magnitude = _magnitude_volume()
+    assert has_magnitude_floor([magnitude])
+    gaussian = magnitude.copy()
+    gaussian[magnitude < 0.5] = np.random.default_rng(1).normal(0, 0.05, int((magnitude < 0.5).sum()))
+    assert not has_magnitude_floor([gaussian])  # zero-mean air with negative values: not magnitude data
+    assert has_magnitude_floor([gaussian, magnitude])
+
+
+def test_untrusted_noise_names_correlated_noise_and_magnitude_floors():
+    white = RecorruptionPairs([_noisy_volume(depth=2)])
+    assert untrusted_noise(white, magnitude_floor=False) is None
+    assert "Rician noise floor" in untrusted_noise(white, magnitude_floor=True)
+    rng = np.random.default_rng(3)
+    correlated = np.stack([0.5 + gaussian_filter(rng.standard_normal((64, 64)), 1.0) * 0.1 for _ in range(2)])
+    reason = untrusted_noise(RecorruptionPairs([correlated.astype(np.float32)]), magnitude_floor=False)
+    assert reason is not None and "correlated between pixels" in reason and f"< {WHITE_NOISE_CENTRE_ENERGY}" in reason

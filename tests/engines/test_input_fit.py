@@ -247,3 +247,14 @@ def test_timed_snapshots_fire_when_due_and_the_rest_at_the_end():
     assert taken == [(1 / 60, 1, False), (0.05, 3, False), (10.0, 4, False)]
     with pytest.raises(ValueError, match="snapshot minutes"):
         TimedSnapshots([-1.0], print, network)
+
+
+def test_a_skip_reason_keeps_the_base_weights_without_training():
+    net = _identity_net()
+    start = _state(net)
+    result = fit_network(net, RecorruptionPairs([_noisy_volume(depth=1)]), minutes=1.0, batch_size=2, patch=16,
+                         skip_reason="the noise is correlated between pixels")
+    assert (result.chosen, result.stopped, result.iterations, result.curve) == ("base", "not fitted", 0, [])
+    assert result.reason == "base model kept without fitting: the noise is correlated between pixels"
+    assert all(torch.equal(v, start[k]) for k, v in net.state_dict().items()) and not net.training
+    json.dumps(result.report())

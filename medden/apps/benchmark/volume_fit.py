@@ -183,6 +183,7 @@ def fit_method(bundle, minutes: float, seed: int = 0, snapshot_every: float | No
 
     from medden.apps.fit import fit_volumes
     from medden.engines import choose_fit_pairs, fit_network
+    from medden.engines.fit_pairs import has_magnitude_floor, untrusted_noise
 
     info: dict = {}
 
@@ -196,7 +197,8 @@ def fit_method(bundle, minutes: float, seed: int = 0, snapshot_every: float | No
         take = (times, lambda t, net: snapshots.append((float(t), {k: v.detach().clone()
                                                                  for k, v in net.state_dict().items()})))
         left = minutes - (time.perf_counter() - started) / 60.0
-        result = fit_network(network, pairs, left, seed=seed, on_minute=take if times else None)
+        result = fit_network(network, pairs, left, seed=seed, on_minute=take if times else None,
+                             skip_reason=untrusted_noise(pairs, has_magnitude_floor([noisy])))
         info.update(report=result.report(), fit_seconds=time.perf_counter() - started, snapshots=snapshots)
         with torch.no_grad():
             return dataclasses.replace(bundle, network=network).denoise(noisy)
