@@ -20,7 +20,7 @@ zero-filled estimate) is applied only to the zero-filled image.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable
 from typing import NamedTuple
 
 import numpy as np
@@ -34,6 +34,7 @@ from monai.utils import convert_to_dst_type, convert_to_tensor
 from medden.core.keys import Keys
 from medden.core.protocols import N2N_MRI_EDGE_PROBABILITY
 from medden.transforms.corruption import RandCorruption
+from medden.transforms.twins import RandArrayTwin
 from medden.transforms.kspace_masks import KspaceMaskFunc, RadialBernoulliMask, SamplingPattern, make_kspace_mask
 from medden.core.validation import check_channel_first, check_finite
 
@@ -270,7 +271,7 @@ class RandKspacePair(RandKspaceUndersample):
         return super().__call__(img), second(img)
 
 
-class RandKspaceUndersampled(Randomizable, MapTransform):
+class RandKspaceUndersampled(RandArrayTwin):
     """Dictionary twin of :class:`RandKspaceUndersample`: one source key to three output keys.
 
     Args:
@@ -286,23 +287,13 @@ class RandKspaceUndersampled(Randomizable, MapTransform):
         MapTransform.__init__(self, keys, allow_missing_keys)
         if len(self.keys) != 1:
             raise ValueError(f"keys must name exactly one source image, got {self.keys!r}.")
-        self.undersample = self._array_class(mask, mask_kwargs, is_complex, output)
+        self.array_transform = self._array_class(mask, mask_kwargs, is_complex, output)
         self.output_keys = (kspace_key, mask_key, image_key)
 
     _array_class = RandKspaceUndersample
 
-    def set_random_state(self, seed=None, state=None):
-        self.undersample.set_random_state(seed, state)
-        return self
-
-    def randomize(self, data=None) -> None:
-        return None
-
-    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d.update(zip(self.output_keys, self.undersample(d[key])))
-        return d
+    def store(self, data: dict[Hashable, object], key: Hashable, result: object) -> None:
+        data.update(zip(self.output_keys, result))
 
 
 class RandKspacePaird(RandKspaceUndersampled):
@@ -324,16 +315,14 @@ class RandKspacePaird(RandKspaceUndersampled):
                  allow_missing_keys: bool = False) -> None:
         super().__init__(keys, mask, mask_kwargs, is_complex, output, kspace_key, mask_key, image_key,
                          allow_missing_keys)
-        self.undersample = RandKspacePair(mask, mask_kwargs, is_complex, output, target_mask, target_mask_kwargs)
+        self.array_transform = RandKspacePair(mask, mask_kwargs, is_complex, output, target_mask,
+                                              target_mask_kwargs)
         self.target_keys = (target_kspace_key, target_mask_key, target_image_key)
 
-    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            first, second = self.undersample(d[key])
-            d.update(zip(self.output_keys, first))
-            d.update(zip(self.target_keys, second))
-        return d
+    def store(self, data: dict[Hashable, object], key: Hashable, result: object) -> None:
+        first, second = result
+        data.update(zip(self.output_keys, first))
+        data.update(zip(self.target_keys, second))
 
 
 RandKspaceUndersampleD = RandKspaceUndersampleDict = RandKspaceUndersampled

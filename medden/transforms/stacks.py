@@ -20,17 +20,18 @@ Each has a dictionary twin that routes keys.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from monai.config import KeysCollection
-from monai.transforms import MapTransform, Randomizable, RandomizableTransform
+from monai.transforms import MapTransform, RandomizableTransform
 from monai.utils import convert_to_numpy
 
 from medden.core.keys import Keys
 from medden.core.validation import check_int, check_probability
 from medden.transforms.corruption import RandCorruption
+from medden.transforms.twins import RandArrayTwin
 from medden.transforms.pairs import CorruptedPair, NoisyPaird, OwnsCorruption, PairToKeys
 
 __all__ = [
@@ -202,41 +203,22 @@ class NoisyStackPair(OwnsCorruption):
         return CorruptedPair(np.concatenate(slices), target, None, None)
 
 
-class _OneKey(Randomizable, MapTransform):
-    """Dictionary twin of a stack maker: applies ``self.maker`` to each key (in place)."""
-
-    maker: RandomizableTransform
-
-    def set_random_state(self, seed=None, state=None):
-        self.maker.set_random_state(seed, state)
-        return self
-
-    def randomize(self, data=None) -> None:
-        return None
-
-    def __call__(self, data: Mapping[Hashable, object]) -> dict[Hashable, object]:
-        d = dict(data)
-        for key in self.key_iterator(d):
-            d[key] = self.maker(d[key])
-        return d
-
-
-class RandVolumeStackd(_OneKey):
+class RandVolumeStackd(RandArrayTwin):
     """Dictionary twin of :class:`RandVolumeStack`."""
 
     def __init__(self, keys: KeysCollection, neighbours: int = 2, steps: Sequence[int] = (1, 1, 2, 3),
                  allow_missing_keys: bool = False) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        self.maker = RandVolumeStack(neighbours, steps)
+        self.array_transform = RandVolumeStack(neighbours, steps)
 
 
-class RandPseudoStackd(_OneKey):
+class RandPseudoStackd(RandArrayTwin):
     """Dictionary twin of :class:`RandPseudoStack`."""
 
     def __init__(self, keys: KeysCollection, neighbours: int = 2, shift_range: tuple[float, float] = (0.0, 1.5),
                  drift: float = 0.03, allow_missing_keys: bool = False) -> None:
         MapTransform.__init__(self, keys, allow_missing_keys)
-        self.maker = RandPseudoStack(neighbours, shift_range, drift)
+        self.array_transform = RandPseudoStack(neighbours, shift_range, drift)
 
 
 class NoisyStackPaird(NoisyPaird):
