@@ -95,7 +95,7 @@ class Bundle:
         """Whether the inferer takes whole volumes (see :func:`runs_on_volumes`); else slices run one by one."""
         return runs_on_volumes(self.inferer)
 
-    def denoise(self, image: Any) -> np.ndarray:
+    def denoise(self, image: Any, progress: Callable[[int, int], None] | None = None) -> np.ndarray:
         """Denoise one image in its own units, as ``medden denoise`` does.
 
         The bundle's intensity percentiles and smoothing apply
@@ -106,6 +106,9 @@ class Bundle:
         Args:
             image: ``(C, H, W)`` or ``(C, H, W, D)``, numpy or torch (on the CPU), finite,
                 in modality units; only read.
+            progress: called as ``progress(slices_done, slices)`` while the image is denoised
+                (``slices`` is ``D``, or 1 for a 2D image; times ``C`` when a grey bundle takes
+                ``C`` channels as slices), from the calling thread; None: nothing is reported.
 
         Returns:
             float32 numpy array of ``image``'s shape, in its units.
@@ -115,6 +118,7 @@ class Bundle:
             ValueError: ``image`` is not ``(C, H, W[, D])`` or holds NaN or inf.
         """
         from medden.core.validation import check_finite  # torch loads with the first image
+        from medden.inference.progress import report_progress, reporting_progress
 
         image = np.asarray(image, np.float32)
         if image.ndim not in (3, 4):
@@ -123,24 +127,49 @@ class Bundle:
         flat = image.ndim == 3
         volume = image[..., None] if flat else image
         channels = volume.shape[0]
-        if self.image_channels == 1 and channels > 1:
-            _, x, y, n = volume.shape
-            grey = volume.transpose(1, 2, 3, 0).reshape(1, x, y, n * channels)
-            out = self._volume(grey).reshape(x, y, n, channels).transpose(3, 0, 1, 2)
-        elif channels != self.image_channels:
+        grey_channels = self.image_channels == 1 and channels > 1
+        if channels != self.image_channels and not grey_channels:
             raise ChannelError(self.name, self.image_channels, channels)
-        else:
-            out = self._volume(volume)
+        slices = volume.shape[-1] * (channels if grey_channels else 1)
+        with reporting_progress(None if progress is None else _in_slices(progress, slices)):
+            if grey_channels:
+                _, x, y, n = volume.shape
+                grey = volume.transpose(1, 2, 3, 0).reshape(1, x, y, n * channels)
+                out = self._volume(grey).reshape(x, y, n, channels).transpose(3, 0, 1, 2)
+            else:
+                out = self._volume(volume)
+            report_progress(1, 1)  # done, whatever the inferer reported
         return np.ascontiguousarray(out[..., 0] if flat else out)
 
     def _volume(self, volume: np.ndarray) -> np.ndarray:
         """Denoise a ``(C, H, W, D)`` volume of the bundle's channel count, whole or slice by slice."""
+        from medden.inference.progress import progress_part, report_progress
+
         if self.runs_on_volumes:
             return self._image(volume)
-        return np.stack([self._image(volume[..., k]) for k in range(volume.shape[-1])], axis=-1)
+        out = []
+        for k in range(volume.shape[-1]):
+            with progress_part(k, volume.shape[-1]):
+                out.append(self._image(volume[..., k]))
+                report_progress(1, 1)
+        return np.stack(out, axis=-1)
 
     def _image(self, image: np.ndarray) -> np.ndarray:
         from medden.inference import denoise_image
 
         out = denoise_image(image, self.network, self.inferer, self.percentiles, smoothing=self.smoothing)
         return np.asarray(out, np.float32)
+
+
+def _in_slices(progress: Callable[[int, int], None], slices: int) -> Callable[[int, int], None]:
+    """``progress(slices_done, slices)`` from the inferers' ``(done, total)``, called only when a slice is done."""
+    last = -1
+
+    def report(done: int, total: int) -> None:
+        nonlocal last
+        now = done * slices // total
+        if now > last:
+            last = now
+            progress(now, slices)
+
+    return report

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from monai.inferers import Inferer
 
+from medden.inference.progress import progress_part, run_base_inferer
 from medden.core.validation import check_int
 from medden.inference.checks import resolve_inferer
 
@@ -66,6 +67,8 @@ class SelfEnsembleInferer(Inferer):
         """The mean of the views' outputs, each turned back; same shape as ``inputs``."""
         total = None
         for index in range(self.views):
-            out = _unview(self.base_inferer(_view(inputs, index), network, *args, **kwargs), index)
+            with progress_part(index, self.views):
+                out = _unview(run_base_inferer(self.base_inferer, _view(inputs, index), network, *args, **kwargs),
+                              index)
             total = out if total is None else total + out
         return total / self.views

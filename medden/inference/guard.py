@@ -33,6 +33,7 @@ import torch
 import torch.nn.functional as F
 from monai.inferers import Inferer
 
+from medden.inference.progress import run_base_inferer
 from medden.core.noise_estimation import flat_region_sigma
 from medden.core.validation import check_int, check_number
 from medden.inference.checks import resolve_inferer
@@ -128,5 +129,5 @@ class ResidualGuardInferer(Inferer):
 
     def __call__(self, inputs: torch.Tensor, network: Callable, *args: Any, **kwargs: Any) -> torch.Tensor:
         """The base inferer's output for ``inputs``, guarded; same shape."""
-        return guard_residual(inputs, self.base_inferer(inputs, network, *args, **kwargs), self.highpass,
+        return guard_residual(inputs, run_base_inferer(self.base_inferer, inputs, network, *args, **kwargs), self.highpass,
                               self.clip_sigmas)

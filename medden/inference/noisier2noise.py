@@ -31,6 +31,7 @@ from monai.config import NdarrayOrTensor
 from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
+from medden.inference.progress import progress_part, run_base_inferer
 from medden.inference.checks import (
     check_batch,
     check_network,
@@ -168,9 +169,10 @@ class Noisier2NoiseInferer(Inferer):
         check_batch(inputs, "inputs")
         total = None
         with torch.no_grad():
-            for _ in range(self.n_samples):
+            for sample in range(self.n_samples):
                 z = inputs if self.recorruption is None else self.recorrupt(inputs)
-                pred = evaluate(lambda t: self.base_inferer(t, network, *args, **kwargs), z)
+                with progress_part(sample, self.n_samples):
+                    pred = evaluate(lambda t: run_base_inferer(self.base_inferer, t, network, *args, **kwargs), z)
                 estimate = noisier2noise_correction(pred, z, self.alpha)
                 total = estimate if total is None else total + estimate
         mean = total if self.n_samples == 1 else total / self.n_samples

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from monai.inferers import Inferer
 
+from medden.inference.progress import progress_part, run_base_inferer
 from medden.inference.checks import (
     check_batch,
     check_eta,
@@ -162,8 +163,13 @@ class RefinementInferer(Inferer):
         """
         check_network(network)
 
+        calls = 0
+
         def step(x: torch.Tensor) -> torch.Tensor:
-            out = self.base_inferer(x, network, *args, **kwargs)
+            nonlocal calls
+            with progress_part(calls, max(self.steps, 1)):  # each network evaluation is one part of the progress
+                out = run_base_inferer(self.base_inferer, x, network, *args, **kwargs)
+            calls += 1
             return keep_observed_pixels(out, inputs) if self.keep_observed else out
 
         with torch.no_grad():

@@ -19,6 +19,7 @@ from monai.inferers import Inferer
 
 from medden.core.validation import check_int
 from medden.inference.checks import check_batch, check_network
+from medden.inference.progress import report_progress
 from medden.transforms.stacks import stack_indices
 
 __all__ = ["SliceStackInferer"]
@@ -60,6 +61,7 @@ class SliceStackInferer(Inferer):
         if depth == 1 and self.lone_network is not None:
             out = torch.cat([self.lone_network(volume[start : start + self.sw_batch_size, ..., 0])
                              for start in range(0, volume.shape[0], self.sw_batch_size)])
+            report_progress(1, 1)
             return out if flat else out[..., None]
         out = torch.empty_like(volume)
         for b in range(volume.shape[0]):
@@ -68,4 +70,5 @@ class SliceStackInferer(Inferer):
                 stacks = torch.stack([volume[b, 0][..., stack_indices(depth, self.neighbours, k)].permute(2, 0, 1)
                                       for k in centres])
                 out[b, 0, ..., start : start + len(centres)] = network(stacks, *args, **kwargs)[:, 0].permute(1, 2, 0)
+                report_progress(b * depth + centres.stop, volume.shape[0] * depth)
         return out[..., 0] if flat else out

@@ -19,6 +19,7 @@ from monai.utils import convert_to_dst_type, convert_to_tensor
 from medden.networks.zoo import network_device
 from medden.core.intensity import intensity_range
 from medden.core.validation import check_channel_first, check_finite
+from medden.inference.progress import run_base_inferer
 
 __all__ = ["denoise_image", "intensity_range", "to_unit_range"]
 
@@ -48,7 +49,7 @@ def denoise_image(image: NdarrayOrTensor, network: torch.nn.Module, inferer: Inf
     if device is None:
         device = network_device(network)
     with torch.no_grad():
-        out = inferer(unit[None].to(device), network)[0].float().cpu() * scale + low
+        out = run_base_inferer(inferer, unit[None].to(device), network)[0].float().cpu() * scale + low
     return convert_to_dst_type(out, image, dtype=torch.float32)[0]
 
 
