@@ -17,6 +17,7 @@ import torch
 __all__ = [
     "check_channel_first",
     "check_finite",
+    "check_image_layout",
     "check_int",
     "check_non_negative",
     "check_number",
@@ -63,6 +64,43 @@ def check_channel_first(img: Any, name: str = "img", spatial_dims: Sequence[int]
     if min(view.shape) == 0:
         raise ValueError(f"{name} has an empty dimension: shape {tuple(view.shape)}.")
     return n_spatial
+
+
+def check_image_layout(shape: Sequence[int], name: str = "image", channels: Sequence[int] = (1, 3)) -> str:
+    """Read an image's layout from its shape under the package's convention, never guessing.
+
+    ``(H, W)`` is one grey plane, ``(C, H, W)`` one image and ``(C, H, W, D)`` a volume, with
+    ``C`` in ``channels``. A 3-D shape whose first axis is not a channel count is ambiguous: an
+    ``(H, W, D)`` volume without its channel axis would be read as an image of ``H`` channels,
+    so it is refused.
+
+    Args:
+        shape: the array's shape.
+        name: the argument's name, used in the error message.
+        channels: the channel counts a ``(C, ...)`` layout may have.
+
+    Returns:
+        ``"plane"``, ``"image"`` or ``"volume"``.
+
+    Raises:
+        ValueError: another rank, an empty dimension, a channel count not in ``channels``, or
+            an ambiguous 3-D shape (the message says how to add the channel axis).
+    """
+    shape = tuple(int(n) for n in shape)
+    if len(shape) not in (2, 3, 4):
+        raise ValueError(f"{name} must be (H, W), (C, H, W) or (C, H, W, D), got shape {shape} (rank {len(shape)}).")
+    if min(shape) == 0:
+        raise ValueError(f"{name} has an empty dimension: shape {shape}.")
+    counts = " or ".join(str(c) for c in channels)
+    if len(shape) == 3 and shape[0] not in channels:
+        raise ValueError(
+            f"{name} of shape {shape} is ambiguous: a (C, H, W) image has C = {counts} channels, so this is "
+            f"probably an (H, W, D) volume without a channel axis; pass image[None] for a (1, H, W, D) volume, "
+            f"or move the channel axis first.")
+    if len(shape) == 4 and shape[0] not in channels:
+        raise ValueError(f"{name} of shape {shape} must be (C, H, W, D) with C = {counts}, got C = {shape[0]}; "
+                         "pass image[None] for a (1, H, W, D) volume.")
+    return {2: "plane", 3: "image", 4: "volume"}[len(shape)]
 
 
 def check_finite(img: Any, name: str = "img") -> None:

@@ -41,3 +41,49 @@ def test_classical_names_and_unknown_names():
     assert make_denoiser("tv").name == "TV"
     with pytest.raises(FileNotFoundError, match=r"unknown bundle 'wiener'.*Classical denoisers: bm3d, nlm"):
         make_denoiser("wiener")
+
+
+def _volume(depth=4):
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:32, :40]
+    base = 0.2 + 0.5 * (((yy - 16) ** 2 + (xx - 20) ** 2) < 120)
+    clean = np.repeat(base[..., None], depth, axis=-1)
+    return (clean + rng.normal(0, 0.08, clean.shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("name", ["general_denoiser", "tv"])
+def test_an_h_w_d_volume_without_a_channel_axis_is_refused_not_guessed(name):
+    denoiser = make_denoiser(name, device="cpu") if name != "tv" else make_denoiser(name)
+    with pytest.raises(ValueError, match=r"\(32, 40, 4\) is ambiguous.*image\[None\] for a \(1, H, W, D\) volume"):
+        denoiser(_volume())
+
+
+@pytest.mark.parametrize("name", ["general_denoiser", "general_denoiser_v3", "tv"])
+def test_package_layouts_are_accepted_and_keep_their_shape(name):
+    denoiser = make_denoiser(name, device="cpu") if name != "tv" else make_denoiser(name)
+    volume = _volume()[None]
+    before = volume.copy()
+    out = denoiser(volume)
+    np.testing.assert_array_equal(volume, before)
+    assert out.shape == volume.shape and out.dtype == np.float32
+    assert np.mean((out - volume) ** 2) > 1e-5
+    plane = volume[0, ..., 0]
+    np.testing.assert_allclose(denoiser(plane), denoiser(plane[None])[0], atol=1e-6)
+    assert denoiser(plane).shape == plane.shape
+
+
+def test_classical_volumes_are_denoised_slice_by_slice():
+    denoiser = make_denoiser("tv")
+    volume = _volume(3)[None]
+    out = denoiser(volume)
+    for k in range(3):
+        np.testing.assert_allclose(out[..., k], denoiser(volume[..., k]), atol=1e-6)
+    assert denoiser.weight == denoiser.denoiser.weight  # attributes read through
+
+
+def test_rank_and_channel_count_errors_name_the_shape():
+    denoiser = make_denoiser("tv")
+    with pytest.raises(ValueError, match=r"got shape \(2, 3, 4, 5, 6\)"):
+        denoiser(np.zeros((2, 3, 4, 5, 6), np.float32))
+    with pytest.raises(ValueError, match=r"C = 1 or 3, got C = 2"):
+        denoiser(np.zeros((2, 8, 8, 3), np.float32))
