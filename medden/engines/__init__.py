@@ -30,7 +30,15 @@ from medden.engines.fit_pairs import (
 )
 from medden.engines.input_fit import FitResult, HeldOutSelection, build_fit_trainer, choose_snapshot, fit_network
 from medden.engines.steps import make_noise_map_step, make_prepare_batch, make_train_step, make_vae_direct_step
-from medden.engines.workflows import VAL_PSNR, VAL_SSIM, build_evaluator, build_trainer, train_recorruption
+from medden.engines.workflows import (
+    LEARNING_RATE,
+    VAL_PSNR,
+    VAL_SSIM,
+    build_evaluator,
+    build_trainer,
+    check_fills_a_batch,
+    train_recorruption,
+)
 
 __all__ = [
     "CheckpointHandler",
@@ -53,6 +61,8 @@ __all__ = [
     "build_flow_evaluator",
     "make_flow_step",
     "LossScheduleHandler",
+    "LEARNING_RATE",
+    "check_fills_a_batch",
     "VAL_PSNR",
     "VAL_SSIM",
     "build_evaluator",

@@ -33,11 +33,14 @@ from medden.engines.distributed import is_main_process
 from medden.engines.handlers import BEST_MODEL, CheckpointHandler, LossScheduleHandler, resume_training
 from medden.engines.steps import make_prepare_batch, make_train_step
 from medden.core.keys import Keys
-from medden.core.validation import check_positive
+from medden.core.validation import check_int, check_positive
 
-__all__ = ["VAL_PSNR", "VAL_SSIM", "build_evaluator", "build_trainer", "train_recorruption"]
+__all__ = ["LEARNING_RATE", "VAL_PSNR", "VAL_SSIM", "build_evaluator", "build_trainer", "check_fills_a_batch",
+           "train_recorruption"]
 
 VAL_PSNR, VAL_SSIM = "val_psnr", "val_ssim"
+#: the TensorBoard tag of the learning rate, written once per epoch
+LEARNING_RATE = "lr"
 _PRED_LABEL = from_engine([CommonKeys.PRED, CommonKeys.LABEL])
 
 
@@ -88,11 +91,14 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
                   mask_key: str | None = Keys.TARGET_MASK, progress_bar: bool = True,
                   loss_kwargs: Mapping[str, str] | None = None, iteration_update: Callable | None = None,
                   extra_evaluators: Sequence[SupervisedEvaluator] = (), key_metric: str = VAL_PSNR,
-                  key_metric_mode: str = "max", extra_handlers: Sequence = ()) -> SupervisedTrainer:
+                  key_metric_mode: str = "max", extra_handlers: Sequence = (),
+                  epoch_length: int | None = None) -> SupervisedTrainer:
     """A ``SupervisedTrainer`` running medden's step with the standard handlers attached.
 
-    Handlers (on rank 0 where they write): loss to the log (``StatsHandler``) and TensorBoard
-    (``output_dir/tensorboard``), a tqdm progress bar, validation every ``val_interval``
+    Handlers (on rank 0 where they write): loss to the log (``StatsHandler``); TensorBoard
+    (``output_dir/tensorboard``): the step's scalars every iteration, the learning rate
+    (``lr``) and every validation metric (``val_psnr``, ``val_ssim``, ...) every epoch; a
+    tqdm progress bar, validation every ``val_interval``
     epochs, ``output_dir/last.pt`` after every epoch and ``output_dir/best.pt`` (network
     weights only) whenever ``key_metric`` improves, and loss schedules (annealed L0).
 
@@ -115,6 +121,12 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
             whether higher (``"max"``) or lower (``"min"``) is better.
         extra_handlers: objects with ``attach(trainer)``, attached last (e.g.
             :class:`~medden.engines.FlowSampleSaver`).
+        epoch_length: iterations per epoch; default: one pass over ``train_loader`` (fewer
+            make a short run; the loader's iterator then continues across epochs).
+
+    Raises:
+        ValueError: ``train_loader`` yields no batch (fewer samples than one batch, with
+            ``drop_last``), or ``epoch_length < 1``.
     """
     output_dir = Path(output_dir)
     main = is_main_process()
@@ -126,18 +138,28 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
         return {("train_loss" if key == CommonKeys.LOSS else f"train_{key}"): float(value)
                 for key, value in output.items() if isinstance(value, torch.Tensor) and value.ndim == 0}
 
+    check_fills_a_batch(train_loader)
+    if epoch_length is not None:
+        epoch_length = check_int(epoch_length, "epoch_length", hint="it is how many iterations make one epoch; "
+                                                                    "None for one pass over the training data")
+    validators = ([evaluator] if evaluator is not None else []) + list(extra_evaluators)
     handlers = []
     if main:
+        from torch.utils.tensorboard import SummaryWriter  # as MONAI's TensorBoard handlers, only when used
+
+        writer = SummaryWriter(log_dir=str(output_dir / "tensorboard"))
         handlers += [StatsHandler(tag_name="train_loss", output_transform=loss_log),
-                     TensorBoardStatsHandler(log_dir=str(output_dir / "tensorboard"), output_transform=scalars_log)]
+                     TensorBoardStatsHandler(summary_writer=writer, output_transform=scalars_log,
+                                             epoch_event_writer=_learning_rate_writer(optimizer))]
+        for validator in validators:  # their metrics, at the trainer's epoch (ValidationHandler runs them so)
+            TensorBoardStatsHandler(summary_writer=writer, iteration_log=False).attach(validator)
     if lr_scheduler is not None:
-        handlers.append(LrScheduleHandler(lr_scheduler, print_lr=False))
-    validators = ([evaluator] if evaluator is not None else []) + list(extra_evaluators)
+        handlers.append(LrScheduleHandler(lr_scheduler, print_lr=False))  # after the lr is written for the epoch
     for validator in validators:
         handlers.append(ValidationHandler(validator=validator, interval=val_interval, epoch_level=True))
     trainer = SupervisedTrainer(
         device=torch.device(device), max_epochs=max_epochs, train_data_loader=train_loader, network=network,
-        optimizer=optimizer, loss_function=loss_function, inferer=SimpleInferer(),
+        optimizer=optimizer, loss_function=loss_function, inferer=SimpleInferer(), epoch_length=epoch_length,
         iteration_update=iteration_update or make_train_step(input_key, target_key, mask_key, loss_kwargs),
         train_handlers=handlers, amp=amp,
     )
@@ -152,9 +174,41 @@ def build_trainer(network: torch.nn.Module, optimizer: torch.optim.Optimizer, lo
         handler.attach(trainer)
     if progress_bar and main:
         ProgressBar(persist=False).attach(trainer, output_transform=lambda out: {"loss": loss_log(out)})
+    if main:
+        trainer.add_event_handler(Events.COMPLETED, lambda _: writer.close())  # after the final validation
     if resume_from is not None:
         resume_training(resume_from, network, optimizer, trainer, lr_scheduler)
     return trainer
+
+
+def _learning_rate_writer(optimizer: torch.optim.Optimizer) -> Callable:
+    """A ``TensorBoardStatsHandler`` epoch writer of the first parameter group's learning rate, as ``lr``."""
+
+    def write(engine, writer) -> None:
+        writer.add_scalar(LEARNING_RATE, optimizer.param_groups[0]["lr"], engine.state.epoch)
+        writer.flush()
+
+    return write
+
+
+def check_fills_a_batch(loader) -> None:
+    """Refuse a training loader that yields no batch: fewer samples than one batch, with ``drop_last``.
+
+    Raises:
+        ValueError: naming the number of samples, the batch size and what to change.
+    """
+    try:
+        batches = len(loader)
+    except TypeError:  # an iterable without a length: it may still yield
+        return
+    if batches == 0:
+        samples = len(loader.dataset) if hasattr(loader, "dataset") else "too few"
+        batch_size = getattr(loader, "batch_size", None)
+        raise ValueError(
+            f"the training data cannot fill one batch: {samples} samples (on this process) for batch_size="
+            f"{batch_size}, and incomplete batches are dropped. Lower batch_size (e.g. --batch_size {samples}), "
+            "or give more data (more images in dataset_dir, or a larger repeats_per_epoch / patches_per_modality "
+            "where the bundle has one).")
 
 
 def train_recorruption(network: torch.nn.Module, train_loader, val_loader, max_epochs: int,
