@@ -28,9 +28,10 @@ with the first bundle.
 from medden.bundle.bundle import Bundle, ChannelError
 from medden.bundle.config import bundle_config
 from medden.bundle.exports import BACKENDS
-from medden.bundle.loading import bundle_network, load_bundle
+from medden.bundle.loading import NotAnImageBundleError, bundle_network, load_bundle
 from medden.bundle.resolve import (DEFAULT_BUNDLE, UntrustedBundleError, is_shipped, resolve_bundle, shipped_bundles,
                                   shipped_bundles_dir)
 
-__all__ = ["BACKENDS", "DEFAULT_BUNDLE", "Bundle", "ChannelError", "UntrustedBundleError", "bundle_config",
-           "bundle_network", "is_shipped", "load_bundle", "resolve_bundle", "shipped_bundles", "shipped_bundles_dir"]
+__all__ = ["BACKENDS", "DEFAULT_BUNDLE", "Bundle", "ChannelError", "NotAnImageBundleError", "UntrustedBundleError",
+           "bundle_config", "bundle_network", "is_shipped", "load_bundle", "resolve_bundle", "shipped_bundles",
+           "shipped_bundles_dir"]

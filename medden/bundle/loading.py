@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     import torch
     from monai.bundle import ConfigParser
 
-__all__ = ["bundle_network", "load_bundle"]
+__all__ = ["INPUT_KEY", "NotAnImageBundleError", "bundle_network", "check_image_bundle", "load_bundle"]
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,8 @@ def load_bundle(bundle: str | os.PathLike, device: str | torch.device | None = N
         FileNotFoundError: no such bundle (see :func:`~medden.bundle.resolve.resolve_bundle`),
             or an exported ``backend`` the bundle has no export of.
         UntrustedBundleError: a folder medden does not ship, without ``trust`` (nothing of it is parsed).
+        NotAnImageBundleError: the bundle's inference.json has no image ``inferer`` (e.g. a k-space
+            reconstruction bundle); the message says what it takes and how to run it.
         TypeError: ``batch_size`` is not an int.
         ValueError: ``batch_size < 1``, or given for an inferer without ``sw_batch_size``;
             bad ``intensity_percentiles``, ``intensity_smoothing`` or ``image_channels``; a
@@ -97,6 +99,7 @@ def load_bundle(bundle: str | os.PathLike, device: str | torch.device | None = N
 
         overrides = {"device": f"$torch.device('{torch.device(device)}')", **overrides}
     parser = bundle_config(root, overrides=overrides, trust=True)  # resolve_bundle checked it
+    check_image_bundle(parser, root)
     network, backend, weights = _network(parser, root, "torch" if "model_path" in overrides else backend)
     inferer = _evaluated(parser, "inferer")
     if batch_size is not None:
@@ -116,6 +119,31 @@ def load_bundle(bundle: str | os.PathLike, device: str | torch.device | None = N
     logger.info("bundle %s runs on the %s backend", name, backend)
     return Bundle(name=name, root=root, network=network, inferer=inferer, parameters=parameters,
                   percentiles=percentiles, smoothing=smoothing, image_channels=channels, backend=backend)
+
+
+class NotAnImageBundleError(ValueError):
+    """A bundle whose ``configs/inference.json`` has no image ``inferer``: it cannot denoise an image."""
+
+
+#: the inference.json id a non-image bundle may set to say what its ``input_dir`` takes
+INPUT_KEY = "inference_input"
+
+
+def check_image_bundle(parser: ConfigParser, root: Path) -> None:
+    """Refuse a bundle without an ``inferer`` in its inference config, before anything of it is evaluated.
+
+    Raises:
+        NotAnImageBundleError: naming the bundle, what it takes (its ``inference_input``, or its
+            metadata's description) and the ``monai.bundle`` command that runs it.
+    """
+    if "inferer" in parser:
+        return
+    takes = parser[INPUT_KEY] if INPUT_KEY in parser else read_metadata(root).get("description", "see its docs")
+    raise NotAnImageBundleError(
+        f"bundle {root.name!r} cannot denoise images: its {str(root / INFERENCE_CONFIG)!r} has no 'inferer' "
+        f"(medden denoise, the viewer and load_bundle run image bundles only). It takes: {takes} Run it with its "
+        f"own inference config: python -m monai.bundle run --config_file {root / INFERENCE_CONFIG} --input_dir DIR "
+        "--output_dir OUT")
 
 
 def _evaluated(parser: ConfigParser, key: str) -> Any:
