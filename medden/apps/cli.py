@@ -376,6 +376,34 @@ def _print_table(rows: list[tuple[str, ...]]) -> None:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
+def _add_train_command(commands: argparse._SubParsersAction) -> None:
+    parser = commands.add_parser(
+        "train",
+        help="train a bundle (its configs/train.json) from any folder, optionally evaluate it",
+        description="Run a bundle's configs/train.json as 'python -m monai.bundle run' would, with the checkpoints "
+                    "and TensorBoard logs in OUTPUT/train and the trained weights in OUTPUT/model.pt (the bundle's "
+                    "own models/model.pt is not touched); with --evaluate, then its configs/evaluate.json on them "
+                    "(OUTPUT/eval/metrics.json). Small runs: --set max_epochs=1 --set epoch_length=10 "
+                    "--set val_interval=1.",
+    )
+    parser.add_argument("bundle", metavar="NAME_OR_DIR",
+                        help="shipped bundle name, or a bundle folder written as a path (./x) with --trust-bundle")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="a config id and value, repeatable, e.g. --set max_epochs=2 --set channels=[8,16] "
+                             "--set dataset_dir=/data/ixi (values are read as JSON, else as text)")
+    parser.add_argument("--output", default=None, metavar="DIR",
+                        help="folder of the results (default: ./medden-train/<bundle name>)")
+    parser.add_argument("--evaluate", action="store_true", help="then score the trained weights with evaluate.json")
+    parser.add_argument("--trust-bundle", action="store_true", help=_TRUST_HELP)
+
+    def run(args: argparse.Namespace) -> int:
+        from medden.apps.train import train_command
+
+        return train_command(args)
+
+    parser.set_defaults(func=run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``medden`` argument parser with every subcommand registered."""
     from medden import __version__
@@ -391,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_command(commands)
     _add_benchmark_command(commands)
     _add_serve_command(commands)
+    _add_train_command(commands)
     return parser
 
 

@@ -1,0 +1,64 @@
+"""``medden train``: a bundle's train.json (then evaluate.json) from any folder, outputs outside the bundle."""
+
+import hashlib
+import logging
+
+import pytest
+import torch
+
+from helpers import REPO, copy_bundle
+from medden.apps.cli import main
+from medden.apps.train import parse_settings
+
+TINY = ["--set", "channels=[4,8]", "--set", "max_epochs=1", "--set", "epoch_length=1", "--set", "batch_size=2",
+        "--set", "patches_per_modality=2", "--set", "val_interval=1"]
+SHIPPED_MODEL = REPO / "bundles" / "n2n_image" / "models" / "model.pt"
+
+
+@pytest.fixture(autouse=True)
+def _keep_logging():
+    """A bundle's logging.conf replaces the root logger's handlers; put them back after each test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    for handler in root.handlers[:]:
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def test_parse_settings_reads_json_literals_and_text():
+    assert parse_settings(["max_epochs=2", "channels=[4, 8]", "dataset_dir=/data/x", "resume_from=None",
+                           "a#b=true"]) == {"max_epochs": 2, "channels": [4, 8], "dataset_dir": "/data/x",
+                                            "resume_from": None, "a#b": True}
+    with pytest.raises(ValueError, match="KEY=VALUE.*got 'max_epochs'"):
+        parse_settings(["max_epochs"])
+
+
+def test_train_a_shipped_bundle_from_another_folder_with_evaluation(tmp_path, monkeypatch, capsys):
+    shipped = hashlib.sha256(SHIPPED_MODEL.read_bytes()).hexdigest()
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "n2n_image", *TINY, "--evaluate"]) == 0
+    out = tmp_path / "medden-train" / "n2n_image"  # the default output
+    trained, original = (torch.load(path, weights_only=True) for path in (out / "model.pt", SHIPPED_MODEL))
+    assert any(trained[key].shape != original[key].shape for key in trained)  # the 4-8 channel network
+    assert (out / "train" / "last.pt").is_file() and any((out / "train" / "tensorboard").iterdir())
+    printed = capsys.readouterr().out
+    assert f"model: {out / 'model.pt'}" in printed and "evaluation: val_psnr" in printed
+    assert (out / "eval" / "metrics.json").is_file()
+    assert hashlib.sha256(SHIPPED_MODEL.read_bytes()).hexdigest() == shipped  # the shipped model is untouched
+
+
+def test_an_unshipped_folder_needs_trust_and_then_trains_into_output(tmp_path, capsys):
+    bundle = copy_bundle("n2n_image", tmp_path / "mine")
+    assert main(["train", str(bundle), *TINY, "--output", str(tmp_path / "out")]) == 1
+    assert "--trust-bundle" in capsys.readouterr().err
+    assert main(["train", str(bundle), *TINY, "--output", str(tmp_path / "out"), "--trust-bundle"]) == 0
+    assert (tmp_path / "out" / "model.pt").is_file() and not (bundle / "runs" / "train").exists()
+
+
+def test_a_failing_run_names_the_cause(tmp_path, capsys):
+    code = main(["train", "n2n_image", *TINY, "--set", "batch_size=64", "--output", str(tmp_path / "out")])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "train.json of bundle 'n2n_image' failed: ValueError: the training data cannot fill one batch" in err
