@@ -64,8 +64,8 @@ def parse_settings(pairs: Sequence[str]) -> dict[str, Any]:
     for pair in pairs:
         key, sep, text = pair.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set takes KEY=VALUE (a config id, e.g. max_epochs=1 or train#dataloader#batch_size=2); "
-                             f"got {pair!r}.")
+            raise ValueError("--set takes KEY=VALUE (a config id, e.g. max_epochs=1 or "
+                             f"train#dataloader#batch_size=2); got {pair!r}.")
         settings[key.strip()] = _value(text)
     return settings
 
@@ -114,7 +114,7 @@ def train_bundle(bundle: str | os.PathLike, settings: Mapping[str, Any] | None =
 
 
 def _run(root: Path, name: str, settings: dict[str, Any], only_known: bool) -> None:
-    """``monai.bundle.run`` of the bundle's config ``name`` with ``settings`` (those the config has, if ``only_known``)."""
+    """``monai.bundle.run`` of the bundle's config ``name`` with ``settings`` (only ids it has, if ``only_known``)."""
     from monai.bundle import ConfigParser, run
 
     path = root / config_file(name)
@@ -137,7 +137,8 @@ def train_command(args) -> int:
     result = train_bundle(args.bundle, parse_settings(args.set or []), output=args.output, evaluate=args.evaluate,
                           trust=args.trust_bundle)
     print(f"model: {result.model}")
-    print(f"checkpoints and TensorBoard logs: {result.train_dir} (tensorboard --logdir {result.train_dir / 'tensorboard'})")
+    print(f"checkpoints and TensorBoard logs: {result.train_dir} "
+          f"(tensorboard --logdir {result.train_dir / 'tensorboard'})")
     if result.metrics is not None:
         scores = ", ".join(f"{key} {value:.4g}" if isinstance(value, (int, float)) else f"{key} {value}"
                            for key, value in result.values.items())
