@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from medden.bundle import Bundle
     from medden.io.inputs import InputSource
 
-__all__ = ["REPORT", "denoise_path", "noise_figures", "outcome", "run_ending_cause", "write_preview"]
+__all__ = ["REPORT", "ItemProgress", "denoise_path", "series_label_of", "noise_figures", "outcome", "run_ending_cause", "write_preview"]
 
 REPORT = "medden_report.json"
 # errors about OUTPUT as a whole: every further series would fail alike
@@ -57,6 +57,34 @@ _RUN_ENDING_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 # atomic_write's temporary files: "." + stem + "." + 8 random characters (tempfile.mkstemp) + ".tmp" + suffixes
 _TEMP_NAME = re.compile(r"\..+\.[a-z0-9_]{8}\.tmp(\..+)?")
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ItemProgress:
+    """Where a run stands, sent to ``denoise_path``'s ``progress`` callback while it denoises.
+
+    Sent when a series or file starts (``done`` 0), after slices are denoised, and once when it
+    ends (``status`` set); a series an earlier run finished is sent once, ended.
+
+    Attributes:
+        index: the series or file's number in this run, from 1.
+        count: how many series and files this run (this process, under torchrun) has.
+        label: its name for people (:func:`medden.apps.naming.series_label`, or the
+            input-relative file name): no patient fields, printable.
+        done: slices denoised so far.
+        total: its slices (0 until known).
+        status: None while it runs; then its report row's status (``"done"``, ``"failed"``,
+            ``"done (resumed, skipped)"``).
+        reason: why it failed, with ``status`` ``"failed"``.
+    """
+
+    index: int
+    count: int
+    label: str
+    done: int = 0
+    total: int = 0
+    status: str | None = None
+    reason: str | None = None
 
 
 def noise_figures(before: np.ndarray, after: np.ndarray, max_slices: int = 16) -> dict[str, Any]:
@@ -206,12 +234,35 @@ def _dicom_sources(plan: Any) -> dict[str, Any]:
                               for h, p in zip(plan.headers, plan.paths, strict=True))
 
 
+def _series_row(plan: Any, root: Path) -> dict[str, Any]:
+    """The first fields of a series' report row: its UID, slices, and what names it for people
+    (modality, series number and description, input folder; never patient fields)."""
+    from medden.apps.naming import series_fields
+
+    return {"series_uid": plan.series_uid, "slices": int(plan.shape[-1]), **series_fields(plan.headers[0]),
+            "input_folder": _relative(plan.paths[0].parent, root) or "."}
+
+
+def series_label_of(row: Mapping[str, Any]) -> str:
+    """A report row's name for people: modality, series description and input folder
+    (:func:`medden.apps.naming.series_label`), or its input-relative file name; the series UID
+    only when the row has nothing else. No patient fields, safe to print."""
+    from medden.apps.naming import printable, series_label
+
+    if "file" in row:
+        return printable(row["file"], 60)
+    if row.get("modality") or row.get("series_description"):
+        return series_label(row, row.get("input_folder"))
+    return printable(row.get("series_uid", "series"), 64)
+
+
 def _denoise_series(plan: Any, loading: Future, run: _Run, sources: dict[str, Any] | None) -> dict:
     """Denoise and write the series ``loading`` reads; record it with its ``sources``
     (:func:`_dicom_sources`, None if a file could not be read then); return its report row."""
     from medden.io import write_derived_series
 
-    row: dict[str, Any] = {"series_uid": plan.series_uid, "slices": int(plan.shape[-1])}
+    row = _series_row(plan, run.root)
+    slices = run.start(series_label_of(row), row["slices"])
     started = time.perf_counter()
     try:
         sources = sources or _dicom_sources(plan)  # again, so a vanished file fails this series with its reason
@@ -220,7 +271,7 @@ def _denoise_series(plan: Any, loading: Future, run: _Run, sources: dict[str, An
         run.skipped.extend(problems)
         if series is None:
             raise ValueError("no slice of this series could be decoded")
-        denoised = run.bundle.denoise(series.volume)
+        denoised = run.bundle.denoise(series.volume, progress=slices)
         paths = write_derived_series(series, denoised, run.output_dir / "dicom", method="medden denoise",
                                      model=run.bundle.name, parameters=run.bundle.parameters, overwrite=True)
         preview = write_preview(run.output_dir / "previews" / f"{_safe_name(plan.series_uid)}.png",
@@ -237,6 +288,7 @@ def _denoise_series(plan: Any, loading: Future, run: _Run, sources: dict[str, An
             raise
         reason = _failure(err, run.root, "INPUT")
         row.update(status="failed", reason=reason, seconds=round(time.perf_counter() - started, 3))
+    run.end(series_label_of(row), row)
     return row
 
 
@@ -258,10 +310,9 @@ def _sources_or_none(plan: Any) -> dict[str, Any] | None:
 def _denoise_dicom(source: InputSource, run: _Run) -> None:
     from medden.io import load_dicom_series, plan_dicom_series
 
-    from tqdm.auto import tqdm
-
     plans, skipped = plan_dicom_series(run.root, source.dicom_files)
     plans = plans[run.rank::run.world]  # plans come sorted by series UID, so every rank splits them alike
+    run.count += len(plans)
     if run.rank == 0:  # rank 0 reports what was left out, once
         unplaceable: dict[str, list] = {}
         for item in skipped:
@@ -276,10 +327,13 @@ def _denoise_dicom(source: InputSource, run: _Run) -> None:
     pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="medden-read")
     try:
         reads = _read_ahead(pool, [p for p in plans if finished[p.series_uid] is None], load_dicom_series)
-        for plan in tqdm(plans, desc="series", unit="series", disable=None):
+        for plan in plans:
             earlier = finished[plan.series_uid]
             if earlier is not None:  # never read again
-                run.rows.append(_resumed(earlier))
+                row = {**_series_row(plan, run.root), **_resumed(earlier)}
+                run.rows.append(row)
+                run.start(series_label_of(row), announce=False)
+                run.end(series_label_of(row), row)
                 continue
             _, loading = next(reads)
             row = _denoise_series(plan, loading, run, sources[plan.series_uid])
@@ -298,21 +352,25 @@ def _denoise_nifti(files: Sequence[Path], run: _Run) -> None:
         started = time.perf_counter()
         name = _relative(path, run.root)
         key, row = f"nifti:{name}", {"file": name}
+        run.start(series_label_of(row), announce=False)
         try:
             stat = path.stat()
             sources = source_fingerprint([(name, stat.st_size, stat.st_mtime_ns)])
             earlier = run.manifest.finished(key, sources)
             if earlier is not None:
-                run.rows.append(_resumed(earlier))
+                row = _resumed(earlier)
+                run.rows.append(row)
+                run.end(series_label_of(row), row)
                 continue
             redone = run.manifest.why_redone(key, sources)
+            slices = run.announce(series_label_of(row))
             out_dir = run.output_dir / "nifti" / Path(name).parent
             out_dir.mkdir(parents=True, exist_ok=True)
             out_path = denoised_nifti_path(out_dir, path)
-            volume, (denoised,) = map_nifti_file(path, [out_path], lambda image: (run.bundle.denoise(image),),
+            volume, (denoised,) = map_nifti_file(path, [out_path], lambda image: (run.bundle.denoise(image, progress=slices),),
                                                  overwrite=True)
             before = volume.numpy()
-            row.update(status="done", output=str(out_path.relative_to(run.output_dir)),
+            row.update(status="done", slices=int(before.shape[-1]), output=str(out_path.relative_to(run.output_dir)),
                        **_checked(noise_figures(before, denoised), before, denoised))
             if redone:
                 row["redone"] = redone
@@ -324,6 +382,7 @@ def _denoise_nifti(files: Sequence[Path], run: _Run) -> None:
             reason = _failure(err, path, name)
             row.update(status="failed", reason=reason, seconds=round(time.perf_counter() - started, 3))
         run.rows.append(row)
+        run.end(series_label_of(row), row)
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -346,6 +405,29 @@ class _Run:
     world: int = 1
     rows: list[dict] = field(default_factory=list)
     skipped: list = field(default_factory=list)
+    progress: Callable[[ItemProgress], None] | None = None
+    count: int = 0  # series and files this process denoises
+    index: int = 0  # the one being denoised, from 1
+
+    def start(self, label: str, total: int = 0, announce: bool = True) -> Callable[[int, int], None] | None:
+        """Go to the next series or file and :meth:`announce` it (unless not ``announce``)."""
+        self.index += 1
+        return self.announce(label, total) if announce else None
+
+    def announce(self, label: str, total: int = 0) -> Callable[[int, int], None] | None:
+        """Say the current series or file starts; return the slice callback for ``bundle.denoise`` (None if no
+        one listens)."""
+        if self.progress is None:
+            return None
+        index, count, progress = self.index, self.count, self.progress
+        progress(ItemProgress(index, count, label, 0, total))
+        return lambda done, slices: progress(ItemProgress(index, count, label, done, slices))
+
+    def end(self, label: str, row: Mapping[str, Any]) -> None:
+        """Announce that the current series or file ended, as ``row`` says."""
+        if self.progress is not None:
+            slices = int(row.get("slices") or 0)
+            self.progress(ItemProgress(self.index, self.count, label, slices, slices, row["status"], row.get("reason")))
 
 
 def outcome(report: Mapping[str, Any]) -> str:
@@ -360,7 +442,8 @@ def outcome(report: Mapping[str, Any]) -> str:
 
 
 def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, bundle: Bundle,
-                 resume: bool = True, overwrite: bool = False) -> dict:
+                 resume: bool = True, overwrite: bool = False,
+                 progress: Callable[[ItemProgress], None] | None = None) -> dict:
     """Denoise a DICOM folder or file, a NIfTI file, a folder of NIfTI files, or a folder of
     both, into ``output_dir``.
 
@@ -388,6 +471,8 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
         bundle: the loaded bundle.
         resume: skip what earlier runs finished (when still valid); else redo everything.
         overwrite: replace results of another model in ``output_dir`` (else refused).
+        progress: called with an :class:`ItemProgress` as each series or file starts, as its
+            slices are denoised and when it ends (from the calling thread); None: nothing is reported.
 
     Returns:
         The report, also written to ``output_dir/medden_report.json``: ``{"input_kind",
@@ -419,7 +504,8 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
     rank, world = _shard()
     model = model_identity(bundle)
     run = _Run(input_path if input_path.is_dir() else input_path.parent, output_dir, bundle,
-               RunManifest(output_dir, model, resume, overwrite, rank, world), rank, world)
+               RunManifest(output_dir, model, resume, overwrite, rank, world), rank, world, progress=progress)
+    run.count = len(list(source.files)[rank::world]) if source.kind.is_nifti else 0
     if rank == 0:
         _remove_stale_temp_files(output_dir)
     if world > 1:

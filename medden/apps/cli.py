@@ -11,9 +11,9 @@ Examples:
     medden denoise ./dicom_in ./dicom_out --bundle recorruption_ixi_bernoulli
     medden denoise ./scan.nii.gz ./out --bundle ./my_bundle --trust-bundle --batch-size 4 --device cpu
     medden denoise ./dicom_in ./dicom_out --fit --fit-minutes 10
-    medden export general_denoiser
+    medden export --bundle general_denoiser
     medden denoise ./dicom_in ./dicom_out --backend onnx
-    medden benchmark --quick --output ./bench
+    medden benchmark ./bench --quick
     medden serve --port 8000
 
 Exit codes: 0 success, 1 failure (the error is printed on stderr; for ``denoise``: nothing
@@ -24,8 +24,9 @@ or files failed, the report says why).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from medden.bundle.resolve import DEFAULT_BUNDLE
 from medden.bundle.exports import BACKENDS, CALIBRATION_NOISES, EXPORT_FORMATS
@@ -74,6 +75,8 @@ def _run_samples(args: argparse.Namespace) -> int:
     return 0
 
 
+#: unreadable files listed by name and reason at the end of ``medden denoise`` (all with ``--verbose``)
+_MAX_UNREADABLE_LINES = 10
 #: ``medden denoise`` exit codes by :func:`medden.apps.batch_denoise.outcome`
 DENOISE_EXIT_CODES = {"complete": 0, "nothing denoised": 1, "stopped": 1, "partial": 3}
 _TRUST_HELP = ("load a bundle folder medden does not ship: its configs run Python code, so pass this only for "
@@ -125,14 +128,47 @@ def _add_denoise_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--overwrite", action="store_true",
                         help="replace results of another model (another bundle, other weights, an earlier --fit) "
                              "in OUTPUT; without it such an OUTPUT is refused")
+    _add_verbosity_options(parser)
     parser.set_defaults(func=_run_denoise)
 
 
+def _add_verbosity_options(parser: argparse.ArgumentParser) -> None:
+    """``--quiet`` / ``--verbose``, stored as ``args.verbosity`` (see :mod:`medden.apps.terminal`)."""
+    from medden.apps.terminal import NORMAL, QUIET, VERBOSE
+
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("-q", "--quiet", dest="verbosity", action="store_const", const=QUIET, default=NORMAL,
+                       help="print only errors and the final line (no progress bars, no table)")
+    group.add_argument("-v", "--verbose", dest="verbosity", action="store_const", const=VERBOSE,
+                       help="more detail: a line per finished series or file, medden's log messages on stderr")
+
+
+@contextlib.contextmanager
+def _log_messages(verbosity: int) -> Iterator[None]:
+    """With ``--verbose``, send medden's INFO log messages to stderr for the duration (they never hold
+    patient fields); otherwise leave logging as it is."""
+    import logging
+
+    from medden.apps.terminal import VERBOSE
+
+    if verbosity < VERBOSE:
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("medden: %(name)s: %(message)s"))
+    logger = logging.getLogger("medden")
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 def _run_denoise(args: argparse.Namespace) -> int:
-    from medden.apps.batch_denoise import REPORT, denoise_path, run_ending_cause
     from medden.apps.run_record import has_results
-    from medden.bundle import load_bundle
-    from medden.engines.distributed import cleanup, is_main_process
     from medden.io.files import check_output_dir
     from medden.io.inputs import VOLUME_INPUTS, identify_input
 
@@ -141,21 +177,39 @@ def _run_denoise(args: argparse.Namespace) -> int:
     if args.fit and has_results(args.output) and not args.overwrite:
         raise ValueError(f"{args.output!r} holds results of an earlier run; --fit makes a new model, whose results "
                          "would replace them: choose another OUTPUT, or pass --overwrite.")
+    with _log_messages(args.verbosity):
+        return _denoise(args)
+
+
+def _denoise(args: argparse.Namespace) -> int:
+    """Fit (with ``--fit``), load the bundle, denoise with progress shown, print the summary; the exit code."""
+    from medden.apps.batch_denoise import REPORT, denoise_path, run_ending_cause
+    from medden.apps.terminal import DenoiseProgress, FitProgressLine, say
+    from medden.bundle import load_bundle
+    from medden.engines.distributed import cleanup, is_main_process
+
     try:
         bundle_dir, trust = args.bundle, args.trust_bundle
         if args.fit:
             from medden.apps.fit import fit_on_input
 
-            print(f"fitting {args.bundle} to the input for {args.fit_minutes:g} min ...", flush=True)
-            bundle_dir = fit_on_input(args.input, args.output, args.bundle, args.fit_minutes, args.device, trust=trust)
+            say(f"fitting {args.bundle} to the input for {args.fit_minutes:g} min ...", args.verbosity)
+            line = FitProgressLine(args.verbosity)
+            try:
+                bundle_dir = fit_on_input(args.input, args.output, args.bundle, args.fit_minutes, args.device,
+                                          trust=trust, progress=line)
+            finally:
+                line.close()
             trust = True  # made just now from a bundle that was trusted
-            print(f"fitted bundle saved to {bundle_dir} (reuse it with --bundle {bundle_dir} --trust-bundle)",
-                  flush=True)
+            say(f"fitted bundle saved to {bundle_dir} (reuse it with --bundle {bundle_dir} --trust-bundle)",
+                args.verbosity)
         bundle = load_bundle(bundle_dir, args.device, batch_size=args.batch_size, backend=args.backend, trust=trust,
                              overrides=_self_ensemble_overrides(bundle_dir, args.self_ensemble, trust))
-        print(f"{bundle.name}: {bundle.backend} backend", flush=True)
+        say(f"{bundle.name}: {bundle.backend} backend", args.verbosity)
+        bars = DenoiseProgress(args.verbosity)
         try:
-            report = denoise_path(args.input, args.output, bundle, resume=args.resume, overwrite=args.overwrite)
+            report = denoise_path(args.input, args.output, bundle, resume=args.resume, overwrite=args.overwrite,
+                                  progress=bars)
         except OSError as err:
             cause = run_ending_cause(err)
             if cause is None:
@@ -163,11 +217,13 @@ def _run_denoise(args: argparse.Namespace) -> int:
             print(f"medden: error: the run stopped: {cause}; what was finished is kept and recorded in "
                   f"{args.output}/{REPORT}; fix it and run the same command again to go on.", file=sys.stderr)
             return DENOISE_EXIT_CODES["stopped"]
+        finally:
+            bars.close()
     finally:
         main_process = is_main_process()
         cleanup()  # leave the torchrun process group, if one was joined
     if main_process:
-        _print_denoise_report(report, args.output)
+        _print_denoise_report(report, args.output, args.verbosity)
     return DENOISE_EXIT_CODES[report["outcome"]]
 
 
@@ -184,16 +240,39 @@ def _self_ensemble_overrides(bundle: str, self_ensemble: bool, trust: bool) -> d
     return {"self_ensemble_views": ENSEMBLE_VIEWS}
 
 
-def _print_denoise_report(report: dict, output: str) -> None:
+def _print_denoise_report(report: dict, output: str, verbosity: int = 1) -> None:
+    """The end of ``medden denoise``: a table naming each series (modality, description, input folder; no
+    patient fields), failure reasons and warnings on stderr, and the final count line (the only line
+    ``--quiet`` keeps, besides errors)."""
+    from medden.apps.batch_denoise import series_label_of
+    from medden.apps.naming import printable
+    from medden.apps.terminal import NORMAL, VERBOSE
+
     rows = [("series / file", "status", "seconds", "noise before", "noise after")]
+    if verbosity >= VERBOSE:
+        rows[0] = (*rows[0], "series UID / output")
     for row in report["series"]:
         noise = [f"{row[k]:.4g}" if isinstance(row.get(k), float) else "" for k in
                  ("noise_sigma_before", "noise_sigma_after")]
-        rows.append((str(row.get("series_uid", row.get("file"))), row["status"], str(row.get("seconds", "")), *noise))
-    _print_table(rows)
+        cells = (series_label_of(row), row["status"], str(row.get("seconds", "")), *noise)
+        if verbosity >= VERBOSE:
+            cells = (*cells, printable(row.get("output") or row.get("series_uid", ""), 80))
+        rows.append(cells)
+    if verbosity >= NORMAL:
+        _print_table(rows)
     for row in report["series"]:
+        if row["status"] == "failed":
+            print(f"medden: failed: {series_label_of(row)}: {printable(row.get('reason'), 300)}", file=sys.stderr)
         for warning in row.get("warnings") or []:
-            print(f"medden: warning: {row.get('series_uid', row.get('file'))}: {warning}", file=sys.stderr)
+            print(f"medden: warning: {series_label_of(row)}: {warning}", file=sys.stderr)
+    unreadable = [s for s in report["skipped"] if s["failed"]]
+    shown = unreadable if verbosity >= VERBOSE else unreadable[:_MAX_UNREADABLE_LINES]
+    for skipped in shown:
+        print(f"medden: unreadable: {printable(skipped['path'], 120)}: {printable(skipped['reason'], 300)}",
+              file=sys.stderr)
+    if len(shown) < len(unreadable):
+        print(f"medden: ... and {len(unreadable) - len(shown)} more unreadable file(s), each with its reason in "
+              f"{output}/medden_report.json (--verbose lists them all)", file=sys.stderr)
     failed_files = report["failed_files"]
     ignored = len(report["skipped"]) - failed_files
     print(f"{report['processed']} done, {report['failed']} failed, {failed_files} file(s) unreadable, {ignored} "
@@ -222,8 +301,10 @@ def _add_export_command(commands: argparse._SubParsersAction) -> None:
                     "change on corrupted validation windows), and record the checks in models/export.json. "
                     "'medden denoise --backend' then runs them.",
     )
-    parser.add_argument("bundle", metavar="NAME_OR_DIR",
-                        help="shipped bundle name, or a bundle folder written as a path (./x) with --trust-bundle")
+    parser.add_argument("--bundle", default=None, metavar="NAME_OR_DIR",
+                        help="the bundle to export: a shipped bundle name, or a bundle folder written as a path (./x) "
+                             "with --trust-bundle; its models/ folder receives the exports (required)")
+    parser.add_argument("bundle_positional", nargs="?", default=None, metavar="NAME_OR_DIR", help=argparse.SUPPRESS)
     parser.add_argument("--trust-bundle", action="store_true", help=_TRUST_HELP)
     parser.add_argument("--formats", nargs="+", default=list(EXPORT_FORMATS), choices=EXPORT_FORMATS,
                         help="what to write (default: all)")
@@ -236,7 +317,17 @@ def _add_export_command(commands: argparse._SubParsersAction) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     from medden.apps.export import export_bundle
 
-    record = export_bundle(args.bundle, args.formats, noises=args.calibration_noises, trust=args.trust_bundle)
+    bundle = args.bundle
+    if args.bundle_positional is not None:
+        _deprecated(f"'medden export {args.bundle_positional}'", f"'medden export --bundle {args.bundle_positional}'")
+        if bundle is not None and bundle != args.bundle_positional:
+            raise ValueError(f"two bundles given: --bundle {bundle!r} and {args.bundle_positional!r}; give one, "
+                             "with --bundle.")
+        bundle = args.bundle_positional
+    if bundle is None:
+        raise ValueError("no bundle to export: give --bundle NAME_OR_DIR, e.g. 'medden export --bundle "
+                         f"{DEFAULT_BUNDLE}'.")
+    record = export_bundle(bundle, args.formats, noises=args.calibration_noises, trust=args.trust_bundle)
     rows = [("format", "file", "MB", "check")]
     for name in args.formats:
         entry = record[name]
@@ -254,7 +345,7 @@ def _add_demo_command(commands: argparse._SubParsersAction) -> None:
         description="Write a clean and a corrupted MR DICOM series from the installed samples, run "
                     "'medden denoise' on the corrupted one, and print PSNR/SSIM against the clean one.",
     )
-    parser.add_argument("--output", default="medden-demo", metavar="DIR", help="where to write (default: %(default)s)")
+    _add_output_argument(parser, "medden-demo")
     parser.add_argument("--bundle", default=None, metavar="NAME_OR_DIR",
                         help="shipped bundle name, or a bundle folder written as a path with --trust-bundle "
                              "(default: the demo's shipped one)")
@@ -265,7 +356,7 @@ def _add_demo_command(commands: argparse._SubParsersAction) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from medden.apps.demo import run_demo
 
-    result = run_demo(args.output, args.bundle, trust=args.trust_bundle)
+    result = run_demo(_output(args), args.bundle, trust=args.trust_bundle)
     _print_table([("series", "PSNR (dB)", "SSIM"),
                   *[(name, f"{result[name]['psnr']:.2f}", f"{result[name]['ssim']:.4f}") for name in ("noisy", "denoised")]])
     print(f"clean:    {result['clean_dicom']}\nnoisy:    {result['noisy_dicom']}\n"
@@ -283,9 +374,11 @@ def _add_benchmark_command(commands: argparse._SubParsersAction) -> None:
                     "diagnostic fidelity. Writes OUTPUT/README.md, OUTPUT/benchmark.json and PNG grids. Full mode "
                     "trains the supervised networks first (cached in --runs-dir, reused); needs the bench extra.",
     )
-    parser.add_argument("--output", default="docs/results", metavar="DIR", help="where to write (default: %(default)s)")
+    _add_output_argument(parser, "docs/results")
     parser.add_argument("--quick", action="store_true",
-                        help="a few minutes: one brain slice, no training (the shipped supervised model)")
+                        help="a few minutes: every modality and noise as in full mode, but one brain MR slice instead "
+                             "of three, and no training: the shipped supervised_baseline model stands in for the "
+                             "supervised networks (Gaussian noise only); BM3D still runs unless --no-bm3d")
     parser.add_argument("--runs-dir", default="runs/benchmark", metavar="DIR",
                         help="cache of the supervised training runs (default: %(default)s)")
     parser.add_argument("--no-train", dest="train", action="store_false",
@@ -294,6 +387,7 @@ def _add_benchmark_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--noises", nargs="+", metavar="NAME", help="a subset of: gaussian poisson bernoulli kspace")
     parser.add_argument("--no-bm3d", dest="bm3d", action="store_false", help="skip BM3D (seconds per slice)")
     parser.add_argument("--seed", type=int, default=0, help="base seed of the noise draws (default: %(default)s)")
+    _add_verbosity_options(parser)
     parser.set_defaults(func=_run_benchmark)
 
 
@@ -301,13 +395,18 @@ def _run_benchmark(args: argparse.Namespace) -> int:
     from medden.apps.benchmark import BenchmarkSettings
     from medden.apps.benchmark.suite import run_suite
 
+    from medden.apps.terminal import NORMAL, say
+
+    output = _output(args)
     settings = BenchmarkSettings(brain_slices=1 if args.quick else 3, seed=args.seed, include_bm3d=args.bm3d)
     if args.modalities:
         settings.modalities = tuple(args.modalities)
     if args.noises:
         settings.noises = tuple(args.noises)
-    run_suite(args.output, quick=args.quick, runs_dir=args.runs_dir, train=args.train, settings=settings)
-    print(f"results: {args.output}/README.md")
+    with _log_messages(args.verbosity):
+        run_suite(output, quick=args.quick, runs_dir=args.runs_dir, train=args.train, settings=settings,
+                  log=lambda line: say(line, args.verbosity, NORMAL))
+    print(f"results: {output}/README.md")
     return 0
 
 
@@ -330,11 +429,13 @@ def _add_serve_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--port", type=_positive_int, default=8000, help="TCP port (default: %(default)s)")
     parser.add_argument("--max-upload-mb", type=_positive_float, default=100.0, metavar="N",
                         help="largest upload in MB; larger files are refused (default: %(default)g)")
-    parser.add_argument("--bundles", nargs="+", metavar="NAME", default=None,
-                        help="bundles to offer: shipped names, or bundle folders written as paths with "
+    parser.add_argument("--bundle", dest="bundles", nargs="+", metavar="NAME_OR_DIR", default=None,
+                        help="one or more bundles to offer: shipped names, or bundle folders written as paths with "
                              "--trust-bundle (default: every shipped bundle that denoises images)")
+    parser.add_argument("--bundles", dest="bundles", nargs="+", metavar="NAME_OR_DIR", action=_DeprecatedOption,
+                        replacement="--bundle", help=argparse.SUPPRESS)
     parser.add_argument("--trust-bundle", action="store_true",
-                        help="offer the bundle folders named in --bundles although medden does not ship them: their "
+                        help="offer the bundle folders named in --bundle although medden does not ship them: their "
                              "configs run Python code, so pass this only for bundles whose author you trust")
     _add_backend_option(parser)
     parser.set_defaults(func=_run_serve)
@@ -346,6 +447,40 @@ def _run_serve(args: argparse.Namespace) -> int:
     run_server(args.host, args.port, bundles=args.bundles, max_upload_bytes=max(1, round(args.max_upload_mb * 2**20)),
                backend=args.backend, allowed_hosts=args.allowed_hosts, trust_bundles=args.trust_bundle)
     return 0
+
+
+def _deprecated(old: str, new: str) -> None:
+    """Print on stderr that ``old`` still works for this release but ``new`` replaces it."""
+    print(f"medden: note: {old} is deprecated and will stop working in the next release; use {new}.",
+          file=sys.stderr)
+
+
+class _DeprecatedOption(argparse.Action):
+    """An old option spelling that still works for one release: stores like ``replacement`` and says so on stderr."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, replacement: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, **kwargs)
+        self.replacement = replacement
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        _deprecated(option_string, self.replacement)
+        setattr(namespace, self.dest, values)
+
+
+def _add_output_argument(parser: argparse.ArgumentParser, default: str) -> None:
+    """An optional OUTPUT positional, as ``denoise`` has, with ``--output DIR`` kept as its alias (see :func:`_output`)."""
+    parser.add_argument("output", nargs="?", default=None, metavar="OUTPUT",
+                        help=f"where to write (default: {default})")
+    parser.add_argument("--output", dest="output_option", default=None, metavar="DIR",
+                        help="the same as OUTPUT (an older spelling, kept)")
+    parser.set_defaults(output_default=default)
+
+
+def _output(args: argparse.Namespace) -> str:
+    """OUTPUT, or ``--output``, or the default; both given and different is an error."""
+    if args.output is not None and args.output_option is not None and args.output != args.output_option:
+        raise ValueError(f"two outputs given: OUTPUT {args.output!r} and --output {args.output_option!r}; give one.")
+    return args.output or args.output_option or args.output_default
 
 
 def _positive_float(text: str) -> float:

@@ -22,7 +22,7 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +31,7 @@ import torch
 from medden.io.files import atomic_write
 from medden.io.checkpoint import save_checkpoint
 from medden.core.validation import check_int, check_positive
-from medden.engines.input_fit import FitResult, fit_network
+from medden.engines.input_fit import FitProgress, FitResult, fit_network
 from medden.engines.fit_pairs import choose_fit_pairs, has_magnitude_floor, untrusted_noise
 
 __all__ = ["FITTED_BUNDLE", "FIT_REPORT", "fit_on_input", "fit_volumes", "fitted_network", "read_input_volumes",
@@ -174,7 +174,7 @@ def read_input_volumes(input_path: str | os.PathLike, max_slices: int = 64) -> l
 
 def fit_on_input(input_path: str | os.PathLike, output_dir: str | os.PathLike, base_bundle: str | os.PathLike,
                  minutes: float, device: str | torch.device | None = None, max_slices: int = 64,
-                 trust: bool = False) -> Path:
+                 trust: bool = False, progress: Callable[[FitProgress], None] | None = None) -> Path:
     """``medden denoise --fit``: fine-tune ``base_bundle`` on the input, save it under OUTPUT.
 
     Reads up to ``max_slices`` slices of the input (:func:`read_input_volumes`), scales them
@@ -185,7 +185,8 @@ def fit_on_input(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
     bundle holds the base weights unchanged when fitting did not beat them on held-out pixels.
     ``trust`` lets ``base_bundle`` be a folder medden does not ship (see
     :mod:`medden.bundle.resolve`). Single process: under torchrun, fit first, then denoise with
-    the saved bundle.
+    the saved bundle. ``progress`` gets the held-out loss and the time left after every
+    held-out evaluation (:class:`~medden.engines.input_fit.FitProgress`).
 
     Returns:
         The fitted bundle's folder.
@@ -213,7 +214,7 @@ def fit_on_input(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
     left = minutes - (time.monotonic() - started) / 60.0
     if left <= 0:
         raise ValueError(f"reading the input took the whole fit budget of {minutes:g} min; give --fit-minutes more.")
-    result = fit_network(network, pairs, left, skip_reason=skip_reason)
+    result = fit_network(network, pairs, left, skip_reason=skip_reason, progress=progress)
     logger.info("fit: %s, %d iterations in %.0f s", pairs.name, result.iterations, result.seconds)
     return save_fitted_bundle(bundle.root, output_dir / FITTED_BUNDLE, network, result, minutes, single_image)
 

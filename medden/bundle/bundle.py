@@ -108,7 +108,10 @@ class Bundle:
                 in modality units; only read.
             progress: called as ``progress(slices_done, slices)`` while the image is denoised
                 (``slices`` is ``D``, or 1 for a 2D image; times ``C`` when a grey bundle takes
-                ``C`` channels as slices), from the calling thread; None: nothing is reported.
+                ``C`` channels as slices), from the calling thread, each time the work done
+                reaches one more slice's worth (an inferer that passes over the volume several
+                times, as refinement or a self-ensemble do, counts each pass as a share);
+                None: nothing is reported.
 
         Returns:
             float32 numpy array of ``image``'s shape, in its units.

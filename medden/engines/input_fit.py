@@ -35,7 +35,7 @@ from medden.engines.handlers import LossHistory, TimeBudget, TimedSnapshots
 from medden.engines.steps import make_train_step
 from medden.losses import MaskedMSELoss
 
-__all__ = ["CHOICE_STANDARD_ERRORS", "ENDLESS", "MIN_HELD_OUT_TILES", "FitResult", "HeldOutSelection",
+__all__ = ["CHOICE_STANDARD_ERRORS", "ENDLESS", "MIN_HELD_OUT_TILES", "FitProgress", "FitResult", "HeldOutSelection",
            "build_fit_trainer", "choose_snapshot", "fit_network"]
 
 #: epoch length of a run that only its time budget ends
@@ -45,6 +45,25 @@ CHOICE_STANDARD_ERRORS = 2.0
 #: fewest held-out tiles on which a snapshot may be judged better than the base
 MIN_HELD_OUT_TILES = 8
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class FitProgress:
+    """A fit's state after a held-out evaluation, sent to ``fit_network``'s ``progress`` callback.
+
+    Attributes:
+        seconds: wall-clock seconds since the fit started.
+        seconds_left: what is left of the budget (the fit may stop earlier).
+        iteration: training steps so far.
+        loss: the held-out loss just measured; ``base_loss`` the base model's, ``best_loss`` the lowest yet.
+    """
+
+    seconds: float
+    seconds_left: float
+    iteration: int
+    loss: float
+    base_loss: float
+    best_loss: float
 
 
 @dataclass
@@ -122,11 +141,14 @@ class HeldOutSelection:
         patience: evaluations without improvement before stopping, >= 1.
         clock: the run's shared ``ignite.handlers.Timer``.
         device: where the network runs.
+        on_score: called with ``(seconds, iteration, loss, base loss, best loss)`` after each evaluation.
     """
 
     def __init__(self, network: torch.nn.Module, items: Sequence[HeldOutItem], every_seconds: float, patience: int,
-                 clock: Timer, device: torch.device | str = "cpu") -> None:
+                 clock: Timer, device: torch.device | str = "cpu",
+                 on_score: Callable[[float, int, float, float, float], None] | None = None) -> None:
         self.network, self.items, self.clock, self.device = network, list(items), clock, device
+        self.on_score = on_score
         self.every = check_positive(every_seconds, "every_seconds")
         self.patience = check_int(patience, "patience")
         self.curve: list[tuple[float, int, float]] = []
@@ -146,10 +168,16 @@ class HeldOutSelection:
         self.curve.append((self.clock.value(), iteration, float(tiles.mean())))
         return tiles
 
+    def _notify(self) -> None:
+        if self.on_score is not None:
+            seconds, iteration, loss = self.curve[-1]
+            self.on_score(seconds, iteration, loss, float(self.base_tiles.mean()), float(self.best_tiles.mean()))
+
     def score_base(self, trainer: Engine | None = None) -> None:
         """Score the weights the fit starts from (the base model)."""
         self.base_tiles = self.best_tiles = self._score(0)
         self._next = self.clock.value() + self.every
+        self._notify()
 
     def score_last(self, trainer: Engine) -> None:
         """Score the final weights too, unless they were just scored."""
@@ -174,6 +202,7 @@ class HeldOutSelection:
             if self.stale >= self.patience:
                 self.stopped_early = True
                 trainer.terminate()
+        self._notify()
 
 
 def build_fit_trainer(network: torch.nn.Module, batches, learning_rate: float, device: torch.device,
@@ -203,8 +232,8 @@ def fit_network(network: torch.nn.Module, pairs: FitPairs, minutes: float, learn
                 batch_size: int = 8, patch: int = 96, seed: int = 0, device: torch.device | str | None = None,
                 evaluations: int = 20, patience: int = 100, warmup: int = 100,
                 on_minute: tuple[Sequence[float], Callable[[float, torch.nn.Module], None]] | None = None,
-                log_every: int = 25, max_iterations: int | None = None, skip_reason: str | None = None
-                ) -> FitResult:
+                log_every: int = 25, max_iterations: int | None = None, skip_reason: str | None = None,
+                progress: Callable[[FitProgress], None] | None = None) -> FitResult:
     """Fine-tune ``network`` on ``pairs`` for at most ``minutes``; keep the result only if it is better.
 
     The held-out loss is measured on the base weights first, then about ``evaluations`` times
@@ -229,6 +258,8 @@ def fit_network(network: torch.nn.Module, pairs: FitPairs, minutes: float, learn
         skip_reason: why the held-out loss cannot be trusted on this input
             (:func:`~medden.engines.fit_pairs.untrusted_noise`); given, nothing is trained and
             the base model is kept with that reason.
+        progress: called with a :class:`FitProgress` after every held-out evaluation (the
+            first is the base model's).
 
     Returns:
         :class:`FitResult`. The network is left in eval mode.
@@ -246,11 +277,15 @@ def fit_network(network: torch.nn.Module, pairs: FitPairs, minutes: float, learn
     batches = pairs.batches(check_int(patch, "patch", 2), check_int(batch_size, "batch_size"),
                             np.random.default_rng(seed))
     trainer = build_fit_trainer(network, batches, learning_rate, device, iterations, warmup)
-    selection = HeldOutSelection(network, pairs.held_out_items(), max(3.0, minutes * 60.0 / evaluations), patience,
-                                 clock, device)
+    budget = minutes * 60.0
+    on_score = None if progress is None else (
+        lambda seconds, iteration, loss, base, best: progress(FitProgress(seconds, budget - seconds, iteration, loss,
+                                                                          base, best)))
+    selection = HeldOutSelection(network, pairs.held_out_items(), max(3.0, budget / evaluations), patience,
+                                 clock, device, on_score)
     history = LossHistory(log_every)
     snapshots = [TimedSnapshots(on_minute[0], on_minute[1], network, clock)] if on_minute else []
-    for handler in (selection, history, *snapshots, TimeBudget(minutes * 60.0, clock)):
+    for handler in (selection, history, *snapshots, TimeBudget(budget, clock)):
         handler.attach(trainer)
     trainer.run()
     scheme = pairs.describe()

@@ -39,7 +39,11 @@ def test_unknown_noise_is_refused():
 def test_quick_mode_writes_a_table_with_every_method_it_ran(tmp_path):
     settings = BenchmarkSettings(modalities=("brain MR",), noises=("gaussian", "kspace"), brain_slices=1,
                                  include_bm3d=False, crop=96)
-    results = run_suite(tmp_path, quick=True, settings=settings, log=lambda *_: None)
+    lines, counts = [], []
+    results = run_suite(tmp_path, quick=True, settings=settings, log=lines.append,
+                        progress=lambda done, total: counts.append((done, total)))
+    assert counts == [(1, 2), (2, 2)]  # N of M cases: one brain slice x two noises
+    assert [line.split(":")[0] for line in lines if line.startswith("case ")] == ["case 1/2", "case 2/2"]
     data = json.loads((tmp_path / "benchmark.json").read_text())
     methods = {(row["noise"], row["method"]) for row in data["table"]}
     for expected in [("gaussian", "noisy input"), ("gaussian", "NLM"), ("gaussian", "TV"),

@@ -227,7 +227,7 @@ def test_a_result_noisier_than_its_input_is_flagged_and_warned(tmp_path, monkeyp
 
     write_ct_series(tmp_path / "in", n=2)
 
-    def harmful(self, image):  # a "denoiser" that adds noise and a pixel checkerboard
+    def harmful(self, image, progress=None):  # a "denoiser" that adds noise and a pixel checkerboard
         image = np.asarray(image, np.float32)
         checker = (-1.0) ** np.add.outer(np.arange(image.shape[1]), np.arange(image.shape[2]))
         noise = np.random.default_rng(0).normal(0, 40, image.shape)

@@ -203,7 +203,9 @@ def test_cli_fit_then_denoise(tmp_path, capsys):
     assert (out / FITTED_BUNDLE / "models" / "model.pt").is_file() and (out / FITTED_BUNDLE / FIT_REPORT).is_file()
     report = json.loads((out / "medden_report.json").read_text())
     assert report["bundle"].startswith(FITTED_BUNDLE) and report["processed"] == 1
-    assert "fitted bundle saved" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "fitted bundle saved" in captured.out
+    assert "fit: " in captured.err and "held-out loss" in captured.err and "s left" in captured.err
     assert main(["denoise", str(path), str(out), "--fit", "--fit-minutes", "0"]) == 2
     assert "expected a number > 0, got '0'" in capsys.readouterr().err
 
@@ -218,3 +220,26 @@ def test_read_input_volumes_takes_a_dicom_file_and_both_kinds_of_a_mixed_folder(
     assert shapes == [(1, 64, 64, 3), (1, 128, 128, 1)]
     (volume,) = read_input_volumes(mixed / "IM0001")
     assert volume.shape == (1, 128, 128, 1)
+
+
+def test_fit_reports_its_held_out_loss_and_time_left(tmp_path, capsys):
+    from medden.apps.terminal import FitProgressLine
+    from medden.engines.input_fit import FitProgress
+
+    base = _tiny_bundle(tmp_path / "tiny")
+    events = []
+    fitted = fit_on_input(_nifti_input(tmp_path), tmp_path / "out", base, minutes=0.1, trust=True,
+                          progress=events.append)
+    report = json.loads((fitted / FIT_REPORT).read_text())
+    assert len(events) == len(report["held_out_curve"]) >= 2  # one per held-out evaluation, the base's first
+    assert all(isinstance(e, FitProgress) for e in events)
+    first = events[0]
+    assert first.iteration == 0 and first.loss == first.base_loss == first.best_loss
+    assert [round(e.loss, 6) for e in events] == [round(p["loss"], 6) for p in report["held_out_curve"]]
+    assert all(a.seconds_left > b.seconds_left for a, b in zip(events, events[1:]))
+    assert all(abs(e.seconds + e.seconds_left - 6.0) < 1.0 for e in events)  # budget: what reading left of 6 s
+    assert all(e.best_loss <= e.base_loss for e in events)
+    line = FitProgressLine()
+    line(events[-1])
+    err = capsys.readouterr().err
+    assert err.endswith("\n") and "s left, iteration" in err and f"held-out loss {events[-1].loss:.4g}" in err

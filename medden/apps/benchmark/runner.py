@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -115,9 +115,13 @@ def _score(method: Method, case, structures) -> tuple[dict, np.ndarray]:
 
 
 def run_benchmark(settings: BenchmarkSettings, methods: Sequence[Method] | None = None,
-                  extra_methods: Sequence[Method] = (), log=print) -> dict:
+                  extra_methods: Sequence[Method] = (), log=print,
+                  progress: Callable[[int, int], None] | None = None) -> dict:
     """Score ``methods`` (default: noisy input, the classical anchors and, if
     ``settings.shipped``, the shipped bundles) plus ``extra_methods`` on every case.
+
+    A case is one (image, noise); ``log`` gets a ``case N/M: <modality> <noise>`` line as each
+    starts and a line per method scored, and ``progress(cases done, cases)`` is called after each.
 
     Returns:
         ``{"settings", "environment", "records": [...], "references": [...], "figures":
@@ -149,12 +153,14 @@ def run_benchmark(settings: BenchmarkSettings, methods: Sequence[Method] | None 
               if item.modality in settings.modalities]
     records, references, figures = [], [], {}
     torch.manual_seed(settings.seed)
+    cases, done = len(images) * len(noises), 0
     for index, item in images:
         clean = _crop(item.image, settings.crop)
         structures = find_small_structures(clean, margin=min(12, min(clean.shape[1:]) // 2 - 5))
         keep_figure = settings.figure_images and item.modality not in figures
         reference_noise = wavelet_sigma(clean.mean(axis=0))  # the "clean" image's own acquisition noise
         for noise_index, noise in enumerate(noises):
+            log(f"case {done + 1}/{cases}: {item.modality} {item.name} {noise}")
             case = make_case(item.modality, item.name, clean, noise, settings.seed + 100 * index + noise_index)
             references.append({"modality": item.modality, "image": item.name, "noise": noise,
                                "ideal_method_noise_corr": method_noise_correlation(case.noisy, clean, clean),
@@ -171,6 +177,9 @@ def run_benchmark(settings: BenchmarkSettings, methods: Sequence[Method] | None 
                     f"{record['ssim']:.3f} {record['seconds_per_slice']:.3f} s")
             if keep_figure:
                 figures.setdefault(item.modality, {})[noise] = tiles
+            done += 1
+            if progress is not None:
+                progress(done, cases)
     method_info = {}
     for method in methods:
         parameters, size = _model_size(method.network)

@@ -11,6 +11,7 @@ one brain slice, skips the training and uses the shipped ``supervised_baseline``
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from medden.apps.benchmark.report import write_results
@@ -51,7 +52,8 @@ def supervised_runs(noises: tuple[str, ...]) -> list[tuple[str, str, str, dict, 
 
 
 def run_suite(output_dir: str | os.PathLike, quick: bool = False, runs_dir: str | os.PathLike = "runs/benchmark",
-              train: bool = True, settings: BenchmarkSettings | None = None, log=print) -> dict:
+              train: bool = True, settings: BenchmarkSettings | None = None, log=print,
+              progress: Callable[[int, int], None] | None = None) -> dict:
     """Run the benchmark and write ``output_dir/README.md``, ``benchmark.json`` and figures.
 
     Args:
@@ -60,6 +62,8 @@ def run_suite(output_dir: str | os.PathLike, quick: bool = False, runs_dir: str 
         runs_dir: cache of the supervised training runs.
         train: in full mode, train missing supervised runs (False: use only cached ones).
         settings: override the scored images/noises/methods (tests).
+        log: receives each status line (training runs, ``case N/M: ...``, one per method scored).
+        progress: ``progress(cases done, cases)`` after each (image, noise) case.
 
     Returns:
         The results (see :func:`~medden.apps.benchmark.runner.run_benchmark`) with ``training``:
@@ -90,7 +94,7 @@ def run_suite(output_dir: str | os.PathLike, quick: bool = False, runs_dir: str 
             f"bundles) is trained on every noise for {UPPER_BOUND_TRAINING['max_epochs']} epochs x "
             f"{UPPER_BOUND_TRAINING['patches_per_modality']} patches per modality.",
         ]
-    results = run_benchmark(settings, extra_methods=extra, log=log)
+    results = run_benchmark(settings, extra_methods=extra, log=log, progress=progress)
     results["training"] = training
     write_results(results, output_dir)
     return results
