@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -18,7 +19,11 @@ from torch import nn
 from medden.losses.checks import check_loss_inputs
 from medden.core.validation import lookup_by_name
 
-__all__ = ["PerceptualLoss", "VGG16_LAYERS", "build_vgg16_features"]
+__all__ = ["PerceptualLoss", "VGG16_ENV_VAR", "VGG16_LAYERS", "MissingPerceptualWeightsWarning", "build_vgg16_features",
+           "perceptual_weight_if_available"]
+
+#: the environment variable naming a local VGG16 weights file when none is passed
+VGG16_ENV_VAR = "MEDDEN_VGG16_WEIGHTS"
 
 # torchvision's VGG16 configuration "D": output channels of each 3x3 conv, "M" = 2x2 max-pool
 _VGG16_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512)
@@ -79,6 +84,41 @@ def _missing_weights_message(detail: str, env_var: str) -> str:
         f"or setting the environment variable {env_var}=/path/to/file.pth; or set the "
         "perceptual loss weight to 0 in the config (and leave the term out) to train without it."
     )
+
+
+class MissingPerceptualWeightsWarning(UserWarning):
+    """A perceptual loss term was switched off because no VGG16 weights were configured."""
+
+
+def perceptual_weight_if_available(weight: float, weights: str | os.PathLike | Mapping | None = None,
+                                   setting: str = "vgg16_weights", env_var: str = VGG16_ENV_VAR) -> float:
+    """``weight``, or 0.0 with a loud warning when the perceptual term would need VGG16 weights nobody configured.
+
+    For configs that must run as written on a fresh machine (a bundle's train.json): with
+    neither ``weights`` nor ``env_var`` set, the term is turned off and
+    :class:`MissingPerceptualWeightsWarning` says so, what it changes and how to turn it on.
+    Weights that *were* configured are not checked here: a wrong path still fails in
+    :class:`PerceptualLoss`, loudly, rather than being dropped.
+
+    Args:
+        weight: the perceptual term's weight in the loss, >= 0.
+        weights: what :class:`PerceptualLoss` would load (a path, a state dict or None).
+        setting: the config id of ``weights``, named in the warning.
+        env_var: the environment variable consulted when ``weights`` is None.
+
+    Returns:
+        ``weight``, or 0.0 when ``weight > 0`` and no weights are configured.
+    """
+    if weight <= 0 or weights is not None or os.environ.get(env_var):
+        return weight
+    warnings.warn(
+        f"THE PERCEPTUAL LOSS TERM IS OFF: its weight {weight} was set to 0 because no VGG16 weights are configured "
+        f"({setting} is null and {env_var} is not set), and medden never downloads them. Training runs on MSE "
+        "alone, which is NOT the published recipe. To turn it on, give torchvision's ImageNet file "
+        f"vgg16-397923af.pth: --{setting} /path/to/vgg16-397923af.pth (or {env_var}=/path/to/file.pth); to train "
+        "without it and silence this warning, set --perceptual_weight 0.",
+        MissingPerceptualWeightsWarning, stacklevel=2)
+    return 0.0
 
 
 def _resolve_weights(weights: str | os.PathLike | Mapping | None, env_var: str) -> Mapping:
@@ -184,7 +224,7 @@ class PerceptualLoss(nn.Module):
         self,
         weights: str | os.PathLike | Mapping | None = None,
         layer: str = "relu2_2",
-        env_var: str = "MEDDEN_VGG16_WEIGHTS",
+        env_var: str = VGG16_ENV_VAR,
     ) -> None:
         super().__init__()
         self.layer = layer

@@ -1,6 +1,7 @@
 """The Camelyon (Gaussian) and JSRT (Poisson) recorruption bundles run as written on CPU."""
 
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,8 @@ import torch
 from PIL import Image
 
 from helpers import assert_standard_bundle, check_bundle_tooling, run_bundle
-from medden.losses.perceptual import build_vgg16_features
+from medden.losses.perceptual import (MissingPerceptualWeightsWarning, build_vgg16_features,
+                                      perceptual_weight_if_available)
 
 ROOT = Path(__file__).resolve().parents[2]
 CAMELYON = ROOT / "bundles" / "recorruption_camelyon_gaussian"
@@ -30,18 +32,41 @@ def test_bundle_has_the_standard_files_and_passes_monai_tooling(bundle, channels
     check_bundle_tooling(bundle, tmp_path, channels=channels)
 
 
-def test_camelyon_trains_with_local_perceptual_weights_and_refuses_without_them(tmp_path):
+def test_camelyon_trains_with_local_perceptual_weights_and_warns_loudly_without_them(tmp_path):
     state = {f"features.{key}": value for key, value in build_vgg16_features("relu2_2").state_dict().items()}
     torch.save(state, tmp_path / "vgg16.pth")
-    _train(CAMELYON, tmp_path / "run", "--repeats_per_epoch", "1", "--vgg16_weights", str(tmp_path / "vgg16.pth"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MissingPerceptualWeightsWarning)  # configured weights: the term stays on
+        _train(CAMELYON, tmp_path / "run", "--repeats_per_epoch", "1", "--vgg16_weights", str(tmp_path / "vgg16.pth"))
     import subprocess
     import sys
 
+    # a fresh machine: no weights anywhere; train.json runs as written, from another folder, with the term off
+    env = {k: v for k, v in __import__("os").environ.items() if k != "MEDDEN_VGG16_WEIGHTS"}
     result = subprocess.run([sys.executable, "-m", "monai.bundle", "run", "--config_file",
-                             str(CAMELYON / "configs" / "train.json"), *TINY, "--output_dir", str(tmp_path / "no")],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300,
-                            env={k: v for k, v in __import__("os").environ.items() if k != "MEDDEN_VGG16_WEIGHTS"})
-    assert result.returncode != 0 and "PerceptualLoss needs pretrained VGG16 weights" in result.stderr
+                             str(CAMELYON / "configs" / "train.json"), *TINY, "--repeats_per_epoch", "1",
+                             "--epoch_length", "1", "--output_dir", str(tmp_path / "no"), "--save_model_to",
+                             str(tmp_path / "no" / "model.pt")],
+                            cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                            env={**env, "OMP_NUM_THREADS": "1"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "THE PERCEPTUAL LOSS TERM IS OFF" in result.stderr and "--vgg16_weights /path/to/" in result.stderr
+    assert "MEDDEN_VGG16_WEIGHTS" in result.stderr and (tmp_path / "no" / "model.pt").is_file()
+
+
+def test_perceptual_weights_that_were_configured_but_are_missing_still_fail(tmp_path, monkeypatch):
+    monkeypatch.delenv("MEDDEN_VGG16_WEIGHTS", raising=False)
+    with pytest.warns(MissingPerceptualWeightsWarning, match=r"weight 0.5 was set to 0.*vgg16_weights is null"):
+        assert perceptual_weight_if_available(0.5) == 0.0
+    assert perceptual_weight_if_available(0.0) == 0.0
+    assert perceptual_weight_if_available(0.5, tmp_path / "nope.pth") == 0.5  # asked for: PerceptualLoss says it lacks
+    with pytest.raises(Exception) as error:
+        _train(CAMELYON, tmp_path / "run", "--repeats_per_epoch", "1", "--vgg16_weights", str(tmp_path / "nope.pth"))
+    chain, err = [], error.value
+    while err is not None:
+        chain.append(str(err))
+        err = err.__cause__
+    assert any("is not an existing file" in text for text in chain)
 
 
 def test_camelyon_trains_on_a_patch_folder(tmp_path):
