@@ -24,6 +24,7 @@ from monai.handlers import StatsHandler
 from monai.utils import CommonKeys
 
 from medden.engines.distributed import is_main_process
+from medden.engines.handlers import ProgressLog
 from medden.engines.steps import optimiser_step, to_engine_device
 from medden.io.files import atomic_write
 from medden.core.keys import Keys
@@ -82,6 +83,7 @@ def build_flow_evaluator(network: torch.nn.Module, val_loader, device: torch.dev
     # Average sums a (B, 1) batch over images; a (B,) one would be taken as one vector
     per_image_mean = Average(output_transform=lambda out: out[BITS_PER_DIM][:, None])
     handlers = [StatsHandler(iteration_log=False)] if is_main_process() else []
+    handlers.append(ProgressLog("flow evaluation"))
     return SupervisedEvaluator(
         device=torch.device(device), val_data_loader=val_loader, network=network, iteration_update=step,
         key_val_metric={VAL_BITS_PER_DIM: MetricsLambda(float, per_image_mean)}, val_handlers=handlers,

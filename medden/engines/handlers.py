@@ -4,7 +4,9 @@ wall-clock-budgeted run (loss history, timed snapshots, time budget)."""
 from __future__ import annotations
 
 import logging
+import math
 import os
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -17,8 +19,8 @@ from medden.io.files import atomic_write
 from medden.core.validation import check_int, check_positive, check_range
 from medden.io.checkpoint import CheckpointError, load_checkpoint, load_network_weights, save_checkpoint
 
-__all__ = ["CheckpointHandler", "LossHistory", "LossScheduleHandler", "TimeBudget", "TimedSnapshots", "resume_training",
-           "save_metrics"]
+__all__ = ["CheckpointHandler", "LossHistory", "LossScheduleHandler", "ProgressLog", "TimeBudget", "TimedSnapshots",
+           "resume_training", "save_metrics"]
 
 LAST_CHECKPOINT = "last.pt"
 BEST_MODEL = "best.pt"
@@ -219,3 +221,47 @@ class TimedSnapshots:
     def _take(self, minutes: float) -> None:
         self.network.eval()
         self.callback(minutes, self.network)
+
+
+class ProgressLog:
+    """Log ``NAME: i/M batches (p%), elapsed, about T left`` every ``every`` iterations and at the last one.
+
+    For long runs that are otherwise silent until they end (a full evaluation): the lines go to
+    this module's logger at INFO, which a bundle's ``logging.conf`` prints, and are readable in a
+    log file (unlike a tqdm bar). Only rank 0 logs.
+
+    Args:
+        name: what runs, e.g. ``"evaluation"``.
+        every: iterations between two lines, int >= 1; default: about ``lines`` lines per run.
+        lines: lines per run when ``every`` is None, int >= 1.
+    """
+
+    def __init__(self, name: str = "evaluation", every: int | None = None, lines: int = 10) -> None:
+        self.name = name
+        self.every = None if every is None else check_int(every, "every")
+        self.lines = check_int(lines, "lines")
+        self.started = 0.0
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.EPOCH_STARTED, self.start)
+        engine.add_event_handler(Events.ITERATION_COMPLETED, self)
+
+    def start(self, engine: Engine | None = None) -> None:
+        self.started = time.perf_counter()
+
+    def __call__(self, engine: Engine) -> None:
+        total = engine.state.epoch_length
+        done = (engine.state.iteration - 1) % total + 1 if total else engine.state.iteration
+        every = self.every or max(1, math.ceil((total or 1) / self.lines))
+        if not is_main_process() or (done % every and done != total):
+            return
+        elapsed = time.perf_counter() - self.started
+        left = f", about {_duration(elapsed / done * (total - done))} left" if total else ""
+        of = f"/{total} batches ({100 * done / total:.0f}%)" if total else " batches"
+        logger.info("%s: %d%s, %s elapsed%s", self.name, done, of, _duration(elapsed), left)
+
+
+def _duration(seconds: float) -> str:
+    """``75.3`` -> ``'1m15s'``; under a minute ``'12.3s'``."""
+    minutes, rest = divmod(seconds, 60.0)
+    return f"{int(minutes)}m{int(rest):02d}s" if minutes else f"{rest:.1f}s"

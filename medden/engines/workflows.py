@@ -30,7 +30,7 @@ from monai.metrics import SSIMMetric
 from monai.utils import CommonKeys
 
 from medden.engines.distributed import is_main_process
-from medden.engines.handlers import BEST_MODEL, CheckpointHandler, LossScheduleHandler, resume_training
+from medden.engines.handlers import BEST_MODEL, CheckpointHandler, LossScheduleHandler, ProgressLog, resume_training
 from medden.engines.steps import make_prepare_batch, make_train_step
 from medden.core.keys import Keys
 from medden.core.validation import check_int, check_positive
@@ -47,7 +47,8 @@ _PRED_LABEL = from_engine([CommonKeys.PRED, CommonKeys.LABEL])
 def build_evaluator(network: torch.nn.Module, val_loader, device: torch.device | str = "cpu",
                     data_range: float = 1.0, inferer: Inferer | None = None, input_key: str = Keys.INPUT,
                     target_key: str = Keys.CLEAN, spatial_dims: int = 2,
-                    network_kwargs: Mapping[str, str] | None = None, metric_prefix: str = "") -> SupervisedEvaluator:
+                    network_kwargs: Mapping[str, str] | None = None, metric_prefix: str = "",
+                    progress_every: int | None = None) -> SupervisedEvaluator:
     """An evaluator scoring ``network(batch[input_key])`` against ``batch[target_key]``.
 
     Metrics: ``val_psnr`` (key metric) and ``val_ssim``, both with the explicit
@@ -56,10 +57,13 @@ def build_evaluator(network: torch.nn.Module, val_loader, device: torch.device |
     ``inferer`` may be a :class:`~medden.inference.RefinementInferer` to validate the refined
     output, a :class:`~medden.inference.PosteriorMeanInferer` for a VAE, or a sliding window
     for large images. ``network_kwargs`` maps ``forward`` keyword arguments to batch keys
-    (see :func:`~medden.engines.make_prepare_batch`).
+    (see :func:`~medden.engines.make_prepare_batch`). Progress is logged as ``evaluation: i/M
+    batches`` every ``progress_every`` batches (default: about ten lines per run;
+    :class:`~medden.engines.ProgressLog`), so a long evaluation is not silent.
     """
     data_range = check_positive(data_range, "data_range")
     handlers = [StatsHandler(iteration_log=False)] if is_main_process() else []
+    handlers.append(ProgressLog(f"{metric_prefix}evaluation", every=progress_every))
     return SupervisedEvaluator(
         device=torch.device(device), val_data_loader=val_loader, network=network,
         inferer=inferer or SimpleInferer(), prepare_batch=make_prepare_batch(input_key, target_key, network_kwargs),

@@ -1,6 +1,7 @@
 """The VAE + Direct Denoiser bundle runs as written on CPU (tiny networks, one epoch)."""
 
 import json
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -53,8 +54,10 @@ def test_cotraining_trains_both_networks_pairs_them_validates_both_and_evaluates
     assert {"vae.noise_model.log_gain", "vae.noise_model.log_read_sigma"} <= set(state)  # calibrated, saved
     net = load_network_weights(_tiny_network(), state)
     assert net(torch.rand(1, 1, 40, 36)).shape == (1, 1, 40, 36)
-    run_bundle("run", "--config_file", str(CONFIGS / "evaluate.json"), *TINY_NETS, "--model_path",
-               str(tmp_path / "model.pt"), "--n_samples", "3", "--output_dir", str(tmp_path / "eval"))
+    result = run_bundle("run", "--config_file", str(CONFIGS / "evaluate.json"), *TINY_NETS, "--model_path",
+                        str(tmp_path / "model.pt"), "--n_samples", "3", "--output_dir", str(tmp_path / "eval"))
+    log = result.stdout + result.stderr
+    assert re.search(r"evaluation: 1/\d+ batches \(\d+%\), [\d.ms]+ elapsed, about", log)  # long runs say how far
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert set(metrics) == {"direct", "vae_mean", "vae_median", "n_samples"}
     for name in ("direct", "vae_mean", "vae_median"):

@@ -45,3 +45,20 @@ def test_tensorboard_gets_learning_rate_and_every_evaluators_metrics_per_epoch(t
     assert [(e.step, e.value) for e in events.Scalars("lr")] == [(1, pytest.approx(1e-3)), (2, pytest.approx(5e-4))]
     assert [e.step for e in events.Scalars("val_psnr")] == [1, 2]
     assert len(events.Scalars("train_loss")) == 4
+
+
+@pytest.mark.parametrize("every, expected", [(2, ["2/5", "4/5", "5/5"]), (None, ["1/5", "2/5", "3/5", "4/5", "5/5"])])
+def test_an_evaluation_logs_its_progress_as_n_of_m(every, expected, caplog):
+    import logging
+
+    _, val = recorruption_datasets()
+    evaluator = build_evaluator(tiny_network(), make_loader(torch.utils.data.Subset(val, range(5)), 1, False),
+                                metric_prefix="vae_", progress_every=every)
+    with caplog.at_level(logging.INFO, logger="medden.engines.handlers"):
+        evaluator.run()
+        evaluator.run()  # a second run (the next validation) counts from 1 again
+    lines = [r.getMessage() for r in caplog.records if r.name == "medden.engines.handlers"]
+    assert len(lines) == 2 * len(expected)
+    for line, count in zip(lines, expected * 2):
+        assert line.startswith(f"vae_evaluation: {count} batches (") and "elapsed" in line
+    assert "about 0.0s left" in lines[len(expected) - 1]
