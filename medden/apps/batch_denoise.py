@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from medden.bundle import Bundle
     from medden.io.inputs import InputSource
 
-__all__ = ["REPORT", "ItemProgress", "denoise_path", "series_label_of", "noise_figures", "outcome", "run_ending_cause", "write_preview"]
+__all__ = ["REPORT", "ItemProgress", "denoise_path", "nifti_sidecar", "series_label_of", "noise_figures", "outcome", "run_ending_cause", "write_preview"]
 
 REPORT = "medden_report.json"
 # errors about OUTPUT as a whole: every further series would fail alike
@@ -347,6 +347,7 @@ def _denoise_nifti(files: Sequence[Path], run: _Run) -> None:
     from medden.apps.folders import denoised_nifti_path
     from medden.apps.run_record import source_fingerprint
     from medden.io.nifti import map_nifti_file
+    from medden.io.sidecar import write_sidecar
 
     for path in list(files)[run.rank::run.world]:
         started = time.perf_counter()
@@ -370,12 +371,14 @@ def _denoise_nifti(files: Sequence[Path], run: _Run) -> None:
             volume, (denoised,) = map_nifti_file(path, [out_path], lambda image: (run.bundle.denoise(image, progress=slices),),
                                                  overwrite=True)
             before = volume.numpy()
+            figures = noise_figures(before, denoised)
+            sidecar = write_sidecar(out_path, nifti_sidecar(name, run.bundle, figures, int(before.shape[-1])))
             row.update(status="done", slices=int(before.shape[-1]), output=str(out_path.relative_to(run.output_dir)),
-                       **_checked(noise_figures(before, denoised), before, denoised))
+                       sidecar=str(sidecar.relative_to(run.output_dir)), **_checked(figures, before, denoised))
             if redone:
                 row["redone"] = redone
             row["seconds"] = round(time.perf_counter() - started, 3)
-            run.manifest.record(key, row, sources, [out_path])
+            run.manifest.record(key, row, sources, [out_path, sidecar])
         except Exception as err:  # one file fails alone (nibabel raises many types), unless OUTPUT is the problem
             if run_ending_cause(err) is not None:
                 raise
@@ -383,6 +386,34 @@ def _denoise_nifti(files: Sequence[Path], run: _Run) -> None:
             row.update(status="failed", reason=reason, seconds=round(time.perf_counter() - started, 3))
         run.rows.append(row)
         run.end(series_label_of(row), row)
+
+
+def nifti_sidecar(source: str, bundle: Bundle, figures: Mapping[str, Any], slices: int) -> dict[str, Any]:
+    """The JSON sidecar of a denoised NIfTI file (:func:`medden.io.sidecar.write_sidecar`), in the
+    dcm2niix / BIDS style: the source file relative to INPUT, the bundle's name and version, the
+    SHA-256 of the weights file that ran (the 2D network's for a single image, when the bundle
+    has one) and the backend, medden's version, the noise sigma before and after
+    (:func:`noise_figures`, in the image's units) and the date (UTC). Nothing from the image
+    header, so no patient field."""
+    from datetime import datetime, timezone
+
+    from medden import __version__
+    from medden.bundle.bundle import single_image_network
+    from medden.bundle.exports import model_sha256
+    from medden.bundle.layout import SINGLE_IMAGE_WEIGHTS
+
+    folder = Path(bundle.root).resolve().name
+    version = bundle.name[len(folder):].strip() if bundle.name.startswith(folder) else ""
+    weights = bundle.parameters.get("weights_sha256")
+    lone = Path(bundle.root) / SINGLE_IMAGE_WEIGHTS
+    if slices == 1 and single_image_network(bundle.inferer) is not None and lone.is_file():
+        weights = model_sha256(lone)  # a single image goes through the bundle's 2D network
+    return {"Sources": [source], "SourcesRelativeTo": "INPUT",
+            "GeneratedBy": [{"Name": "medden", "Version": __version__, "Description": "medden denoise"}],
+            "Bundle": {"Name": folder, "Version": version, "WeightsSHA256": weights, "Backend": bundle.backend},
+            "NoiseSigmaBefore": figures.get("noise_sigma_before"), "NoiseSigmaAfter": figures.get("noise_sigma_after"),
+            "NoiseSigmaUnits": "the image's own units (wavelet-detail MAD estimate)",
+            "DateCreated": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -452,7 +483,8 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
 
     DICOM series become derived series under ``output_dir/dicom/<new series UID>/``, each with
     a before | after PNG of its middle slice in ``output_dir/previews/``; NIfTI files become
-    ``output_dir/nifti/<path>_denoised.nii.gz`` (their subfolders kept) with their affine.
+    ``output_dir/nifti/<path>_denoised.nii.gz`` (their subfolders kept) with their affine, each
+    with a JSON sidecar ``<path>_denoised.json`` (:func:`nifti_sidecar`).
     Every image is denoised by ``bundle.denoise``. One run at a time may write to
     ``output_dir``: a new run first deletes temporary files left there by a killed one.
 
