@@ -28,6 +28,7 @@ from fastapi.testclient import TestClient
 from medden.apps.cli import build_parser, main
 from medden.bundle import load_bundle, shipped_bundles
 from medden.bundle.exports import BACKENDS
+from medden.bundle.loading import NotAnImageBundleError
 from medden.inference import denoise_image
 from medden.io import plan_dicom_series
 from medden.apps.serve import create_app
@@ -144,7 +145,7 @@ def test_bundles_left_out_are_those_that_cannot_denoise_an_image(client):
     left_out = [name for name in shipped_bundles() if name not in offered]
     assert left_out == ["n2n_kspace_mri"]
     for name in left_out:
-        with pytest.raises(KeyError, match="inferer"):
+        with pytest.raises(NotAnImageBundleError, match="has no 'inferer'"):
             load_bundle(name, "cpu")
 
 
@@ -459,7 +460,7 @@ def test_logs_hold_no_file_names_or_patient_identifiers(client, caplog):
 def test_a_result_worse_than_its_upload_carries_a_warning(client, monkeypatch):
     from medden.bundle import Bundle
 
-    def adds_a_checkerboard(self, image):
+    def adds_a_checkerboard(self, image, progress=None):
         image = np.asarray(image, np.float32)
         checker = (-1.0) ** np.add.outer(np.arange(image.shape[1]), np.arange(image.shape[2]))
         return image + 40 * checker[None, :, :, None]
@@ -469,3 +470,137 @@ def test_a_result_worse_than_its_upload_carries_a_warning(client, monkeypatch):
     summary = _ok(_post(client, "ct.dcm", content))
     assert any("repeating pattern" in warning for warning in summary["warnings"])
     assert all(f"warning: {warning}" in summary["notes"] for warning in summary["warnings"])
+
+
+# ----------------------------------------------------------------------------- what the page reads: values, geometry, progress
+
+
+def _values(client, summary, k, view) -> np.ndarray:
+    answer = client.get(summary["values_url"].format(k=k, view=view))
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/octet-stream"
+    return np.frombuffer(answer.content, dtype="<f4")
+
+
+def _ct_with_tags(**tags) -> bytes:
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    for keyword, value in tags.items():
+        setattr(ds, keyword, value)
+    out = io.BytesIO()
+    ds.save_as(out)
+    return out.getvalue()
+
+
+def test_slice_values_are_the_real_units_rows_down(client, tmp_path):
+    source = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    summary = _ok(_post(client, "ct.dcm", Path(get_testdata_file("CT_small.dcm")).read_bytes()))
+    hu = source.pixel_array * float(source.RescaleSlope) + float(source.RescaleIntercept)  # (rows, cols)
+    noisy = _values(client, summary, 0, "noisy").reshape(128, 128)
+    np.testing.assert_array_equal(noisy, hu.astype(np.float32))  # HU, not display bytes, in the DICOM's pixel order
+    denoised = _values(client, summary, 0, "denoised").reshape(128, 128)
+    nii = np.asarray(_nifti(_download(client, summary, "nifti"), tmp_path).dataobj)[..., 0]  # (H, W) = (cols, rows)
+    np.testing.assert_allclose(denoised, nii.T, atol=1e-3)
+    np.testing.assert_allclose(_values(client, summary, 0, "difference").reshape(128, 128), noisy - denoised, atol=1e-4)
+    assert summary["channels"] == 1
+    assert client.get(summary["values_url"].format(k=1, view="noisy")).status_code == 404
+    bad_view = client.get(summary["values_url"].format(k=0, view="noise"))
+    assert bad_view.status_code == 404 and "the views are noisy, denoised, difference" in bad_view.json()["detail"]
+
+
+def test_rgb_values_keep_their_channels(client):
+    rgb = np.random.default_rng(3).integers(0, 255, (12, 10, 3), dtype=np.uint8)
+    summary = _ok(_post(client, "tile.png", _png(rgb), bundle="general_denoiser"))
+    assert summary["channels"] == 3
+    np.testing.assert_array_equal(_values(client, summary, 0, "noisy").reshape(12, 10, 3), rgb)
+    assert summary["info"]["orientation"] is None and summary["info"]["spacing"] is None  # a PNG says neither
+
+
+def test_dicom_info_window_tags_orientation_and_no_patient_data(client):
+    content = _ct_with_tags(WindowCenter=[50, 300], WindowWidth=[350, 1500], PatientName="Doe^Jane",
+                            PatientID="ID-98765", PatientBirthDate="19610203")
+    answer = _post(client, "ct.dcm", content)
+    info = _ok(answer)["info"]
+    for private in ("Doe", "Jane", "ID-98765", "19610203", "CompressedSamples"):
+        assert private not in answer.text
+    assert info["modality"] == "CT" and info["units"] == "HU" and (info["rows"], info["cols"]) == (128, 128)
+    assert info["window"] == {"width": 350.0, "level": 50.0, "source": "DICOM window tags"}  # the first pair
+    assert info["presets"] == {"brain": [80.0, 40.0], "soft tissue": [400.0, 40.0], "lung": [1500.0, -600.0],
+                               "bone": [2000.0, 300.0]}
+    # ImageOrientationPatient 1\0\0\0\1\0: columns run to the patient's left, rows to posterior
+    assert info["orientation"] == {"left": "R", "right": "L", "top": "A", "bottom": "P"}
+    np.testing.assert_allclose(info["spacing"][:2], [0.661468, 0.661468], atol=1e-4)
+    no_tags = _ok(_post(client, "ct.dcm", Path(get_testdata_file("CT_small.dcm")).read_bytes()))["info"]
+    assert no_tags["window"] == {"width": 400.0, "level": 40.0, "source": "soft tissue"}
+
+
+def test_nifti_info_follows_the_affine_and_uses_percentiles(client, tmp_path):
+    _, noisy = _phantom()
+    volume = np.stack([noisy.T] * 2, -1)  # (H, W, D)
+    affine = np.array([[-0.8, 0, 0, 0], [0, 0, 1.5, 0], [0, -0.8, 0, 0], [0, 0, 0, 1]])  # a coronal slab
+    nib.save(nib.Nifti1Image(volume, affine), tmp_path / "v.nii.gz")
+    summary = _ok(_post(client, "v.nii.gz", (tmp_path / "v.nii.gz").read_bytes(), bundle="general_denoiser"))
+    info = summary["info"]
+    # voxel axis 0 (across the screen) runs to -x, the patient's left; axis 1 (down) to -z, inferior
+    assert info["orientation"] == {"left": "R", "right": "L", "top": "S", "bottom": "I"}
+    assert info["modality"] == "NIFTI" and info["units"] == "" and info["presets"] == {}
+    np.testing.assert_allclose(info["spacing"], [0.8, 0.8, 1.5])
+    low, high = np.percentile(volume, (1, 99))
+    assert info["window"]["source"] == "1-99 percentiles"
+    assert info["window"]["width"] == pytest.approx(high - low, rel=1e-4)
+    assert info["window"]["level"] == pytest.approx((high + low) / 2, rel=1e-4)
+
+
+def test_progress_of_an_upload_can_be_polled(client):
+    token = "t0k3n_" + "a" * 20
+    answer = client.post("/api/denoise", files={"file": ("x.png", _png(np.full((8, 8), 3, np.uint8)))},
+                         data={"progress": token, "bundle": "general_denoiser"})
+    _ok(answer)
+    state = client.get(f"/api/progress/{token}").json()
+    assert state == {"stage": "done", "done": 0, "total": 0, "fraction": 1.0, "message": "done"}
+    assert client.get("/api/progress/" + "b" * 20).status_code == 404
+    assert client.get("/api/progress/short").status_code == 400
+    refused = client.post("/api/denoise", files={"file": ("x.png", b"x")}, data={"progress": "../etc"})
+    assert refused.status_code == 400 and "random token" in refused.json()["detail"]
+
+
+def test_progress_board_reports_stage_shares_and_forgets_old_entries(monkeypatch):
+    from medden.apps.serve import progress
+
+    board = progress.ProgressBoard(max_entries=2)
+    board.update("a" * 16, "denoising", 5, 10, "denoised slice 5 of 10")
+    assert board.get("a" * 16)["fraction"] == pytest.approx(0.1 + 0.8 * 0.5)
+    board.update("b" * 16, "writing", 1, 2)
+    board.update("c" * 16, "decoding")
+    assert board.get("a" * 16) is None and board.get("c" * 16)["stage"] == "decoding"  # oldest dropped
+    board.update("b" * 16, "done")
+    clock = [1000.0]
+    monkeypatch.setattr(progress.time, "monotonic", lambda: clock[0])
+    board.update("b" * 16, "done")
+    clock[0] += progress.KEEP_SECONDS + 1
+    assert board.get("b" * 16) is None and board.get("c" * 16) is not None  # finished ones expire, running ones stay
+    with pytest.raises(ValueError, match="stage must be one of"):
+        board.update("d" * 16, "resting")
+
+
+def test_denoising_progress_is_polled_while_the_network_runs(client, monkeypatch):
+    """The board sees the denoising stage advance slice by slice while the POST is running."""
+    from medden.bundle import Bundle
+
+    token = "poll_" + "z" * 20
+    seen = []
+    real = Bundle.denoise
+
+    def watched(self, image, progress=None):
+        def relay(done, total):
+            progress(done, total)  # the server's callback updates the board ...
+            seen.append(client.get(f"/api/progress/{token}").json())  # ... which a poll then reads
+        return real(self, image, progress=relay)
+
+    monkeypatch.setattr(Bundle, "denoise", watched)
+    volume = np.stack([_phantom(seed=k)[1] for k in range(20)], -1)  # (W, H, D); the network takes 8 slices a call
+    buffer = io.BytesIO(gzip.compress(nib.Nifti1Image(volume.transpose(1, 0, 2), np.eye(4)).to_bytes()))
+    _ok(client.post("/api/denoise", files={"file": ("v.nii.gz", buffer.getvalue())},
+                    data={"progress": token, "bundle": "general_denoiser"}))
+    assert [(s["stage"], s["done"], s["total"]) for s in seen] == [("denoising", k, 20) for k in (8, 16, 20)]
+    fractions = [s["fraction"] for s in seen]
+    assert fractions == sorted(fractions) and 0.1 < fractions[0] < fractions[-1] <= 0.9
+    assert seen[1]["message"] == "denoised 16 of 20 slice(s)"

@@ -1,20 +1,30 @@
 """`medden serve` in a real browser: the server on a free localhost port, Debian's Chromium driven
-headless by Playwright, a DICOM uploaded, the three views shown, the derived series downloaded, a
-multi-frame file's slice slider and a refused upload's message on the page.
+headless by Playwright, files uploaded and every reading tool driven with the mouse and keys.
+The checks read the screenshots' pixels and compare them with what Python computes from the
+uploaded values: the grey of each pixel under a window, the size of a known square when zoomed,
+its shift when panned, the ROI's mean and SD in HU, the progress bar's fill.
 
+Screenshots go to ``$MEDDEN_SCREENSHOT_DIR`` or ``<repo>/test-artifacts/viewer-screenshots``.
 Playwright is pointed at the system's Chromium (``executable_path``); it never downloads a browser.
 Without Chromium or Playwright the tests skip and say why; ``.ci/run`` installs both.
 """
 
+import gzip
 import io
+import math
+import os
 import shutil
 import socket
 import threading
 import time
 import zipfile
+from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pydicom
 import pytest
+from PIL import Image
 from pydicom.data import get_testdata_file
 
 pytest.importorskip("fastapi", reason='the web viewer needs the serve extra: pip install "medden[serve]"')
@@ -25,10 +35,34 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium); "
                                                          ".ci/run installs it")
 
-LOADED = """(id) => {
-    const img = document.getElementById(id);
-    return !document.getElementById('result').hidden && img.complete && img.naturalWidth > 0;
-}"""
+SHOWN = "(k) => document.getElementById('views').dataset.slice === String(k)"
+PATIENT = {"PatientName": "Doe^Jane", "PatientID": "ID-98765", "PatientBirthDate": "19610203"}
+#: the volume test's square: rows/cols 24..39 of a 64 x 64 slice, value 300 + 50 k on slice k
+SQUARE = slice(24, 40)
+
+
+def _screenshot_dir() -> Path:
+    folder = Path(os.environ.get("MEDDEN_SCREENSHOT_DIR") or Path(__file__).resolve().parents[2] / "test-artifacts"
+                  / "viewer-screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _shot(page, name: str, selector: str | None = None) -> np.ndarray:
+    """Screenshot the page (or one element), save it as ``name``.png, return RGB pixels."""
+    path = _screenshot_dir() / f"{name}.png"
+    if selector is None:
+        page.screenshot(path=path, full_page=True)
+    else:
+        page.locator(selector).screenshot(path=path)
+    with Image.open(path) as png:
+        return np.asarray(png.convert("RGB")).astype(np.int32)
+
+
+def _grey(values: np.ndarray, width: float, level: float) -> np.ndarray:
+    """The grey a window maps values to (as a viewer does: low black, high white)."""
+    low = level - width / 2
+    return np.clip((values - low) / width * 255.0, 0, 255)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +102,8 @@ def browser():
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 900})
+    context = browser.new_context(accept_downloads=True, viewport={"width": 1280, "height": 1000},
+                                  device_scale_factor=1)
     page = context.new_page()
     page.goto(server[0])
     page.wait_for_selector("#bundle option[value='general_denoiser']", state="attached")
@@ -76,47 +111,301 @@ def page(browser, server):
     context.close()
 
 
-def test_upload_dicom_see_the_views_and_download_the_derived_series(page, server, tmp_path):
-    source = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
-    assert page.input_value("#bundle") == "general_denoiser"
-    page.set_input_files("#file", get_testdata_file("CT_small.dcm"))
+def _upload(page, path_or_files, slice_shown: int, timeout=60_000):
+    page.set_input_files("#file", path_or_files)
     page.click("#submit")
-    page.wait_for_function(LOADED, arg="denoised", timeout=60_000)
-    for view in ("noisy", "denoised", "difference"):
-        page.wait_for_function(LOADED, arg=view, timeout=10_000)
-        assert page.is_visible(f"img#{view}")
-        assert page.eval_on_selector(f"img#{view}", "img => [img.naturalWidth, img.naturalHeight]") == [128, 128]
-    assert page.is_hidden("#error") and page.is_hidden("#slice")  # one slice: no slider
-    assert "Denoised a DICOM image (128 × 128 × 1) with general_denoiser" in page.inner_text("#status")
-    assert page.is_visible("#download-dicom") and page.is_visible("#download-nifti")
+    page.wait_for_function(SHOWN, arg=slice_shown, timeout=timeout)
 
+
+def _values(page, k: int, view: str, shape) -> np.ndarray:
+    """The values the page was sent, read through the same URL (rows down)."""
+    url = page.evaluate("() => document.querySelector('#download-nifti').href").split("/download/")[0]
+    return np.frombuffer(page.request.get(f"{url}/slices/{k}/{view}.f32").body(), "<f4").reshape(shape)
+
+
+def _js_number(value: float) -> str:
+    """A number as the page writes it: 4 significant digits, or 1 decimal from 100 on."""
+    return f"{float(f'{value:.1f}' if abs(value) >= 100 else f'{value:.4g}'):g}"
+
+
+def _panel_width(page) -> int:
+    return page.evaluate("() => document.getElementById('noisy').clientWidth")
+
+
+def _pixel_centres(box_size: float, n: int) -> np.ndarray:
+    """Screen columns of image pixel centres 0..n-1 at the fit zoom of an n-pixel image in a square panel."""
+    return np.floor((np.arange(n) + 0.5) * box_size / n).astype(int)
+
+
+def _check_panel_shows(pixels: np.ndarray, expected_grey: np.ndarray, step: int = 3) -> None:
+    """Every ``step``-th image pixel's centre on screen has the expected grey (+-1.5 levels); the
+    edges, where the orientation letters are, are left out."""
+    n = expected_grey.shape[0]
+    centres = _pixel_centres(pixels.shape[1], n)
+    inner = np.flatnonzero((centres > 24) & (centres < pixels.shape[1] - 24))[::step]
+    grid = np.ix_(centres[inner], centres[inner])
+    shown = pixels[grid]
+    assert np.all(shown[..., 0] == shown[..., 1]) and np.all(shown[..., 1] == shown[..., 2])  # grey
+    difference = np.abs(shown[..., 0] - expected_grey[np.ix_(inner, inner)])
+    assert difference.max() <= 1.5, f"{(difference > 1.5).mean():.1%} of the sampled pixels differ"
+
+
+def _ct_file(tmp_path: Path) -> Path:
+    ds = pydicom.dcmread(get_testdata_file("CT_small.dcm"))
+    for keyword, value in PATIENT.items():
+        setattr(ds, keyword, value)
+    ds.WindowCenter, ds.WindowWidth = 50, 350
+    path = tmp_path / "ct_doe.dcm"
+    ds.save_as(path)
+    return path
+
+
+def test_ct_window_level_roi_orientation_and_download(page, server, tmp_path):
+    path = _ct_file(tmp_path)
+    source = pydicom.dcmread(path)
+    hu = source.pixel_array * float(source.RescaleSlope) + float(source.RescaleIntercept)
+    _upload(page, str(path), 0)
+    _shot(page, "ct_loaded")
+
+    # what is shown beside the image, and nothing of the patient
+    info = page.inner_text("#info")
+    assert "CT" in info and "128 × 128 pixels" in info and "0.661 × 0.661 mm" in info and "HU" in info
+    html = page.content()
+    for private in ("Doe", "Jane", "ID-98765", "19610203", "1961"):
+        assert private not in html
+    # orientation from ImageOrientationPatient (LPS): the right edge lies where the row direction
+    # points, the bottom where the column direction points
+    lps = ("L", "P", "S")
+    opposite = {"L": "R", "P": "A", "S": "I", "R": "L", "A": "P", "I": "S"}
+    row, column = np.array(source.ImageOrientationPatient[:3]), np.array(source.ImageOrientationPatient[3:])
+
+    def letter(cosines):
+        axis = int(np.argmax(np.abs(cosines)))
+        return lps[axis] if cosines[axis] > 0 else opposite[lps[axis]]
+
+    labels = {side: page.inner_text(f".panel:has(#noisy) .orient.{side}") for side in ("left", "right", "top", "bottom")}
+    assert labels == {"right": letter(row), "left": opposite[letter(row)], "bottom": letter(column),
+                      "top": opposite[letter(column)]}
+    assert page.locator(".orient.right").all_inner_texts() == [letter(row)] * 3  # on all three panels
+
+    # the starting window is the file's WindowCenter/WindowWidth: every sampled pixel has its grey
+    assert page.inner_text("#wl-readout") == "W 350 L 50 HU"
+    _check_panel_shows(_shot(page, "ct_window_from_tags", "#noisy"), _grey(hu, 350, 50))
+    centre = (slice(50, 78), slice(50, 78))
+
+    # presets change the grey of a known region as the windows say
+    greys = {}
+    for preset, (width, level) in {"brain": (80, 40), "bone": (2000, 300), "soft tissue": (400, 40)}.items():
+        page.click(f"#presets button[data-preset='{preset}']")
+        pixels = _shot(page, f"ct_preset_{preset.replace(' ', '_')}", "#noisy")
+        _check_panel_shows(pixels, _grey(hu, width, level))
+        greys[preset] = pixels[..., 0][(slice(160, 240), slice(160, 240))].mean()
+    assert abs(greys["brain"] - greys["bone"]) > 20
+
+    # dragging right 100 px widens the window by e^0.5, dragging down 40 px raises the level by 40 * W / 200
+    box = page.locator("#noisy").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x + 50, y + 20, steps=3)
+    page.mouse.move(x + 100, y + 40, steps=3)
+    page.mouse.up()
+    width, level = 400 * math.exp(0.5), 40 + 40 * 400 / 200
+    assert page.inner_text("#wl-readout") == f"W {width:.1f} L {level:g} HU"
+    dragged = _shot(page, "ct_after_drag", "#noisy")
+    _check_panel_shows(dragged, _grey(hu, width, level))
+    assert abs(dragged[..., 0][(slice(160, 240), slice(160, 240))].mean() - greys["soft tissue"]) > 5
+
+    # ROI: drag a rectangle; mean and SD in HU of the same box on noisy and denoised
+    page.check("input[name=tool][value=roi]")
+    scale = _panel_width(page) / 128
+    start, end = (30.0, 40.0), (150.0, 170.0)  # within the canvas, CSS pixels
+    page.mouse.move(box["x"] + start[0], box["y"] + start[1])
+    page.mouse.down()
+    page.mouse.move(box["x"] + end[0], box["y"] + end[1], steps=5)
+    page.mouse.up()
+    x0, y0 = int(start[0] // scale), int(start[1] // scale)
+    x1, y1 = int(end[0] // scale), int(end[1] // scale)
+    caption = page.locator("#roi-caption")
+    assert [int(caption.get_attribute(f"data-{key}")) for key in ("x0", "x1", "y0", "y1")] == [x0, x1, y0, y1]
+    region = (slice(y0, y1 + 1), slice(x0, x1 + 1))
+    nii = tmp_path / "denoised.nii.gz"
+    with page.expect_download() as caught:
+        page.click("#download-nifti")
+    caught.value.save_as(nii)
+    denoised = np.asarray(nib.load(nii).dataobj)[..., 0].T  # (H, W) = (cols, rows) -> rows down
+    for view, values in (("noisy", hu), ("denoised", denoised)):
+        row = page.locator(f"#roi-{view}")
+        mean, std = float(row.get_attribute("data-mean")), float(row.get_attribute("data-std"))
+        assert mean == pytest.approx(values[region].mean(), abs=1e-2)
+        assert std == pytest.approx(values[region].std(), abs=1e-2)
+        assert row.locator(".mean").inner_text() == f"{_js_number(mean)} HU"
+        assert row.locator(".std").inner_text() == f"{_js_number(std)} HU"
+    # the box is drawn on all three panels, at the same place
+    left = int(round(x0 * scale))
+    for view in ("noisy", "denoised", "difference"):
+        pixels = _shot(page, f"ct_roi_{view}", f"#{view}")
+        column = pixels[int((y0 + y1) / 2 * scale), left - 1: left + 2]
+        assert any(p[0] > 200 and p[1] > 200 and p[2] < 120 for p in column), f"no yellow ROI edge on {view}"
+    _shot(page, "ct_roi_page")
+
+    # the derived DICOM series still downloads
     with page.expect_download() as caught:
         page.click("#download-dicom")
     download = tmp_path / caught.value.suggested_filename
     caught.value.save_as(download)
-    assert download.name == "CT_small_denoised_dicom.zip"
     with zipfile.ZipFile(download) as archive:
         derived = [pydicom.dcmread(io.BytesIO(archive.read(name))) for name in archive.namelist()]
     assert len(derived) == 1 and derived[0].SeriesInstanceUID != source.SeriesInstanceUID
     assert derived[0].ImageType[0] == "DERIVED" and derived[0].pixel_array.shape == (128, 128)
-
-    screenshot = tmp_path / "medden_serve.png"
-    page.screenshot(path=screenshot, full_page=True)
-    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and screenshot.stat().st_size > 10_000
     assert list(server[1].iterdir()) == []  # the upload was deleted
 
 
-def test_slice_slider_moves_through_a_multiframe_file(page):
-    pytest.importorskip("data_store", reason="emri_small.dcm comes with pydicom-data (the samples extra)")
-    page.set_input_files("#file", get_testdata_file("emri_small.dcm"))
+def _volume(tmp_path: Path, slices: int = 12) -> tuple[Path, np.ndarray]:
+    """A NIfTI volume of noise around 100 with a 16-pixel square of 300 + 50 k on slice k;
+    returns the file and the values as shown, ``(D, rows, cols)``."""
+    rng = np.random.default_rng(0)
+    shown = rng.normal(100, 10, (slices, 64, 64)).astype(np.float32)
+    for k in range(slices):
+        shown[k, SQUARE, SQUARE] += 200 + 50 * k
+    path = tmp_path / "volume.nii.gz"
+    path.write_bytes(gzip.compress(nib.Nifti1Image(shown.transpose(2, 1, 0), np.diag([2.0, 2.0, 3.0, 1.0])).to_bytes()))
+    return path, shown
+
+
+def _square_grey(pixels: np.ndarray) -> float:
+    """Mean grey of the square's middle on a fit-zoomed 64-pixel panel."""
+    size = pixels.shape[1]
+    inner = slice(int(28 * size / 64), int(36 * size / 64))
+    return float(pixels[..., 0][inner, inner].mean())
+
+
+def _expected_square_grey(shown: np.ndarray, k: int) -> float:
+    low, high = np.percentile(shown, (1, 99))
+    return float(_grey(shown[k, 28:36, 28:36], high - low, (high + low) / 2).mean())
+
+
+@pytest.fixture
+def slow_network(monkeypatch):
+    """Hold the server 1.5 s after each progress report of the denoising, so that the page's
+    progress can be seen mid-way (the server runs in this process)."""
+    from medden.bundle import Bundle
+
+    real = Bundle.denoise
+
+    def held(self, image, progress=None):
+        def relay(done, total):
+            progress(done, total)
+            if done < total:
+                time.sleep(1.5)
+        return real(self, image, progress=relay if progress is not None else None)
+
+    monkeypatch.setattr(Bundle, "denoise", held)
+
+
+def test_progress_slices_by_wheel_and_keys_and_linked_zoom_and_pan(page, tmp_path, slow_network):
+    path, shown = _volume(tmp_path)
+    page.evaluate("""() => {
+        window.seenProgress = [];
+        new MutationObserver(() => window.seenProgress.push([document.getElementById('progress-text').textContent,
+                                                           document.getElementById('progress-bar').value]))
+            .observe(document.getElementById('progress-text'), {childList: true, characterData: true, subtree: true});
+    }""")
+    page.set_input_files("#file", str(path))
     page.click("#submit")
-    page.wait_for_function(LOADED, arg="denoised", timeout=60_000)
-    assert page.is_visible("#slice") and page.get_attribute("#slice", "max") == "9"
-    assert "/slices/5/denoised.png" in page.get_attribute("#denoised", "src")  # starts in the middle
-    page.fill("#slice", "9")
-    page.wait_for_function(LOADED, arg="difference", timeout=10_000)
-    assert "/slices/9/denoised.png" in page.get_attribute("#denoised", "src")
-    assert page.inner_text("#slice-label") == "10 / 10"
+    # mid-way: the server has denoised 8 of 12 slices (the network takes 8 a call) and the bar shows it
+    page.wait_for_function("() => document.getElementById('progress-text').textContent.includes('8 of 12')",
+                           timeout=60_000)
+    assert page.is_visible("#progress")
+    bar = _shot(page, "volume_progress_bar", "#progress-bar")
+    expected = 0.3 + 0.7 * (0.1 + 0.8 * 8 / 12)
+    _shot(page, "volume_progress_page")
+    page.wait_for_function(SHOWN, arg=6, timeout=60_000)
+    seen = page.evaluate("() => window.seenProgress")
+    texts = [text for text, _ in seen]
+    assert any(text.startswith("Uploading") for text in texts)
+    assert "Server: denoised 8 of 12 slice(s)" in texts
+    values = [value for _, value in seen]
+    assert values == sorted(values)
+    assert page.is_hidden("#progress")
+    # the bar's filled part: the columns of its middle row that differ from its empty end
+    middle = bar[bar.shape[0] // 2]
+    empty = middle[-3]
+    filled = np.abs(middle - empty).sum(axis=1) > 60
+    assert filled[: int(0.95 * expected * len(filled))].mean() > 0.9
+    assert filled[int(1.05 * expected * len(filled)): -4].mean() < 0.1
+
+    # slices: starts in the middle; the wheel and the keys move through them; the square's grey follows
+    assert page.inner_text("#slice-label") == "7 / 12"
+    assert _square_grey(_shot(page, "volume_slice_6", "#noisy")) == pytest.approx(_expected_square_grey(shown, 6),
+                                                                                    abs=2)
+    box = page.locator("#noisy").bounding_box()
+    page.mouse.move(box["x"] + 50, box["y"] + 50)
+    page.mouse.wheel(0, 100)
+    page.wait_for_function(SHOWN, arg=7)
+    assert _square_grey(_shot(page, "volume_wheel_7", "#noisy")) == pytest.approx(_expected_square_grey(shown, 7),
+                                                                                   abs=2)
+    page.mouse.wheel(0, -100)
+    page.wait_for_function(SHOWN, arg=6)
+    for key, k in (("ArrowDown", 7), ("ArrowDown", 8), ("PageUp", 7), ("End", 11), ("ArrowUp", 10), ("Home", 0)):
+        page.keyboard.press(key)
+        page.wait_for_function(SHOWN, arg=k)
+        assert page.inner_text("#slice-label") == f"{k + 1} / 12"
+    assert _square_grey(_shot(page, "volume_key_0", "#noisy")) == pytest.approx(_expected_square_grey(shown, 0), abs=2)
+    page.keyboard.press("End")
+    page.wait_for_function(SHOWN, arg=11)
+
+    # zoom: "+" three times enlarges the square 1.25^3 times in all panels (linked)
+    def square_width(view):
+        pixels = _shot(page, f"volume_{view}_{zoom_name}", f"#{view}")
+        row = pixels[pixels.shape[0] // 2, 2:-2, 2]  # blue: white is bright, the yellow letters are not; the
+        # element's box is fractional, so its screenshot may hold a column of the page at either end
+        return int((row > 200).sum())
+
+    def run_length(view):  # mean length of runs of equal grey along rows: image pixels grow with the zoom
+        pixels = _shot(page, f"volume_{view}_{zoom_name}", f"#{view}")[..., 0]
+        rows = pixels[pixels.shape[0] // 4: 3 * pixels.shape[0] // 4: 7, 30:-30]
+        return rows.size / (np.count_nonzero(np.diff(rows, axis=1)) + len(rows))
+
+    zoom_name = "fit"
+    fit_scale = _panel_width(page) / 64
+    before = {"noisy": square_width("noisy"), "denoised": square_width("denoised"), "difference": run_length("difference")}
+    assert before["noisy"] == pytest.approx(16 * fit_scale, abs=2)
+    assert before["denoised"] == pytest.approx(16 * fit_scale, abs=2)
+    for _ in range(3):
+        page.click("#zoom-in")
+    zoom_name = "zoomed"
+    factor = 1.25 ** 3
+    assert page.inner_text("#zoom-label") == f"{round(100 * fit_scale * factor)}%"
+    assert square_width("noisy") == pytest.approx(16 * fit_scale * factor, abs=2)
+    assert square_width("denoised") == pytest.approx(before["denoised"] * factor, rel=0.05)  # its edges are soft
+    assert run_length("difference") == pytest.approx(before["difference"] * factor, rel=0.15)
+
+    # pan (shift+drag on the denoised panel) moves all three panels by the same pixels
+    def first_bright(view):
+        pixels = _shot(page, f"volume_{view}_{zoom_name}", f"#{view}")
+        return int(np.argmax(pixels[pixels.shape[0] // 2, 2:-2, 2] > 200))
+
+    difference_row = _shot(page, "volume_difference_zoomed", "#difference")[200, :, 0]
+    lefts = {view: first_bright(view) for view in ("noisy", "denoised")}
+    dbox = page.locator("#denoised").bounding_box()
+    page.keyboard.down("Shift")
+    page.mouse.move(dbox["x"] + 100, dbox["y"] + 100)
+    page.mouse.down()
+    page.mouse.move(dbox["x"] + 140, dbox["y"] + 100, steps=4)
+    page.mouse.up()
+    page.keyboard.up("Shift")
+    zoom_name = "panned"
+    for view in ("noisy", "denoised"):
+        assert first_bright(view) == lefts[view] + 40
+    moved = _shot(page, "volume_difference_panned", "#difference")[200, :, 0]
+    assert np.mean(moved[140:300] == difference_row[100:260]) > 0.95
+
+    # 1:1 shows one image pixel per screen pixel: the square is 16 pixels wide
+    page.click("#zoom-full")
+    zoom_name = "full"
+    assert page.inner_text("#zoom-label") == "100%" and square_width("noisy") == 16
+    _shot(page, "volume_full_resolution_page")
 
 
 def test_wrong_file_type_shows_a_message(page, server):
@@ -126,5 +415,5 @@ def test_wrong_file_type_shows_a_message(page, server):
     page.wait_for_selector("#error", state="visible", timeout=30_000)
     message = page.inner_text("#error")
     assert "not a type the viewer reads" in message and "NIfTI" in message and "PNG" in message
-    assert page.is_hidden("#result")
+    assert page.is_hidden("#result") and page.is_hidden("#progress")
     assert list(server[1].iterdir()) == []

@@ -6,9 +6,14 @@ Routes:
 * ``GET /api/health``: ``{"status": "ok"}``.
 * ``GET /api/bundles``: the offered bundle names, the default, the upload limit and the
   accepted types.
-* ``POST /api/denoise``: a ``multipart/form-data`` form with ``file`` and ``bundle``; answers
-  the job summary (:func:`_process`) or ``{"detail": message}`` with 400, 413, 415 or 422.
-* ``GET /api/jobs/{job}/slices/{k}/{noisy|denoised|difference}.png``: one slice of a view.
+* ``POST /api/denoise``: a ``multipart/form-data`` form with ``file``, ``bundle`` and, optionally,
+  ``progress`` (a random token of the page); answers the job summary (:func:`_process`) or
+  ``{"detail": message}`` with 400, 413, 415 or 422.
+* ``GET /api/progress/{token}``: where that upload stands (:mod:`~medden.apps.serve.progress`).
+* ``GET /api/jobs/{job}/slices/{k}/{noisy|denoised|difference}.f32``: one slice of a view in the
+  image's units, raw little-endian float32, rows down the image (what the page windows and measures).
+* ``GET /api/jobs/{job}/slices/{k}/{noisy|denoised|difference}.png``: one slice of a view as PNG in
+  the summary's percentile window (``windows``).
 * ``GET /api/jobs/{job}/download/{dicom|nifti|png}``: the result, as an attachment.
 
 No ``from __future__ import annotations`` here: FastAPI reads the route functions' annotations
@@ -27,19 +32,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from medden.apps.serve.bundles import BundleCatalogue, denoise_volume
+from medden.apps.serve.display import display_volume, slice_png, slice_raw, view_slice, viewer_info, windows
 from medden.apps.serve.errors import UploadError
 from medden.apps.serve.inputs import ACCEPTED, read_upload
-from medden.apps.serve.results import (
-    VIEWS,
-    Download,
-    Job,
-    JobStore,
-    dicom_zip,
-    display_volumes,
-    nifti_bytes,
-    png_bytes,
-    slice_png,
-)
+from medden.apps.serve.progress import PROGRESS_FIELD, ProgressBoard, check_token
+from medden.apps.serve.results import Download, Job, JobStore, dicom_zip, nifti_bytes, png_bytes
 from medden.apps.serve.security import RequestGuard, accepted_hosts
 from medden.apps.serve.upload import Upload, receive_upload
 from medden.core.validation import check_int
@@ -122,6 +119,7 @@ def create_app(bundles: Sequence[str | os.PathLike] | None = None, *,
     if preload:
         catalogue.get(catalogue.default)
     store = JobStore(max_jobs, max_job_bytes)
+    board = ProgressBoard()
     if temp_root is not None:
         Path(temp_root).mkdir(parents=True, exist_ok=True)
     one_at_a_time = threading.Lock()  # one denoising at a time: CPU/GPU bound, and the DICOM reader wants one thread
@@ -159,10 +157,25 @@ def create_app(bundles: Sequence[str | os.PathLike] | None = None, *,
             upload = await receive_upload(request.headers, request.stream(), Path(tmp), max_upload_bytes)
             name = upload.fields.get("bundle") or catalogue.default
             catalogue.check(name)  # before any decoding
-            job = await run_in_threadpool(_locked, one_at_a_time, _process, upload, name, catalogue, Path(tmp),
-                                          ZIP_EXPANSION * max_upload_bytes)
+            token = upload.fields.get(PROGRESS_FIELD)
+            token = None if token is None else check_token(token)
+            board.update(token, "queued", message="waiting for the denoising of another upload to finish")
+            try:
+                job = await run_in_threadpool(_locked, one_at_a_time, _process, upload, name, catalogue, Path(tmp),
+                                              ZIP_EXPANSION * max_upload_bytes, board, token)
+            except BaseException:
+                board.update(token, "failed", message="failed")
+                raise
         store.add(job)
+        board.update(token, "done", message="done")
         return job.summary
+
+    @app.get("/api/progress/{token}")
+    def progress(token: str) -> dict:
+        state = board.get(check_token(token))
+        if state is None:
+            raise UploadError(404, "no upload with this progress token is running or recently finished.")
+        return state
 
     def _job(job_id: str) -> Job:
         job = store.get(job_id)
@@ -173,10 +186,16 @@ def create_app(bundles: Sequence[str | os.PathLike] | None = None, *,
 
     @app.get("/api/jobs/{job_id}/slices/{k}/{view}.png")
     def slice_image(job_id: str, k: int, view: str) -> Response:
-        if view not in VIEWS:
-            raise UploadError(404, f"no view {view[:40]!r}; the views are {', '.join(VIEWS)}.")
-        png = slice_png(_job(job_id).views[view], k)
+        job = _job(job_id)
+        low, high = job.summary["windows"]["difference" if view == "difference" else "image"]
+        png = slice_png(view_slice(job.views, view, k), low, high)
         return Response(png, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
+    @app.get("/api/jobs/{job_id}/slices/{k}/{view}.f32")
+    def slice_values(job_id: str, k: int, view: str) -> Response:
+        raw = slice_raw(view_slice(_job(job_id).views, view, k))
+        return Response(raw, media_type="application/octet-stream",
+                        headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/api/jobs/{job_id}/download/{fmt}")
     def download(job_id: str, fmt: str) -> Response:
@@ -205,31 +224,49 @@ def _stem(filename: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("._")[:60] or "image"
 
 
-def _process(upload: Upload, bundle_name: str, catalogue: BundleCatalogue, folder: Path, max_unpacked: int) -> Job:
+def _process(upload: Upload, bundle_name: str, catalogue: BundleCatalogue, folder: Path, max_unpacked: int,
+             board: ProgressBoard | None = None, token: str | None = None) -> Job:
     """Decode, denoise and render one upload; everything it returns lives in memory.
+
+    Args:
+        upload, bundle_name, catalogue, folder, max_unpacked: the upload, what denoises it,
+            the request's folder and the zip limit.
+        board, token: where to report progress (nothing is reported without both).
 
     Returns:
         The :class:`Job`; its ``summary`` is ``{"job", "kind", "bundle", "backend", "shape": [C, H, W, D],
-        "slices", "slice_url": URL template with ``{k}`` and ``{view}``, "downloads": {format:
-        URL}, "windows", "notes", "warnings", "seconds"}``; ``warnings`` are the no-reference
-        checks that say the result is worse than the upload (:func:`medden.metrics.harm.harm_flags`),
-        also listed in ``notes`` for the page.
+        "slices", "channels", "slice_url": URL template with ``{k}`` and ``{view}`` (PNG),
+        "values_url": the same for raw float32 values, "downloads": {format: URL}, "windows",
+        "info": :func:`~medden.apps.serve.display.viewer_info`, "notes", "warnings",
+        "seconds"}``; ``warnings`` are the no-reference checks that say the result is worse
+        than the upload (:func:`medden.metrics.harm.harm_flags`), also listed in ``notes``.
 
     Raises:
         UploadError: the file cannot be read (413, 415, 422) or denoised (422).
     """
+    def report(stage: str, done: int = 0, total: int = 0, message: str = "") -> None:
+        if board is not None:
+            board.update(token, stage, done, total, message)
+
     started = time.perf_counter()
+    report("decoding", message="reading the file")
     image = read_upload(upload.path, upload.filename, folder, max_unpacked)
+    report("decoding", 1, 2, "loading the bundle")
     bundle = catalogue.get(bundle_name)
     try:
-        denoised = denoise_volume(bundle, image.volume)
+        report("denoising", 0, 1, "denoising")
+        denoised = denoise_volume(bundle, image.volume, lambda done, total: report(
+            "denoising", done, total, f"denoised {done} of {total} slice(s)"))
     except UploadError:
         raise
     except ValueError as err:
         raise UploadError(422, f"this image could not be denoised: {err}") from None
+    report("writing", 0, 2, "checking the result and making the display slices")
     warnings = [flag.message for flag in harm_flags(image.volume, denoised)]
     image.notes.extend(f"warning: {message}" for message in warnings)
-    views, windows = display_volumes(image.volume, denoised)
+    shown = windows(image.volume, denoised)
+    views = {"noisy": display_volume(image.volume), "denoised": display_volume(denoised)}
+    report("writing", 1, 2, "writing the downloads")
     stem, job_id = _stem(upload.filename), secrets.token_urlsafe(16)
     downloads = {"nifti": Download(f"{stem}_denoised.nii.gz", _MEDIA_TYPES["nifti"],
                                    nifti_bytes(denoised, image.affine, image.flat, folder / "denoised.nii.gz"))}
@@ -245,8 +282,10 @@ def _process(upload: Upload, bundle_name: str, catalogue: BundleCatalogue, folde
     base = f"/api/jobs/{job_id}"
     seconds = round(time.perf_counter() - started, 3)
     summary = {"job": job_id, "kind": image.kind, "bundle": bundle_name, "backend": bundle.backend, "shape": list(image.volume.shape),
-               "slices": int(image.volume.shape[-1]), "slice_url": base + "/slices/{k}/{view}.png",
-               "downloads": {fmt: f"{base}/download/{fmt}" for fmt in downloads}, "windows": windows,
+               "slices": int(image.volume.shape[-1]), "channels": 3 if image.volume.shape[0] == 3 else 1,
+               "slice_url": base + "/slices/{k}/{view}.png", "values_url": base + "/slices/{k}/{view}.f32",
+               "downloads": {fmt: f"{base}/download/{fmt}" for fmt in downloads}, "windows": shown,
+               "info": viewer_info(image, shown),
                "notes": image.notes, "warnings": warnings, "seconds": seconds}
     logger.info("job %s: %s %s denoised with %s in %.1f s", job_id, image.kind, "x".join(map(str, image.volume.shape)),
                 bundle_name, seconds)

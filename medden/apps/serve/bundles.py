@@ -12,6 +12,7 @@ import json
 import os
 import threading
 from collections.abc import Sequence
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -104,10 +105,17 @@ class BundleCatalogue:
             return self._loaded[name]
 
 
-def denoise_volume(bundle: Bundle, volume: np.ndarray) -> np.ndarray:
+def denoise_volume(bundle: Bundle, volume: np.ndarray,
+                   progress: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Denoise a ``(C, H, W, D)`` float32 volume in its own units, as ``medden denoise`` does
     (:meth:`medden.bundle.Bundle.denoise`: a grey bundle takes the channels of a colour image
     as slices of one grey volume).
+
+    Args:
+        bundle: the loaded bundle.
+        volume: float32 ``(C, H, W, D)``.
+        progress: called as ``progress(slices_done, slices)`` from this thread while the
+            network runs (:meth:`~medden.bundle.Bundle.denoise`); None: nothing is reported.
 
     Returns:
         float32, the shape of ``volume``.
@@ -117,7 +125,8 @@ def denoise_volume(bundle: Bundle, volume: np.ndarray) -> np.ndarray:
         ValueError: ``volume`` holds NaN or inf.
     """
     try:
-        return bundle.denoise(volume)
+        return bundle.denoise(volume, progress=progress)
     except ChannelError as err:
         raise UploadError(422, f"bundle {bundle.name!r} denoises {err.expected}-channel (RGB) images, but this image "
                                f"has {err.got} channel(s); pick a grey bundle such as {DEFAULT_BUNDLE}.") from None
+

@@ -1,13 +1,9 @@
-"""What the viewer keeps of a denoised upload: display slices and downloads, in memory only.
+"""What the viewer keeps of a denoised upload: display volumes and downloads, in memory only.
 
-A :class:`Job` holds the three views as 8-bit display volumes (noisy and denoised share one
-grey window; the difference ``noisy - denoised`` has its own window, symmetric about 0 so
-mid-grey means no change) and the downloads as bytes. Slices are encoded as PNG on request.
-:class:`JobStore` keeps the most recent jobs, up to a count and a byte budget; nothing a job
-holds is ever on disk, so a request's temporary folder can go as soon as it returns.
-
-Display volumes are uint8 ``(D, W, H)`` (grey) or ``(D, W, H, 3)`` (RGB): slice ``k`` as a
-viewer shows it, rows down the image.
+A :class:`Job` holds the noisy and denoised display volumes in the image's own units
+(:mod:`medden.apps.serve.display`) and the downloads as bytes. :class:`JobStore` keeps the most
+recent jobs, up to a count and a byte budget; nothing a job holds is ever on disk, so a
+request's temporary folder can go as soon as it returns.
 """
 
 from __future__ import annotations
@@ -22,20 +18,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medden.apps.serve.errors import UploadError
+from medden.apps.serve.display import display_volume
 from medden.core.validation import check_int
 
 if TYPE_CHECKING:
     from medden.io import DicomSeries
 
-__all__ = ["VIEWS", "Download", "Job", "JobStore", "dicom_zip", "display_volumes", "nifti_bytes", "png_bytes",
-           "slice_png"]
-
-VIEWS = ("noisy", "denoised", "difference")
-#: The grey window of noisy and denoised: these percentiles of the noisy volume.
-WINDOW_PERCENTILES = (1.0, 99.0)
-#: The difference window is +-(this percentile of |noisy - denoised|).
-DIFFERENCE_PERCENTILE = 99.5
+__all__ = ["Download", "Job", "JobStore", "dicom_zip", "nifti_bytes", "png_bytes"]
 
 
 @dataclass(frozen=True)
@@ -54,7 +43,8 @@ class Job:
     Attributes:
         id: random, unguessable key of the job.
         summary: the JSON answer of the upload (kind, bundle, shape, slices, URLs, notes, timing).
-        views: ``VIEWS`` name -> uint8 display volume (see the module docstring).
+        views: ``"noisy"`` and ``"denoised"`` -> float32 display volume
+            (:func:`medden.apps.serve.display.display_volume`); the difference is made on request.
         downloads: ``"dicom"`` / ``"nifti"`` / ``"png"`` -> :class:`Download`.
     """
 
@@ -99,59 +89,6 @@ class JobStore:
         return len(self._jobs)
 
 
-def _to_display(volume: np.ndarray) -> np.ndarray:
-    """``(C, H, W, D)`` -> ``(D, W, H)`` for one channel, ``(D, W, H, 3)`` for three; other channel
-    counts are averaged to grey."""
-    if volume.shape[0] == 3:
-        return volume.transpose(3, 2, 1, 0)
-    grey = volume[0] if volume.shape[0] == 1 else volume.mean(axis=0)
-    return grey.transpose(2, 1, 0)
-
-
-def _window(values: np.ndarray, low: float, high: float) -> np.ndarray:
-    scale = max(high - low, 1e-12)
-    return np.ascontiguousarray(np.round(np.clip((values - low) / scale, 0.0, 1.0) * 255.0).astype(np.uint8))
-
-
-def display_volumes(noisy: np.ndarray, denoised: np.ndarray) -> tuple[dict[str, np.ndarray], dict]:
-    """The three views of a job as uint8 display volumes, and the windows used.
-
-    Args:
-        noisy: the input, float ``(C, H, W, D)``.
-        denoised: the result, same shape and units.
-
-    Returns:
-        ``(views, windows)``: ``views`` maps each of :data:`VIEWS` to a uint8 volume (module
-        docstring); ``windows`` is ``{"image": [low, high], "difference": [-half, half]}`` in
-        the image's units (low maps to black, high to white).
-    """
-    noisy, denoised = np.asarray(noisy, np.float32), np.asarray(denoised, np.float32)
-    low, high = (float(v) for v in np.percentile(noisy, WINDOW_PERCENTILES))
-    if high <= low:
-        low, high = float(noisy.min()), float(noisy.max()) + 1e-6
-    difference = noisy - denoised
-    half = float(np.percentile(np.abs(difference), DIFFERENCE_PERCENTILE)) or float(np.abs(difference).max()) or 1.0
-    views = {"noisy": _window(_to_display(noisy), low, high),
-             "denoised": _window(_to_display(denoised), low, high),
-             "difference": _window(_to_display(difference), -half, half)}
-    return views, {"image": [low, high], "difference": [-half, half]}
-
-
-def slice_png(view: np.ndarray, k: int) -> bytes:
-    """Slice ``k`` of a uint8 display volume as PNG bytes (grey ``L`` or ``RGB``).
-
-    Raises:
-        UploadError: 404, ``k`` outside ``[0, N)``.
-    """
-    from PIL import Image
-
-    if not 0 <= k < view.shape[0]:
-        raise UploadError(404, f"slice {k} does not exist; this image has slices 0 to {view.shape[0] - 1}.")
-    out = io.BytesIO()
-    Image.fromarray(view[k]).save(out, format="PNG", compress_level=1)
-    return out.getvalue()
-
-
 def dicom_zip(series: DicomSeries, denoised: np.ndarray, folder: Path, model: str, parameters: dict) -> bytes:
     """The derived DICOM series of ``denoised`` (:func:`medden.io.write_derived_series`), zipped.
 
@@ -192,7 +129,7 @@ def png_bytes(denoised: np.ndarray, bits: int) -> bytes:
     from PIL import Image
 
     dtype = np.uint16 if bits == 16 else np.uint8
-    pixels = np.clip(np.round(_to_display(np.asarray(denoised))[0]), 0, np.iinfo(dtype).max).astype(dtype)
+    pixels = np.clip(np.round(display_volume(np.asarray(denoised))[0]), 0, np.iinfo(dtype).max).astype(dtype)
     out = io.BytesIO()
     Image.fromarray(pixels).save(out, format="PNG")
     return out.getvalue()
