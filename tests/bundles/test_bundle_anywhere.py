@@ -107,3 +107,20 @@ def test_every_bundle_config_finds_its_own_root():
             name = path.parents[1].name
             assert config["bundle_root"] == f"$medden.bundle.root.running_bundle_root('{name}')", path
             assert "$import medden.bundle.root" in config["imports"], path
+
+
+
+def test_monai_bundle_scripts_with_a_bare_parser_use_the_config_files_folder(tmp_path, monkeypatch):
+    from monai.bundle import ckpt_export
+
+    from medden.networks import general_denoiser_net
+
+    monkeypatch.chdir(tmp_path)
+    copy = copy_bundle("n2n_image", tmp_path / "copied")
+    torch.save(general_denoiser_net(channels=[4, 8]).state_dict(), copy / "models" / "model.pt")
+    # ckpt_export evaluates "network", i.e. load_network_weights(@network_def, @bundle_root + '/models/model.pt'):
+    # the shipped 16-128 channel weights would not fit the 4-8 channel network
+    ckpt_export(net_id="network", filepath=str(tmp_path / "model.ts"), meta_file=str(copy / "configs/metadata.json"),
+                config_file=str(copy / "configs/inference.json"), ckpt_file=str(copy / "models/model.pt"),
+                channels=[4, 8], device="$torch.device('cpu')")
+    assert (tmp_path / "model.ts").is_file()
