@@ -143,7 +143,8 @@ def train_command(args) -> int:
         scores = ", ".join(f"{key} {value:.4g}" if isinstance(value, (int, float)) else f"{key} {value}"
                            for key, value in result.values.items())
         print(f"evaluation: {scores}; {result.metrics}")
-    print(f"denoise with it: medden denoise INPUT OUTPUT --bundle {args.bundle} (after copying {result.model} to the "
-          "bundle's models/model.pt), or python -m monai.bundle run --config_file <bundle>/configs/inference.json "
-          f"--model_path {result.model}")
+    inference = resolve_bundle(args.bundle, args.trust_bundle) / config_file("inference.json")
+    print(f"denoise with it: python -m monai.bundle run --config_file {inference} --model_path {result.model} "
+          "--input_dir IN --output_dir OUT (plus the --set values that changed the network), or copy the bundle "
+          "folder, put the model in its models/model.pt and run medden denoise IN OUT --bundle ./COPY --trust-bundle")
     return 0
