@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medden.apps.naming import DEFAULT_NAME_TEMPLATE
 from medden.apps.run_record import MANIFEST
 
 if TYPE_CHECKING:
@@ -273,7 +274,8 @@ def _denoise_series(plan: Any, loading: Future, run: _Run, sources: dict[str, An
             raise ValueError("no slice of this series could be decoded")
         denoised = run.bundle.denoise(series.volume, progress=slices)
         paths = write_derived_series(series, denoised, run.output_dir / "dicom", method="medden denoise",
-                                     model=run.bundle.name, parameters=run.bundle.parameters, overwrite=True)
+                                     model=run.bundle.name, parameters=run.bundle.parameters, overwrite=True,
+                                     folder_name=lambda uid, _: run.series_folder(plan.series_uid, uid))
         preview = write_preview(run.output_dir / "previews" / f"{_safe_name(plan.series_uid)}.png",
                                 series.volume, np.asarray(denoised))
         row.update(status="done", files=len(paths), output=str(paths[0].parent.relative_to(run.output_dir)),
@@ -308,9 +310,12 @@ def _sources_or_none(plan: Any) -> dict[str, Any] | None:
 
 
 def _denoise_dicom(source: InputSource, run: _Run) -> None:
+    from medden.apps.naming import series_fields, series_folder_names
     from medden.io import load_dicom_series, plan_dicom_series
 
     plans, skipped = plan_dicom_series(run.root, source.dicom_files)
+    run.fields = {p.series_uid: series_fields(p.headers[0]) for p in plans}
+    run.folder_names = series_folder_names(run.template, run.fields)  # from every plan: each rank names alike
     plans = plans[run.rank::run.world]  # plans come sorted by series UID, so every rank splits them alike
     run.count += len(plans)
     if run.rank == 0:  # rank 0 reports what was left out, once
@@ -439,6 +444,45 @@ class _Run:
     progress: Callable[[ItemProgress], None] | None = None
     count: int = 0  # series and files this process denoises
     index: int = 0  # the one being denoised, from 1
+    template: list = field(default_factory=list)  # the parsed --name-template
+    folder_names: dict[str, str] = field(default_factory=dict)  # source series UID -> template name, unique
+    fields: dict[str, dict] = field(default_factory=dict)  # source series UID -> naming fields
+    used: dict[str, str] = field(default_factory=dict)  # folder name (lower case) -> source series UID, this run
+
+    def series_folder(self, key: str, new_uid: str) -> str:
+        """The folder name of series ``key`` (its derived UID ``new_uid``) under OUTPUT/dicom: its template
+        name, or with :func:`~medden.apps.naming.collision_suffix` when that folder holds another series
+        (of this run, of an earlier one, or files medden did not write), or its new UID as a last resort."""
+        from medden.apps.naming import collision_suffix, render_name
+
+        first = render_name(self.template, self.fields[key], new_uid) if any(
+            f == "u" for _, f in self.template) else self.folder_names[key]
+        for name in (first, first + collision_suffix(key), new_uid):
+            if self.used.get(name.lower(), key) == key and self._free(self.output_dir / "dicom" / name, key, new_uid):
+                self.used[name.lower()] = key
+                return name
+        raise ValueError(f"no free folder for series {new_uid} under {self.output_dir / 'dicom'}.")
+
+    def _free(self, folder: Path, key: str, new_uid: str) -> bool:
+        """Whether ``folder`` may receive series ``key``: it does not exist, is empty, is recorded as this
+        series' in the manifest, or holds this very derived series (a killed run's files)."""
+        if not folder.exists():
+            return True
+        if not folder.is_dir():
+            return False
+        owner = self.manifest.owner(folder)
+        if owner is not None:
+            return owner == key
+        files = sorted(folder.iterdir())
+        if not files:
+            return True
+        import pydicom
+
+        try:
+            found = pydicom.dcmread(files[0], stop_before_pixels=True, specific_tags=["SeriesInstanceUID"])
+        except Exception:  # not a DICOM file medden wrote: leave it alone
+            return False
+        return str(found.get("SeriesInstanceUID", "")) == new_uid
 
     def start(self, label: str, total: int = 0, announce: bool = True) -> Callable[[int, int], None] | None:
         """Go to the next series or file and :meth:`announce` it (unless not ``announce``)."""
@@ -474,14 +518,18 @@ def outcome(report: Mapping[str, Any]) -> str:
 
 def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, bundle: Bundle,
                  resume: bool = True, overwrite: bool = False,
-                 progress: Callable[[ItemProgress], None] | None = None) -> dict:
+                 progress: Callable[[ItemProgress], None] | None = None,
+                 name_template: str = DEFAULT_NAME_TEMPLATE) -> dict:
     """Denoise a DICOM folder or file, a NIfTI file, a folder of NIfTI files, or a folder of
     both, into ``output_dir``.
 
     Under ``torchrun --nproc_per_node N`` each process denoises every N-th series (no series
     twice, each rank keeps its own manifest) and rank 0 writes the merged report.
 
-    DICOM series become derived series under ``output_dir/dicom/<new series UID>/``, each with
+    DICOM series become derived series under ``output_dir/dicom/<name>/``, ``<name>`` made by
+    ``name_template`` (:func:`medden.apps.naming.render_name`: by default modality, source series
+    number and description, e.g. ``MR_3_T1_axial``; made filesystem-safe; series with the same
+    name, or a folder already holding something else, get a suffix from their UID), each with
     a before | after PNG of its middle slice in ``output_dir/previews/``; NIfTI files become
     ``output_dir/nifti/<path>_denoised.nii.gz`` (their subfolders kept) with their affine, each
     with a JSON sidecar ``<path>_denoised.json`` (:func:`nifti_sidecar`).
@@ -505,6 +553,8 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
         overwrite: replace results of another model in ``output_dir`` (else refused).
         progress: called with an :class:`ItemProgress` as each series or file starts, as its
             slices are denoised and when it ends (from the calling thread); None: nothing is reported.
+        name_template: how DICOM output folders are named (:data:`medden.apps.naming.NAME_FIELDS`);
+            a series an earlier run finished keeps its folder (``resume=False`` renames it).
 
     Returns:
         The report, also written to ``output_dir/medden_report.json``: ``{"input_kind",
@@ -519,16 +569,18 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
     Raises:
         FileNotFoundError: the input does not exist.
         NotADirectoryError: ``output_dir`` is an existing file.
-        ValueError: output inside input (or the reverse, see :func:`medden.io.files.check_output_dir`),
+        ValueError: a bad ``name_template`` (:func:`medden.apps.naming.parse_name_template`), output inside input (or the reverse, see :func:`medden.io.files.check_output_dir`),
             an input medden does not read (see :func:`medden.io.inputs.identify_input`: an
             empty folder, a PNG), or results of another model in ``output_dir``
             (:class:`~medden.apps.run_record.ModelMismatchError`) without ``overwrite``.
         OSError: an error that ends the run (:func:`run_ending_cause`), after the report is written.
     """
+    from medden.apps.naming import parse_name_template
     from medden.apps.run_record import RunManifest, model_identity
     from medden.io.files import check_output_dir
     from medden.io.inputs import VOLUME_INPUTS, identify_input
 
+    template = parse_name_template(name_template)
     input_path, output_dir = Path(input_path), Path(output_dir)
     check_output_dir(input_path, output_dir)
     source = identify_input(input_path, VOLUME_INPUTS)
@@ -536,7 +588,8 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
     rank, world = _shard()
     model = model_identity(bundle)
     run = _Run(input_path if input_path.is_dir() else input_path.parent, output_dir, bundle,
-               RunManifest(output_dir, model, resume, overwrite, rank, world), rank, world, progress=progress)
+               RunManifest(output_dir, model, resume, overwrite, rank, world), rank, world, progress=progress,
+               template=template)
     run.count = len(list(source.files)[rank::world]) if source.kind.is_nifti else 0
     if rank == 0:
         _remove_stale_temp_files(output_dir)

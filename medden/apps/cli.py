@@ -28,6 +28,7 @@ import contextlib
 import sys
 from collections.abc import Iterator, Sequence
 
+from medden.apps.naming import DEFAULT_NAME_TEMPLATE, NAME_FIELDS
 from medden.bundle.resolve import DEFAULT_BUNDLE
 from medden.bundle.exports import BACKENDS, CALIBRATION_NOISES, EXPORT_FORMATS
 
@@ -123,6 +124,13 @@ def _add_denoise_command(commands: argparse._SubParsersAction) -> None:
                         help="average the model over the eight flips and quarter turns of each slice: about 8x "
                              "slower, a little better (bundles with a self_ensemble_views setting, such as the "
                              "default; see docs/results/realistic_noise.md)")
+    parser.add_argument("--name-template", default=DEFAULT_NAME_TEMPLATE, metavar="TEMPLATE",
+                        help="how each derived DICOM series' folder under OUTPUT/dicom is named, in the dcm2niix "
+                             "spirit: " + ", ".join(f"%%{k} {v}" for k, v in NAME_FIELDS.items()) + ", %%%% a "
+                             "percent sign; no patient field exists. Values are made filesystem-safe (ASCII letters, "
+                             "digits, . _ + -; never a path separator or '..'); series that would share a folder get "
+                             "a suffix from their UID (default: %(default)s, e.g. MR_3_T1_axial; '%%u' gives the "
+                             "older UID folders). A series a previous run finished keeps its folder.")
     parser.add_argument("--no-resume", dest="resume", action="store_false",
                         help="redo series a previous run already finished")
     parser.add_argument("--overwrite", action="store_true",
@@ -168,10 +176,12 @@ def _log_messages(verbosity: int) -> Iterator[None]:
 
 
 def _run_denoise(args: argparse.Namespace) -> int:
+    from medden.apps.naming import parse_name_template
     from medden.apps.run_record import has_results
     from medden.io.files import check_output_dir
     from medden.io.inputs import VOLUME_INPUTS, identify_input
 
+    parse_name_template(args.name_template)  # a bad template fails before anything loads
     check_output_dir(args.input, args.output)  # bad paths fail before anything loads
     identify_input(args.input, VOLUME_INPUTS)
     if args.fit and has_results(args.output) and not args.overwrite:
@@ -209,7 +219,7 @@ def _denoise(args: argparse.Namespace) -> int:
         bars = DenoiseProgress(args.verbosity)
         try:
             report = denoise_path(args.input, args.output, bundle, resume=args.resume, overwrite=args.overwrite,
-                                  progress=bars)
+                                  progress=bars, name_template=args.name_template)
         except OSError as err:
             cause = run_ending_cause(err)
             if cause is None:

@@ -145,6 +145,14 @@ class RunManifest:
         atomic_write(self.path, lambda tmp: tmp.write_text(text), overwrite=True)
         self._remove(name for name in earlier if name not in written)
 
+    def owner(self, folder: str | os.PathLike) -> str | None:
+        """The key whose recorded outputs (this run's or an earlier one's) lie in ``folder``, or None."""
+        prefix = self._relative(Path(folder)).rstrip("/") + "/"
+        for key, row in self.earlier.items():
+            if any(str(name).startswith(prefix) for name in row.get("outputs") or {}):
+                return key
+        return None
+
     def _relative(self, path: Path) -> str:
         return Path(os.path.relpath(Path(path), self.output_dir)).as_posix()
 

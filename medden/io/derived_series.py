@@ -36,7 +36,8 @@ import datetime
 import json
 import os
 import re
-from collections.abc import Mapping
+import unicodedata
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -149,6 +150,7 @@ def write_derived_series(
     series_number: int | None = None,
     overwrite: bool = False,
     transfer_syntax: Literal["explicit", "rle", "jpeg2000-lossless"] = "explicit",
+    folder_name: Callable[[str, int], str] | None = None,
 ) -> list[Path]:
     """Write ``denoised`` as a new derived series of ``series``'s study.
 
@@ -158,8 +160,8 @@ def write_derived_series(
     pixel description (bits, signedness, photometric interpretation) stays the source's.
     Colour (RGB) series are rounded and clipped the same way and written as interleaved RGB.
 
-    Files are ``out_dir/<new SeriesInstanceUID>/<index:04d>.dcm``, named only from the new
-    UID and the slice index (0-based, in ``series.volume`` order; a multi-frame object is one
+    Files are ``out_dir/<new SeriesInstanceUID>/<index:04d>.dcm`` (or ``folder_name``'s folder),
+    named only from the new UID and the slice index (0-based, in ``series.volume`` order; a multi-frame object is one
     file ``0000.dcm`` keeping the source's frame order), each written atomically. Nothing is
     written unless every target is free (or ``overwrite`` is True).
 
@@ -181,6 +183,9 @@ def write_derived_series(
         transfer_syntax: ``"explicit"`` (Explicit VR Little Endian, uncompressed),
             ``"rle"`` (RLE Lossless) or ``"jpeg2000-lossless"``; the last two need the
             ``dicom`` extra.
+        folder_name: ``folder_name(new series UID, new series number)`` names the series
+            folder instead of the UID: one path component (no separator, not ``.`` or ``..``,
+            no control character, at most 255 bytes), else ValueError.
 
     Returns:
         The written files, in ``series.volume`` slice order (one file for a multi-frame
@@ -196,7 +201,8 @@ def write_derived_series(
     values = _check_denoised(series, denoised)
     syntax = _transfer_syntax(transfer_syntax)
     derivation = _derivation(series, method, model, parameters, description_suffix, series_number)
-    folder = _series_folder(out_dir, derivation.series_uid, series.paths)
+    name = None if folder_name is None else folder_name(derivation.series_uid, derivation.series_number)
+    folder = _series_folder(out_dir, derivation.series_uid, series.paths, name)
     n_files = 1 if series.is_multiframe else series.n_slices
     targets = [folder / f"{index:04d}.dcm" for index in range(n_files)]
     taken = [path for path in targets if path.exists()]
@@ -222,6 +228,16 @@ def write_derived_series(
 
 
 # ----------------------------------------------------------------------------- checks
+
+
+def _check_folder_name(name: str) -> None:
+    """``name`` is one safe path component: not empty, ``.`` or ``..``, no separator or control character."""
+    if not isinstance(name, str):
+        raise TypeError(f"folder_name must return a str, got {type(name).__name__}.")
+    bad = [c for c in name if c in "/\\" or unicodedata.category(c).startswith("C")]
+    if name in ("", ".", "..") or bad or len(os.fsencode(name)) > 255:
+        raise ValueError(f"refusing to use {name!r} as a series folder name: it must be one path component "
+                         "(not empty, '.' or '..', no '/' or '\\' or control characters, at most 255 bytes).")
 
 
 def _check_denoised(series: DicomSeries, denoised: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -642,11 +658,13 @@ def _write(ds: Dataset, stored: np.ndarray, syntax: UID, path: Path, overwrite: 
 # ----------------------------------------------------------------------------- paths
 
 
-def _series_folder(out_dir: str | os.PathLike, series_uid: str, sources: list[Path]) -> Path:
-    """``out_dir/<series_uid>``, apart from every source file's folder (:func:`check_output_dir`)."""
+def _series_folder(out_dir: str | os.PathLike, series_uid: str, sources: list[Path], name: str | None = None) -> Path:
+    """``out_dir/<name or series_uid>``, apart from every source file's folder (:func:`check_output_dir`)."""
     if not _UID.fullmatch(series_uid) or len(series_uid) > 64:
         raise ValueError(f"refusing to use {series_uid!r} as a folder name: not a DICOM UID.")
-    folder = Path(out_dir) / series_uid
+    if name is not None:
+        _check_folder_name(name)
+    folder = Path(out_dir) / (series_uid if name is None else name)
     for parent in sorted({Path(source).resolve().parent for source in sources}):
         check_output_dir(parent, folder)
     return folder

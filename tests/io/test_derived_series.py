@@ -596,3 +596,19 @@ def test_bad_arguments(tmp_path, change, error, match):
     with pytest.raises(error, match=match):
         write_derived_series(series, out_dir=tmp_path / "out", **kwargs)
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["..", ".", "", "a/b", "a\\b", "x\x00", "tab\there", "x" * 256])
+def test_a_folder_name_that_is_not_one_safe_component_is_refused(tmp_path, ct_series, name):
+    with pytest.raises(ValueError, match="as a series folder name: it must be one path component"):
+        write_derived_series(ct_series, ct_series.volume, tmp_path / "out", folder_name=lambda uid, n: name, **DERIVE)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.dcm"))
+
+
+def test_folder_name_gets_the_new_uid_and_number(tmp_path, ct_series):
+    seen = []
+    paths = write_derived_series(ct_series, ct_series.volume, tmp_path / "out",
+                                 folder_name=lambda uid, number: seen.append((uid, number)) or "CT_ünïcode-ok", **DERIVE)
+    ds = pydicom.dcmread(paths[0])
+    assert seen == [(ds.SeriesInstanceUID, ds.SeriesNumber)]
+    assert {p.parent for p in paths} == {tmp_path / "out" / "CT_ünïcode-ok"}
