@@ -53,8 +53,11 @@ def _shot(page, name: str, selector: str | None = None) -> np.ndarray:
     path = _screenshot_dir() / f"{name}.png"
     if selector is None:
         page.screenshot(path=path, full_page=True)
-    else:
-        page.locator(selector).screenshot(path=path)
+    else:  # the element's box may start at a fractional pixel; the browser draws it from the rounded one
+        box = page.locator(selector).bounding_box()
+        width, height = page.eval_on_selector(selector, "e => [e.clientWidth || e.offsetWidth, "
+                                                        "e.clientHeight || e.offsetHeight]")
+        page.screenshot(path=path, clip={"x": round(box["x"]), "y": round(box["y"]), "width": width, "height": height})
     with Image.open(path) as png:
         return np.asarray(png.convert("RGB")).astype(np.int32)
 
@@ -183,7 +186,8 @@ def test_ct_window_level_roi_orientation_and_download(page, server, tmp_path):
         axis = int(np.argmax(np.abs(cosines)))
         return lps[axis] if cosines[axis] > 0 else opposite[lps[axis]]
 
-    labels = {side: page.inner_text(f".panel:has(#noisy) .orient.{side}") for side in ("left", "right", "top", "bottom")}
+    labels = {side: page.inner_text(f".panel:has(#noisy) .orient.{side}")
+              for side in ("left", "right", "top", "bottom")}
     assert labels == {"right": letter(row), "left": opposite[letter(row)], "bottom": letter(column),
                       "top": opposite[letter(column)]}
     assert page.locator(".orient.right").all_inner_texts() == [letter(row)] * 3  # on all three panels
@@ -369,7 +373,8 @@ def test_progress_slices_by_wheel_and_keys_and_linked_zoom_and_pan(page, tmp_pat
 
     zoom_name = "fit"
     fit_scale = _panel_width(page) / 64
-    before = {"noisy": square_width("noisy"), "denoised": square_width("denoised"), "difference": run_length("difference")}
+    before = {"noisy": square_width("noisy"), "denoised": square_width("denoised"),
+              "difference": run_length("difference")}
     assert before["noisy"] == pytest.approx(16 * fit_scale, abs=2)
     assert before["denoised"] == pytest.approx(16 * fit_scale, abs=2)
     for _ in range(3):
@@ -417,3 +422,70 @@ def test_wrong_file_type_shows_a_message(page, server):
     assert "not a type the viewer reads" in message and "NIfTI" in message and "PNG" in message
     assert page.is_hidden("#result") and page.is_hidden("#progress")
     assert list(server[1].iterdir()) == []
+
+
+def _screen_grey(grey: np.ndarray, size: int, scale: float, cx: float, cy: float) -> tuple[np.ndarray, np.ndarray]:
+    """What a ``size`` x ``size`` panel shows of the image ``grey`` (rows down) at ``scale`` screen
+    pixels per image pixel with image point ``(cx, cy)`` at its centre: ``(expected, inside)``."""
+    centres = np.arange(size) + 0.5
+    cols = np.floor((centres - size / 2) / scale + cx).astype(int)
+    rows = np.floor((centres - size / 2) / scale + cy).astype(int)
+    inside = ((rows >= 0) & (rows < grey.shape[0]))[:, None] & ((cols >= 0) & (cols < grey.shape[1]))[None, :]
+    expected = grey[np.clip(rows, 0, grey.shape[0] - 1)][:, np.clip(cols, 0, grey.shape[1] - 1)]
+    return expected, inside
+
+
+def _matches(pixels: np.ndarray, expected: np.ndarray, inside: np.ndarray) -> float:
+    """The share of the panel's pixels (inside the image, away from the edge letters) within 1.5 greys."""
+    n = min(pixels.shape[0], expected.shape[0])
+    pixels, expected, inside = pixels[:n, :n, 0], expected[:n, :n], inside[:n, :n].copy()
+    inside[:26], inside[-26:], inside[:, :26], inside[:, -26:] = False, False, False, False
+    return float(np.mean(np.abs(pixels - expected)[inside] <= 1.5))
+
+
+def test_a_1024_image_is_shown_at_full_resolution_and_zooms_about_the_pointer(page, tmp_path):
+    """One image pixel per screen pixel at 1:1 (a one-pixel checkerboard survives), ctrl+wheel
+    zooms about the pointer, a right drag pans: every screen pixel is checked against the file."""
+    size = 1024
+    yy, xx = np.mgrid[:size, :size]
+    image = (40 + 150 * xx / size + 40 * yy / size).astype(np.uint8)
+    checker = (slice(480, 560), slice(480, 560))
+    image[checker] = np.where((yy + xx)[checker] % 2 == 0, 20, 235)
+    path = tmp_path / "fine.png"
+    Image.fromarray(image).save(path)
+    _upload(page, str(path), 0, timeout=120_000)
+    low, high = np.percentile(image, (1, 99))
+    grey = _grey(image.astype(np.float64), high - low, (high + low) / 2)
+    width = _panel_width(page)
+    assert page.inner_text("#zoom-label") == f"{round(100 * width / size)}%"  # fit: the whole image
+
+    page.click("#zoom-full")
+    assert page.inner_text("#zoom-label") == "100%"
+    pixels = _shot(page, "fine_full_resolution", "#noisy")
+    assert _matches(pixels, *_screen_grey(grey, width, 1.0, size / 2, size / 2)) > 0.995
+    middle = pixels[width // 2, width // 2 - 20: width // 2 + 20, 0]
+    assert np.all(np.abs(np.diff(middle.astype(int))) > 150)  # the one-pixel checkerboard, not a grey blur
+
+    box = page.locator("#noisy").bounding_box()
+    px, py = 100.0, 150.0  # the pointer, in the panel
+    page.mouse.move(box["x"] + px, box["y"] + py)
+    page.keyboard.down("Control")
+    page.mouse.wheel(0, -300 * math.log(2))  # zoom x2 about the pointer
+    page.keyboard.up("Control")
+    page.wait_for_function("() => document.getElementById('zoom-label').textContent === '200%'")
+    # the image point under the pointer stays there (within a pixel: the panel's box may start at a
+    # fractional pixel), and the panel shows exactly the view the page reports
+    state = page.evaluate("() => ({...document.getElementById('views').dataset})")
+    cx, cy, scale = float(state["cx"]), float(state["cy"]), float(state["scale"])
+    assert scale == pytest.approx(2.0, rel=1e-3)
+    assert cx == pytest.approx((px - width / 2) / 1.0 + size / 2 - (px - width / 2) / 2.0, abs=1)
+    assert cy == pytest.approx((py - width / 2) / 1.0 + size / 2 - (py - width / 2) / 2.0, abs=1)
+    assert _matches(_shot(page, "fine_ctrl_wheel_200", "#noisy"), *_screen_grey(grey, width, scale, cx, cy)) > 0.99
+    page.mouse.down(button="right")
+    page.mouse.move(box["x"] + px + 30, box["y"] + py - 16, steps=3)
+    page.mouse.up(button="right")
+    denoised = _grey(_values(page, 0, "denoised", (size, size)).astype(np.float64), high - low, (high + low) / 2)
+    for view, shown in (("noisy", grey), ("denoised", denoised)):  # linked: both panels moved the same way
+        expected = _screen_grey(shown, width, scale, cx - 30 / scale, cy + 16 / scale)
+        share = _matches(_shot(page, f"fine_right_drag_{view}", f"#{view}"), *expected)
+        assert share > 0.99, f"{view}: {share:.3f}"

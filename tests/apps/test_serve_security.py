@@ -49,6 +49,8 @@ def _png() -> bytes:
                                   "127.0.0.1.nip.io:8000", "192.168.1.20:8000", "[::1]x", "localhost:http"])
 def test_a_host_the_server_is_not_bound_to_is_refused_with_400(client, host):
     for answer in (client.get("/api/health", headers={"Host": host}),
+                   client.get("/api/progress/" + "a" * 20, headers={"Host": host}),
+                   client.get("/api/jobs/" + "b" * 22 + "/slices/0/noisy.f32", headers={"Host": host}),
                    client.post("/api/denoise", files=TEXT, headers={"Host": host})):
         assert answer.status_code == 400
         detail = answer.json()["detail"]

@@ -1,9 +1,12 @@
 """``medden serve``: a small local web viewer for denoising one image with a bundle.
 
 A user uploads a DICOM file (or a ``.zip`` of one series), a NIfTI file or a PNG, picks a
-bundle, and sees noisy | denoised | difference side by side, with a slice slider for volumes,
-then downloads the result: a derived DICOM series (zipped) for DICOM input, NIfTI always, PNG
-for PNG input. Denoising is that of ``medden denoise`` (the bundle's intensity percentiles
+bundle, watches the upload and the denoising progress, and reads noisy | denoised | difference
+side by side with a radiology viewer's tools (window/level by drag and CT presets, linked zoom
+and pan at full resolution, wheel and key slice scrolling, an ROI's mean and SD in HU,
+orientation letters, modality, size and spacing; never patient data), then downloads the
+result: a derived DICOM series (zipped) for DICOM input, NIfTI always, PNG for PNG input. The
+server sends the slices' real values (raw float32) and the page windows and measures them. Denoising is that of ``medden denoise`` (the bundle's intensity percentiles
 and smoothing, :func:`medden.inference.denoise_image`).
 
 Why FastAPI + uvicorn and one static page with plain JavaScript (the ``serve`` extra): it
@@ -20,7 +23,7 @@ Guarantees:
   Host header names it (no DNS rebinding) and state changes (POST) from its own page only (no
   cross-site request forgery): :mod:`~medden.apps.serve.security`.
 * Each upload is written into a fresh temporary folder that is deleted before the response
-  is sent, also on errors. Results (display slices, downloads) are kept in memory only, for
+  is sent, also on errors. Results (the values shown, downloads) are kept in memory only, for
   the last few jobs (:class:`~medden.apps.serve.results.JobStore`).
 * Too large a file (413), a wrong type (415), a file that cannot be decoded (422) and an
   unknown bundle (400) are answered with a sentence the page shows.
@@ -30,8 +33,10 @@ Guarantees:
 Modules (imports point down: ``app`` uses the rest, which use :mod:`medden.io`,
 :mod:`medden.inference` and :mod:`medden.apps.batch_denoise`): :mod:`~medden.apps.serve.upload` (streaming
 receive), :mod:`~medden.apps.serve.inputs` (type detection, reading),
-:mod:`~medden.apps.serve.bundles` (which bundles, loading, denoising), :mod:`~medden.apps.serve.results`
-(display, downloads, job store), :mod:`~medden.apps.serve.security` (Host and Origin checks),
+:mod:`~medden.apps.serve.bundles` (which bundles, loading, denoising), :mod:`~medden.apps.serve.display`
+(slices, windows, geometry shown), :mod:`~medden.apps.serve.results` (downloads, job store),
+:mod:`~medden.apps.serve.progress` (what a running upload reports),
+:mod:`~medden.apps.serve.security` (Host and Origin checks),
 :mod:`~medden.apps.serve.app` (routes). FastAPI is imported only when an app is made, so
 importing this package needs no extra.
 """

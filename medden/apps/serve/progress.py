@@ -4,8 +4,9 @@ The page makes a random token (``crypto.getRandomValues``), sends it with the up
 field :data:`PROGRESS_FIELD`, and polls ``GET /api/progress/{token}`` until the POST answers. The
 server reports what it is really doing: waiting for another upload's denoising to finish,
 decoding, ``k`` of ``N`` slices denoised (as :meth:`medden.bundle.Bundle.denoise` reports them
-from its inferers: slices, windows, ensemble views), writing the downloads. A :class:`Progress` holds stage names and counts only, never a
-file name or anything read from the file.
+from its inferers: slices, windows, ensemble views), writing the downloads. A
+:class:`Progress` holds stage names and counts only, never a file name or anything read
+from the file.
 
 The upload itself is measured in the browser (``XMLHttpRequest`` upload events): the server
 sees the body only as it parses it.

@@ -40,7 +40,7 @@ class Upload:
         path: the file's bytes, in the request's temporary folder.
         filename: the name the browser sent (only used to name the downloads; never logged).
         size: bytes in ``path``.
-        fields: the text fields of the form, e.g. ``{"bundle": "general_denoiser"}``.
+        fields: the text fields of the form, e.g. ``{"bundle": "general_denoiser", "progress": token}``.
     """
 
     path: Path
@@ -117,8 +117,8 @@ class _Receiver:
         name = options.get(b"name", b"").decode("utf-8", "replace")
         if b"filename" not in options:
             if len(self.fields) >= _MAX_FIELDS:
-                raise UploadError(400, f"the form has more than {_MAX_FIELDS} fields; send only 'file' and "
-                                       "'bundle'.")
+                raise UploadError(400, f"the form has more than {_MAX_FIELDS} fields; send only 'file', "
+                                       "'bundle' and 'progress'.")
             self._field_name = name
             return
         if name != FILE_FIELD or self._file is not None:

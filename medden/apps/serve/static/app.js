@@ -259,6 +259,8 @@ function drawAll() {
     }
   }
   $("zoom-label").textContent = `${Math.round(100 * view.scale * (window.devicePixelRatio || 1))}%`;
+  const views = $("views").dataset; // the shared view, for scripts and tests: scale and the image point at the centre
+  views.scale = view.scale; views.cx = view.cx; views.cy = view.cy;
   const units = current.info.units ? ` ${current.info.units}` : "";
   $("wl-readout").textContent = `W ${number(view.width)} L ${number(view.level)}${units}`;
 }
