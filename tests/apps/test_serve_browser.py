@@ -356,6 +356,10 @@ def test_progress_slices_by_wheel_and_keys_and_linked_zoom_and_pan(page, tmp_pat
         page.wait_for_function(SHOWN, arg=k)
         assert page.inner_text("#slice-label") == f"{k + 1} / 12"
     assert _square_grey(_shot(page, "volume_key_0", "#noisy")) == pytest.approx(_expected_square_grey(shown, 0), abs=2)
+    page.fill("#slice", "4")  # the slider still works
+    page.wait_for_function(SHOWN, arg=4)
+    assert _square_grey(_shot(page, "volume_slider_4", "#noisy")) == pytest.approx(_expected_square_grey(shown, 4),
+                                                                                    abs=2)
     page.keyboard.press("End")
     page.wait_for_function(SHOWN, arg=11)
 
@@ -489,3 +493,21 @@ def test_a_1024_image_is_shown_at_full_resolution_and_zooms_about_the_pointer(pa
         expected = _screen_grey(shown, width, scale, cx - 30 / scale, cy + 16 / scale)
         share = _matches(_shot(page, f"fine_right_drag_{view}", f"#{view}"), *expected)
         assert share > 0.99, f"{view}: {share:.3f}"
+
+
+def test_an_rgb_image_keeps_its_colours(page, tmp_path):
+    rgb = np.zeros((32, 32, 3), np.uint8)
+    rgb[:, :16] = (200, 40, 40)
+    rgb[:, 16:] = (40, 60, 220)
+    path = tmp_path / "colours.png"
+    Image.fromarray(rgb).save(path)
+    _upload(page, str(path), 0)
+    assert page.inner_text("#info").startswith("PNG · 32 × 32 pixels · pixel spacing not recorded")
+    assert page.locator(".orient").all_inner_texts() == [""] * 12  # a PNG has no orientation
+    low, high = np.percentile(rgb, (1, 99))
+    expected = _grey(rgb.astype(np.float64), high - low, (high + low) / 2)
+    pixels = _shot(page, "rgb_colours", "#noisy")
+    size = pixels.shape[1]
+    for col in (8, 24):  # the middle of each half
+        shown = pixels[size // 2, int((col + 0.5) * size / 32)]
+        np.testing.assert_allclose(shown, expected[16, col], atol=1.5)
