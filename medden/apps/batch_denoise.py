@@ -50,7 +50,8 @@ if TYPE_CHECKING:
     from medden.bundle import Bundle
     from medden.io.inputs import InputSource
 
-__all__ = ["REPORT", "ItemProgress", "denoise_path", "nifti_sidecar", "series_label_of", "noise_figures", "outcome", "run_ending_cause", "write_preview"]
+__all__ = ["REPORT", "ItemProgress", "denoise_path", "nifti_sidecar", "noise_figures", "outcome", "run_ending_cause",
+           "series_label_of", "write_preview"]
 
 REPORT = "medden_report.json"
 # errors about OUTPUT as a whole: every further series would fail alike
@@ -373,7 +374,8 @@ def _denoise_nifti(files: Sequence[Path], run: _Run) -> None:
             out_dir = run.output_dir / "nifti" / Path(name).parent
             out_dir.mkdir(parents=True, exist_ok=True)
             out_path = denoised_nifti_path(out_dir, path)
-            volume, (denoised,) = map_nifti_file(path, [out_path], lambda image: (run.bundle.denoise(image, progress=slices),),
+            volume, (denoised,) = map_nifti_file(path, [out_path],
+                                                 lambda image: (run.bundle.denoise(image, progress=slices),),
                                                  overwrite=True)
             before = volume.numpy()
             figures = noise_figures(before, denoised)
@@ -569,7 +571,8 @@ def denoise_path(input_path: str | os.PathLike, output_dir: str | os.PathLike, b
     Raises:
         FileNotFoundError: the input does not exist.
         NotADirectoryError: ``output_dir`` is an existing file.
-        ValueError: a bad ``name_template`` (:func:`medden.apps.naming.parse_name_template`), output inside input (or the reverse, see :func:`medden.io.files.check_output_dir`),
+        ValueError: a bad ``name_template`` (:func:`medden.apps.naming.parse_name_template`),
+            output inside input (or the reverse, see :func:`medden.io.files.check_output_dir`),
             an input medden does not read (see :func:`medden.io.inputs.identify_input`: an
             empty folder, a PNG), or results of another model in ``output_dir``
             (:class:`~medden.apps.run_record.ModelMismatchError`) without ``overwrite``.

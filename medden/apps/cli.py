@@ -366,7 +366,13 @@ def _add_demo_command(commands: argparse._SubParsersAction) -> None:
 def _run_demo(args: argparse.Namespace) -> int:
     from medden.apps.demo import run_demo
 
-    result = run_demo(_output(args), args.bundle, trust=args.trust_bundle)
+    from medden.apps.terminal import DenoiseProgress
+
+    bars = DenoiseProgress()
+    try:
+        result = run_demo(_output(args), args.bundle, trust=args.trust_bundle, progress=bars)
+    finally:
+        bars.close()
     _print_table([("series", "PSNR (dB)", "SSIM"),
                   *[(name, f"{result[name]['psnr']:.2f}", f"{result[name]['ssim']:.4f}") for name in ("noisy", "denoised")]])
     print(f"clean:    {result['clean_dicom']}\nnoisy:    {result['noisy_dicom']}\n"
@@ -478,7 +484,8 @@ class _DeprecatedOption(argparse.Action):
 
 
 def _add_output_argument(parser: argparse.ArgumentParser, default: str) -> None:
-    """An optional OUTPUT positional, as ``denoise`` has, with ``--output DIR`` kept as its alias (see :func:`_output`)."""
+    """An optional OUTPUT positional, as ``denoise`` has, with ``--output DIR`` kept as its alias
+    (see :func:`_output`)."""
     parser.add_argument("output", nargs="?", default=None, metavar="OUTPUT",
                         help=f"where to write (default: {default})")
     parser.add_argument("--output", dest="output_option", default=None, metavar="DIR",

@@ -16,6 +16,7 @@ next to the installed package in a source checkout; pass ``bundle_dir`` elsewher
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 from medden.bundle import DEFAULT_BUNDLE
@@ -44,11 +45,12 @@ def default_bundle_dir() -> Path:
 
 
 def run_demo(output_dir: str | os.PathLike, bundle_dir: str | os.PathLike | None = None, seed: int = 0,
-             trust: bool = False) -> dict:
+             trust: bool = False, progress: Callable | None = None) -> dict:
     """Run the demo into ``output_dir`` and return the scores and paths.
 
     ``bundle_dir`` is a shipped bundle (default: the demo's own), or a bundle folder loaded
-    only with ``trust`` (see :mod:`medden.bundle.resolve`).
+    only with ``trust`` (see :mod:`medden.bundle.resolve`). ``progress`` gets the denoising
+    run's :class:`~medden.apps.batch_denoise.ItemProgress` events.
 
     Returns:
         ``{"noisy": {"psnr", "ssim"}, "denoised": {...}, "clean_dicom", "noisy_dicom",
@@ -73,7 +75,7 @@ def run_demo(output_dir: str | os.PathLike, bundle_dir: str | os.PathLike | None
         series[name] = folder
     bundle = load_bundle(bundle_dir or default_bundle_dir(), trust=trust)
     # the demo owns its output: a demo run with another bundle replaces the earlier one
-    report = denoise_path(series["noisy"], out / "denoised", bundle, overwrite=True)
+    report = denoise_path(series["noisy"], out / "denoised", bundle, overwrite=True, progress=progress)
     if not report["processed"]:
         raise RuntimeError(f"the demo series could not be denoised: {report['series']}")
     read_back, _ = read_dicom_folder(out / "denoised" / "dicom")

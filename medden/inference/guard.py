@@ -129,5 +129,5 @@ class ResidualGuardInferer(Inferer):
 
     def __call__(self, inputs: torch.Tensor, network: Callable, *args: Any, **kwargs: Any) -> torch.Tensor:
         """The base inferer's output for ``inputs``, guarded; same shape."""
-        return guard_residual(inputs, run_base_inferer(self.base_inferer, inputs, network, *args, **kwargs), self.highpass,
-                              self.clip_sigmas)
+        out = run_base_inferer(self.base_inferer, inputs, network, *args, **kwargs)
+        return guard_residual(inputs, out, self.highpass, self.clip_sigmas)

@@ -79,7 +79,7 @@ def test_quick_help_says_what_quick_mode_runs(capsys):
     from medden.apps.benchmark import BenchmarkSettings
     from medden.data.modalities import BENCHMARK_MODALITIES
 
-    assert BenchmarkSettings().modalities == BENCHMARK_MODALITIES  # quick mode keeps them all: only brain_slices changes
+    assert BenchmarkSettings().modalities == BENCHMARK_MODALITIES  # quick mode keeps them all, fewer brain slices
 
 
 def test_benchmark_shows_n_of_m_cases_and_quiet_hides_them(tmp_path, capsys, monkeypatch):

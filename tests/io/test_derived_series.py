@@ -607,8 +607,9 @@ def test_a_folder_name_that_is_not_one_safe_component_is_refused(tmp_path, ct_se
 
 def test_folder_name_gets_the_new_uid_and_number(tmp_path, ct_series):
     seen = []
+    name = "CT_ünïcode-ok"
     paths = write_derived_series(ct_series, ct_series.volume, tmp_path / "out",
-                                 folder_name=lambda uid, number: seen.append((uid, number)) or "CT_ünïcode-ok", **DERIVE)
+                                 folder_name=lambda uid, number: seen.append((uid, number)) or name, **DERIVE)
     ds = pydicom.dcmread(paths[0])
     assert seen == [(ds.SeriesInstanceUID, ds.SeriesNumber)]
     assert {p.parent for p in paths} == {tmp_path / "out" / "CT_ünïcode-ok"}
