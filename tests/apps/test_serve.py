@@ -604,3 +604,26 @@ def test_denoising_progress_is_polled_while_the_network_runs(client, monkeypatch
     fractions = [s["fraction"] for s in seen]
     assert fractions == sorted(fractions) and 0.1 < fractions[0] < fractions[-1] <= 0.9
     assert seen[1]["message"] == "denoised 16 of 20 slice(s)"
+
+
+def test_window_tags_of_plain_and_enhanced_headers():
+    from pydicom.dataset import Dataset
+
+    from medden.apps.serve.display import window_tags
+
+    def dataset(**tags):
+        ds = Dataset()
+        for keyword, value in tags.items():
+            setattr(ds, keyword, value)
+        return ds
+
+    assert window_tags(dataset(WindowCenter=[40, 300], WindowWidth=[80, 2000])) == (80.0, 40.0)
+    enhanced = dataset(SharedFunctionalGroupsSequence=[dataset(FrameVOILUTSequence=[
+        dataset(WindowCenter=600, WindowWidth=1200)])])
+    assert window_tags(enhanced) == (1200.0, 600.0)
+    per_frame = dataset(PerFrameFunctionalGroupsSequence=[dataset(FrameVOILUTSequence=[
+        dataset(WindowCenter="35", WindowWidth="90")])] * 3)
+    assert window_tags(per_frame) == (90.0, 35.0)
+    for missing in (dataset(), dataset(WindowCenter=40), dataset(WindowCenter=40, WindowWidth=0),
+                    dataset(WindowCenter=40, WindowWidth=[])):
+        assert window_tags(missing) is None

@@ -27,8 +27,8 @@ from medden.apps.serve.errors import UploadError
 if TYPE_CHECKING:
     from medden.apps.serve.inputs import DecodedImage
 
-__all__ = ["DIFFERENCE_PERCENTILE", "PRESETS", "VIEWS", "WINDOW_PERCENTILES", "display_volume", "slice_png",
-           "slice_raw", "view_slice", "viewer_info", "windows"]
+__all__ = ["DIFFERENCE_PERCENTILE", "PRESETS", "VIEWS", "WINDOW_PERCENTILES", "display_volume", "orientation",
+           "slice_png", "slice_raw", "view_slice", "viewer_info", "window_tags", "windows"]
 
 VIEWS = ("noisy", "denoised", "difference")
 #: The grey window of images without a CT preset or window tags: these percentiles of the noisy volume.
@@ -119,6 +119,21 @@ def _first_number(value) -> float | None:
     return number if np.isfinite(number) else None
 
 
+def window_tags(header) -> tuple[float, float] | None:
+    """``(width, level)`` from a DICOM header's WindowWidth/WindowCenter (the first pair), or, in an
+    enhanced multi-frame object, from the shared or the first frame's FrameVOILUTSequence; None
+    when absent, not numbers, or a width <= 0."""
+    places = [header]
+    for group in ("SharedFunctionalGroupsSequence", "PerFrameFunctionalGroupsSequence"):
+        for item in (header.get(group) or [])[:1]:
+            places.extend((item.get("FrameVOILUTSequence") or [])[:1])
+    for place in places:
+        width, level = _first_number(place.get("WindowWidth")), _first_number(place.get("WindowCenter"))
+        if width is not None and level is not None and width > 0:
+            return width, level
+    return None
+
+
 def orientation(affine: np.ndarray) -> dict[str, str]:
     """The anatomical letters at the edges of a displayed slice (rows down, columns across).
 
@@ -151,9 +166,8 @@ def viewer_info(image: DecodedImage, noisy_windows: dict) -> dict:
         ``{"modality", "units", "rows", "cols", "spacing": [across, down, between slices] in mm or
         None, "orientation": :func:`orientation` or None (PNG), "window": {"width", "level",
         "source"}, "auto": the percentile window as {"width", "level"}, "presets": {name: [width,
-        level]} (CT only)}``. The starting window is the
-        DICOM WindowWidth/WindowCenter (first pair) when present, else soft tissue for CT, else
-        the percentile window of ``noisy_windows``.
+        level]} (CT only)}``. The starting window is the DICOM window (:func:`window_tags`) when
+        present, else soft tissue for CT, else the percentile window of ``noisy_windows``.
     """
     _, across, down, _ = image.volume.shape
     header = image.series.headers[0] if image.series is not None else None
@@ -165,10 +179,9 @@ def viewer_info(image: DecodedImage, noisy_windows: dict) -> dict:
     low, high = noisy_windows["image"]
     auto = {"width": high - low, "level": (high + low) / 2}
     window = {**auto, "source": f"{WINDOW_PERCENTILES[0]:g}-{WINDOW_PERCENTILES[1]:g} percentiles"}
-    width = _first_number(header.get("WindowWidth")) if header is not None else None
-    level = _first_number(header.get("WindowCenter")) if header is not None else None
-    if width is not None and level is not None and width > 0:
-        window = {"width": width, "level": level, "source": "DICOM window tags"}
+    tags = window_tags(header) if header is not None else None
+    if tags is not None:
+        window = {"width": tags[0], "level": tags[1], "source": "DICOM window tags"}
     elif ct:
         window = {"width": PRESETS["soft tissue"][0], "level": PRESETS["soft tissue"][1], "source": "soft tissue"}
     flat_png = image.kind == "png"
