@@ -398,8 +398,8 @@ def _denoise_nifti(files: Sequence[Path], run: _Run) -> None:
 def nifti_sidecar(source: str, bundle: Bundle, figures: Mapping[str, Any], slices: int) -> dict[str, Any]:
     """The JSON sidecar of a denoised NIfTI file (:func:`medden.io.sidecar.write_sidecar`), in the
     dcm2niix / BIDS style: the source file relative to INPUT, the bundle's name and version, the
-    SHA-256 of the weights file that ran (the 2D network's for a single image, when the bundle
-    has one) and the backend, medden's version, the noise sigma before and after
+    SHA-256 of the weights file that ran and its backend (for a single image, the bundle's 2D
+    network's PyTorch weights when it has one), medden's version, the noise sigma before and after
     (:func:`noise_figures`, in the image's units) and the date (UTC). Nothing from the image
     header, so no patient field."""
     from datetime import datetime, timezone
@@ -411,13 +411,14 @@ def nifti_sidecar(source: str, bundle: Bundle, figures: Mapping[str, Any], slice
 
     folder = Path(bundle.root).resolve().name
     version = bundle.name[len(folder):].strip() if bundle.name.startswith(folder) else ""
-    weights = bundle.parameters.get("weights_sha256")
+    weights, backend = bundle.parameters.get("weights_sha256"), bundle.backend
     lone = Path(bundle.root) / SINGLE_IMAGE_WEIGHTS
     if slices == 1 and single_image_network(bundle.inferer) is not None and lone.is_file():
-        weights = model_sha256(lone)  # a single image goes through the bundle's 2D network
+        # a single image goes through the bundle's 2D network, which always runs its PyTorch weights
+        weights, backend = model_sha256(lone), "torch"
     return {"Sources": [source], "SourcesRelativeTo": "INPUT",
             "GeneratedBy": [{"Name": "medden", "Version": __version__, "Description": "medden denoise"}],
-            "Bundle": {"Name": folder, "Version": version, "WeightsSHA256": weights, "Backend": bundle.backend},
+            "Bundle": {"Name": folder, "Version": version, "WeightsSHA256": weights, "Backend": backend},
             "NoiseSigmaBefore": figures.get("noise_sigma_before"), "NoiseSigmaAfter": figures.get("noise_sigma_after"),
             "NoiseSigmaUnits": "the image's own units (wavelet-detail MAD estimate)",
             "DateCreated": datetime.now(timezone.utc).isoformat(timespec="seconds")}

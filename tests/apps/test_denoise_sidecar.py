@@ -57,13 +57,17 @@ def test_every_denoised_nifti_gets_a_sidecar_with_provenance_and_noise(tmp_path)
     assert report["series"][0]["status"] == "done (resumed, skipped)"
 
 
-def test_a_single_image_records_the_2d_network_that_ran(tmp_path):
-    bundle = load_bundle(BUNDLES / "general_denoiser_v3", device="cpu")
+@pytest.mark.parametrize("backend, weights", [("torch", "model.pt"), ("onnx", "model.onnx")])
+def test_the_sidecar_names_the_weights_and_backend_that_ran(tmp_path, backend, weights):
+    if backend == "onnx":
+        pytest.importorskip("onnxruntime")
+    bundle = load_bundle(BUNDLES / "general_denoiser_v3", device="cpu", backend=backend)
     _volume(tmp_path / "in" / "one.nii.gz", depth=1)
     _volume(tmp_path / "in" / "vol.nii.gz", depth=6)
     denoise_path(tmp_path / "in", tmp_path / "out", bundle)
     models = BUNDLES / "general_denoiser_v3" / "models"
     one = json.loads((tmp_path / "out" / "nifti" / "one_denoised.json").read_text())
     vol = json.loads((tmp_path / "out" / "nifti" / "vol_denoised.json").read_text())
-    assert one["Bundle"]["WeightsSHA256"] == _sha256(models / "model_2d.pt")
-    assert vol["Bundle"]["WeightsSHA256"] == _sha256(models / "model.pt")
+    assert vol["Bundle"]["WeightsSHA256"] == _sha256(models / weights) and vol["Bundle"]["Backend"] == backend
+    # a single image runs the bundle's own 2D network, always from its PyTorch weights
+    assert one["Bundle"]["WeightsSHA256"] == _sha256(models / "model_2d.pt") and one["Bundle"]["Backend"] == "torch"
