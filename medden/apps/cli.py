@@ -273,7 +273,7 @@ def _print_denoise_report(report: dict, output: str, verbosity: int = 1) -> None
     for row in report["series"]:
         if row["status"] == "failed":
             print(f"medden: failed: {series_label_of(row)}: {printable(row.get('reason'), 300)}", file=sys.stderr)
-        for warning in row.get("warnings") or []:
+        for warning in (row.get("warnings") or []) if verbosity >= NORMAL else []:  # --quiet: counted in the last line
             print(f"medden: warning: {series_label_of(row)}: {warning}", file=sys.stderr)
     unreadable = [s for s in report["skipped"] if s["failed"]]
     shown = unreadable if verbosity >= VERBOSE else unreadable[:_MAX_UNREADABLE_LINES]

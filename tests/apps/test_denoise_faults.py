@@ -241,6 +241,10 @@ def test_a_result_noisier_than_its_input_is_flagged_and_warned(tmp_path, monkeyp
     (row,) = report["series"]
     assert report["warnings"] == 1 and len(row["warnings"]) == 2
     assert row["harm_checks"]["noise_up"]["value"] > row["harm_checks"]["noise_up"]["threshold"]
+    assert main(["denoise", str(tmp_path / "in"), str(tmp_path / "out2"), "--bundle", BUNDLE, "--device", "cpu",
+                 "--quiet"]) == 0
+    captured = capsys.readouterr()  # --quiet: the warnings are counted in the one final line
+    assert "medden: warning:" not in captured.err and "1 with warnings" in captured.out
 
 
 def test_a_good_result_carries_its_checks_and_no_warning(tmp_path, bundle):
