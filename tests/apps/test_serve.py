@@ -581,7 +581,8 @@ def test_progress_board_reports_stage_shares_and_forgets_old_entries(monkeypatch
         board.update("d" * 16, "resting")
 
 
-def test_denoising_progress_is_polled_while_the_network_runs(client, monkeypatch):
+@pytest.mark.parametrize("bundle", ["general_denoiser", "general_denoiser_v3"])  # 2D SliceInferer; 2.5D stacks
+def test_denoising_progress_is_polled_while_the_network_runs(client, monkeypatch, bundle):
     """The board sees the denoising stage advance slice by slice while the POST is running."""
     from medden.bundle import Bundle
 
@@ -599,7 +600,7 @@ def test_denoising_progress_is_polled_while_the_network_runs(client, monkeypatch
     volume = np.stack([_phantom(seed=k)[1] for k in range(20)], -1)  # (W, H, D); the network takes 8 slices a call
     buffer = io.BytesIO(gzip.compress(nib.Nifti1Image(volume.transpose(1, 0, 2), np.eye(4)).to_bytes()))
     _ok(client.post("/api/denoise", files={"file": ("v.nii.gz", buffer.getvalue())},
-                    data={"progress": token, "bundle": "general_denoiser"}))
+                    data={"progress": token, "bundle": bundle}))
     assert [(s["stage"], s["done"], s["total"]) for s in seen] == [("denoising", k, 20) for k in (8, 16, 20)]
     fractions = [s["fraction"] for s in seen]
     assert fractions == sorted(fractions) and 0.1 < fractions[0] < fractions[-1] <= 0.9
