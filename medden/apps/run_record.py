@@ -109,6 +109,7 @@ class RunManifest:
                 "(overwrite=True) to replace them.")
         own = _read(self.path)
         self.rows: dict[str, dict] = dict(own["series"]) if own.get("format") == FORMAT else {}
+        self._owners: dict[str, str] | None = None
 
     def finished(self, key: str, sources: Mapping[str, Any]) -> dict | None:
         """The earlier row of ``key`` if it may be skipped: done by this model from these sources,
@@ -141,17 +142,23 @@ class RunManifest:
         self.rows[key] = {**row, "model": self.model["digest"], "bundle": self.model["bundle"],
                           "sources": dict(sources), "outputs": written}
         self.earlier[key] = self.rows[key]
+        if self._owners is not None:
+            self._own(key, written)
         text = json.dumps({"format": FORMAT, "series": self.rows}, indent=2, default=str) + "\n"
         atomic_write(self.path, lambda tmp: tmp.write_text(text), overwrite=True)
         self._remove(name for name in earlier if name not in written)
 
     def owner(self, folder: str | os.PathLike) -> str | None:
-        """The key whose recorded outputs (this run's or an earlier one's) lie in ``folder``, or None."""
-        prefix = self._relative(Path(folder)).rstrip("/") + "/"
-        for key, row in self.earlier.items():
-            if any(str(name).startswith(prefix) for name in row.get("outputs") or {}):
-                return key
-        return None
+        """The key whose recorded outputs (this run's or an earlier one's) lie directly in ``folder``, or None."""
+        if self._owners is None:  # folder -> key, built once and kept up to date by record()
+            self._owners = {}
+            for key, row in self.earlier.items():
+                self._own(key, row.get("outputs") or {})
+        return self._owners.get(self._relative(Path(folder)))
+
+    def _own(self, key: str, outputs: Iterable[str]) -> None:
+        for name in outputs:
+            self._owners.setdefault(Path(str(name)).parent.as_posix(), key)
 
     def _relative(self, path: Path) -> str:
         return Path(os.path.relpath(Path(path), self.output_dir)).as_posix()
