@@ -191,6 +191,9 @@ async function setSlice(k) {
     view.k = k;
     renderAll();
     $("views").dataset.slice = String(k);
+    for (const next of [k + 1, k - 1]) { // the neighbours, so that scrolling on does not wait
+      if (next >= 0 && next < current.slices) { loadSlice(next).catch(() => {}); }
+    }
   } catch (err) {
     showError(err.message);
   }
