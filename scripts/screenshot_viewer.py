@@ -36,7 +36,10 @@ def noisy_head_ct(target: Path, i0: float, seed: int) -> float:
 
     from medden.transforms import RandCTNoiseFromNPS
 
-    ds = pydicom.dcmread(get_testdata_file("693_UNCR.dcm"))
+    source = get_testdata_file("693_UNCR.dcm")
+    if source is None:
+        raise SystemExit("693_UNCR.dcm comes with pydicom-data; install it with: pip install -e \".[samples]\"")
+    ds = pydicom.dcmread(source)
     slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
     hu = ds.pixel_array.astype(np.float32) * slope + intercept  # (rows, cols)
     noise = RandCTNoiseFromNPS(i0_range=(i0, i0), pixel_mm=float(ds.PixelSpacing[1]))
