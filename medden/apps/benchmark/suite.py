@@ -5,7 +5,8 @@ Full mode trains, with bundle ``supervised_baseline`` and clean targets, every n
 supervised zoo on Gaussian noise (the seed's comparison, one budget for all) and the
 clean-target upper bound (:data:`UPPER_BOUND`, the residual U-Net medden's own bundles use)
 on each of the other noises; runs are cached under ``runs_dir`` and reused. Quick mode scores
-one brain slice, skips the training and uses the shipped ``supervised_baseline`` model.
+every modality and noise too, but one brain MR slice instead of three, skips the training and
+uses the shipped ``supervised_baseline`` model (Gaussian noise only) for the supervised rows.
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ def run_suite(output_dir: str | os.PathLike, quick: bool = False, runs_dir: str 
 
     Args:
         output_dir: where the page goes (``docs/results`` for the published one).
-        quick: one brain slice, no training (the shipped supervised model on Gaussian noise).
+        quick: no training: the shipped supervised model (Gaussian noise only) stands in for the
+            trained ones; with default ``settings``, one brain MR slice instead of three.
         runs_dir: cache of the supervised training runs.
         train: in full mode, train missing supervised runs (False: use only cached ones).
         settings: override the scored images/noises/methods (tests).
