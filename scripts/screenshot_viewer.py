@@ -16,10 +16,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import tempfile
-import threading
-import time
 from pathlib import Path
 
 import numpy as np
@@ -51,26 +48,6 @@ def noisy_head_ct(target: Path, i0: float, seed: int) -> float:
     ds.PatientName, ds.PatientID = "Anonymous", "none"  # the viewer never shows them; the file need not hold them
     ds.save_as(target)
     return float(np.std(noisy - hu))
-
-
-def start_server():
-    """The viewer with the shipped bundles on a free port: ``(url, uvicorn server, thread)``."""
-    import uvicorn
-
-    from medden.apps.serve import create_app
-
-    app = create_app(device="cpu", preload=True)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the viewer's server did not start within 60 s")
-        time.sleep(0.05)
-    return f"http://127.0.0.1:{sock.getsockname()[1]}", server, thread
 
 
 def capture(url: str, dicom: Path, out: Path, chromium: str) -> None:
@@ -115,12 +92,10 @@ def main() -> None:
         dicom = Path(tmp) / "noisy_head_ct.dcm"
         sd = noisy_head_ct(dicom, args.i0, args.seed)
         print(f"added low-dose CT noise at i0={args.i0:g}: SD {sd:.1f} HU")
-        url, server, thread = start_server()
-        try:
+        from medden.apps.serve import create_app, serving
+
+        with serving(create_app(device="cpu", preload=True)) as url:
             capture(url, dicom, args.out, args.chromium)
-        finally:
-            server.should_exit = True
-            thread.join(timeout=10)
     size = args.out.stat().st_size
     print(f"wrote {args.out} ({size / 1000:.0f} KB)")
     if size > MAX_BYTES:

@@ -221,3 +221,18 @@ def file_digests(folder) -> dict[str, str]:
 
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def config_items(config, predicate):
+    """Every dict anywhere in a parsed bundle config (nested dicts and lists) whose
+    ``_target_`` string satisfies ``predicate``."""
+    if isinstance(config, dict):
+        if predicate(str(config.get("_target_", ""))):
+            yield config
+        values = config.values()
+    elif isinstance(config, list):
+        values = config
+    else:
+        return
+    for value in values:
+        yield from config_items(value, predicate)

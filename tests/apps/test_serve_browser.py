@@ -14,8 +14,6 @@ import io
 import math
 import os
 import shutil
-import socket
-import threading
 import time
 import zipfile
 from pathlib import Path
@@ -71,26 +69,12 @@ def _grey(values: np.ndarray, width: float, level: float) -> np.ndarray:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """The viewer (general_denoiser only) on a free port of 127.0.0.1: ``(url, upload temp root)``."""
-    import uvicorn
-
-    from medden.apps.serve import create_app
+    from medden.apps.serve import create_app, serving
 
     temp_root = tmp_path_factory.mktemp("uploads")
     app = create_app(["general_denoiser"], temp_root=temp_root, device="cpu", preload=True)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    uvicorn_server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
-    thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not uvicorn_server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the viewer's server did not start within 30 s")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}", temp_root
-    uvicorn_server.should_exit = True
-    thread.join(timeout=10)
-    sock.close()
+    with serving(app, start_timeout_s=30) as url:
+        yield url, temp_root
 
 
 @pytest.fixture(scope="module")

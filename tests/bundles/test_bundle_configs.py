@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from helpers import config_items
 
 BUNDLES = sorted(p for p in (Path(__file__).resolve().parents[2] / "bundles").iterdir() if (p / "configs").is_dir())
 OVERLAY = {
@@ -15,18 +16,6 @@ OVERLAY = {
 }
 
 
-def _loaders(config):
-    """Every dict with a ``_target_`` naming a data loader, anywhere in the config."""
-    if isinstance(config, dict):
-        if "loader" in str(config.get("_target_", "")).lower():
-            yield config
-        for value in config.values():
-            yield from _loaders(value)
-    elif isinstance(config, list):
-        for value in config:
-            yield from _loaders(value)
-
-
 @pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
 def test_bundle_trains_on_the_shared_ddp_path(bundle):
     assert len(BUNDLES) >= 8
@@ -34,5 +23,5 @@ def test_bundle_trains_on_the_shared_ddp_path(bundle):
     assert overlay == OVERLAY
     train = json.loads((bundle / "configs" / "train.json").read_text())
     assert train["network"].startswith("$medden.engines.wrap_ddp(")
-    loaders = list(_loaders(train))
+    loaders = list(config_items(train, lambda target: "loader" in target.lower()))
     assert loaders and all(loader["_target_"] == "medden.engines.make_loader" for loader in loaders)

@@ -7,24 +7,12 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from helpers import run_bundle
+from helpers import config_items, run_bundle
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_CONFIGS = sorted(ROOT.glob("bundles/*/configs/train.json"))
 KNOBS = ("max_epochs", "epoch_length", "val_interval")
 JSRT = ROOT / "bundles" / "recorruption_jsrt_poisson"
-
-
-def _trainers(config):
-    """Every dict whose ``_target_`` builds a trainer, anywhere in the config."""
-    if isinstance(config, dict):
-        if str(config.get("_target_", "")).endswith("build_trainer"):
-            yield config
-        for value in config.values():
-            yield from _trainers(value)
-    elif isinstance(config, list):
-        for value in config:
-            yield from _trainers(value)
 
 
 @pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=[p.parents[1].name for p in TRAIN_CONFIGS])
@@ -33,7 +21,7 @@ def test_every_train_json_exposes_the_same_knobs_and_its_trainer_uses_them(path)
     config = json.loads(path.read_text())
     assert all(knob in config for knob in KNOBS), [k for k in KNOBS if k not in config]
     assert config["epoch_length"] is None  # one pass over the data unless overridden
-    trainers = list(_trainers(config))
+    trainers = list(config_items(config, lambda target: target.endswith("build_trainer")))
     assert len(trainers) == 1
     assert all(trainers[0][knob] == f"@{knob}" for knob in KNOBS), trainers[0]
 

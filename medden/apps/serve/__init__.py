@@ -44,13 +44,14 @@ importing this package needs no extra.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from medden.apps.serve.app import (DEFAULT_HOST, DEFAULT_MAX_UPLOAD_MB, INSTALL_SERVE_EXTRA, create_app,
                                    require_serve_extra)
 
 __all__ = ["DEFAULT_HOST", "DEFAULT_MAX_UPLOAD_MB", "DEFAULT_PORT", "INSTALL_SERVE_EXTRA", "create_app",
-           "require_serve_extra", "run_server"]
+           "require_serve_extra", "run_server", "serving"]
 
 DEFAULT_PORT = 8000
 
@@ -83,3 +84,38 @@ def run_server(host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, *,
     shown = f"[{host}]" if ":" in host else host  # an IPv6 address goes in brackets in a URL
     print(f"medden serve: open http://{shown}:{port}/ in a browser (Ctrl+C stops the server)", flush=True)
     uvicorn.run(app, host=host, port=port, log_level="info")
+
+
+@contextmanager
+def serving(app, start_timeout_s: float = 60.0) -> Iterator[str]:
+    """Serve ``app`` with uvicorn in a background thread on a free port of 127.0.0.1, for
+    scripts and tests that drive the viewer from a browser.
+
+    Yields:
+        the base URL, ``http://127.0.0.1:<port>``; the server stops when the block ends.
+
+    Raises:
+        RuntimeError: the server did not start within ``start_timeout_s`` seconds.
+    """
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError(f"the viewer's server did not start within {start_timeout_s:g} s")
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
