@@ -211,6 +211,7 @@ def _denoise(args: argparse.Namespace) -> int:
             finally:
                 line.close()
             trust = True  # made just now from a bundle that was trusted
+            say(f"fit: {_fit_decision(bundle_dir)}", args.verbosity)
             say(f"fitted bundle saved to {bundle_dir} (reuse it with --bundle {bundle_dir} --trust-bundle)",
                 args.verbosity)
         bundle = load_bundle(bundle_dir, args.device, batch_size=args.batch_size, backend=args.backend, trust=trust,
@@ -235,6 +236,16 @@ def _denoise(args: argparse.Namespace) -> int:
     if main_process:
         _print_denoise_report(report, args.output, args.verbosity)
     return DENOISE_EXIT_CODES[report["outcome"]]
+
+
+def _fit_decision(bundle_dir) -> str:
+    """What ``--fit`` chose and why, from the fitted bundle's report."""
+    import json
+    from pathlib import Path
+
+    from medden.apps.fit import FIT_REPORT
+
+    return json.loads((Path(bundle_dir) / FIT_REPORT).read_text())["reason"]
 
 
 def _self_ensemble_overrides(bundle: str, self_ensemble: bool, trust: bool) -> dict | None:

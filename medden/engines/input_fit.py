@@ -19,6 +19,7 @@ standard error of the per-tile differences; otherwise the base weights are resto
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -100,7 +101,7 @@ class FitResult:
         return {"chosen": self.chosen, "reason": self.reason, "stopped": self.stopped,
                 "iterations": self.iterations, "seconds": round(self.seconds, 2),
                 "best_snapshot": {"iteration": self.best_iteration, "seconds": round(self.best_seconds, 2),
-                                  "held_out_loss": self.best_loss},
+                                  "held_out_loss": self.best_loss if math.isfinite(self.best_loss) else None},
                 "held_out_curve": [{"seconds": round(s, 2), "iteration": i, "loss": v} for s, i, v in self.curve],
                 "scheme": self.scheme}
 

@@ -205,6 +205,8 @@ def test_cli_fit_then_denoise(tmp_path, capsys):
     assert report["bundle"].startswith(FITTED_BUNDLE) and report["processed"] == 1
     captured = capsys.readouterr()
     assert "fitted bundle saved" in captured.out
+    decision = json.loads((out / FITTED_BUNDLE / FIT_REPORT).read_text())["reason"]
+    assert f"fit: {decision}" in captured.out  # what --fit chose, and why, on the terminal too
     assert "fit: " in captured.err and "held-out loss" in captured.err and "s left" in captured.err
     assert main(["denoise", str(path), str(out), "--fit", "--fit-minutes", "0"]) == 2
     assert "expected a number > 0, got '0'" in capsys.readouterr().err

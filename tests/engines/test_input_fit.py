@@ -257,4 +257,5 @@ def test_a_skip_reason_keeps_the_base_weights_without_training():
     assert (result.chosen, result.stopped, result.iterations, result.curve) == ("base", "not fitted", 0, [])
     assert result.reason == "base model kept without fitting: the noise is correlated between pixels"
     assert all(torch.equal(v, start[k]) for k, v in net.state_dict().items()) and not net.training
-    json.dumps(result.report())
+    report = json.loads(json.dumps(result.report(), allow_nan=False))  # strict JSON: no NaN for "no loss"
+    assert report["best_snapshot"]["held_out_loss"] is None
