@@ -338,16 +338,7 @@ def _add_export_command(commands: argparse._SubParsersAction) -> None:
 def _run_export(args: argparse.Namespace) -> int:
     from medden.apps.export import export_bundle
 
-    bundle = args.bundle
-    if args.bundle_positional is not None:
-        _deprecated(f"'medden export {args.bundle_positional}'", f"'medden export --bundle {args.bundle_positional}'")
-        if bundle is not None and bundle != args.bundle_positional:
-            raise ValueError(f"two bundles given: --bundle {bundle!r} and {args.bundle_positional!r}; give one, "
-                             "with --bundle.")
-        bundle = args.bundle_positional
-    if bundle is None:
-        raise ValueError("no bundle to export: give --bundle NAME_OR_DIR, e.g. 'medden export --bundle "
-                         f"{DEFAULT_BUNDLE}'.")
+    bundle = _one_bundle(args, "export", positional_deprecated=True)
     record = export_bundle(bundle, args.formats, noises=args.calibration_noises, trust=args.trust_bundle)
     rows = [("format", "file", "MB", "check")]
     for name in args.formats:
@@ -494,11 +485,27 @@ class _DeprecatedOption(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
-def _add_output_argument(parser: argparse.ArgumentParser, default: str) -> None:
+def _one_bundle(args: argparse.Namespace, command: str, positional_deprecated: bool) -> str:
+    """The bundle of a command that takes it as ``--bundle`` or as a ``NAME_OR_DIR`` positional
+    (``args.bundle`` and ``args.bundle_positional``); both given and different is an error."""
+    bundle, positional = args.bundle, args.bundle_positional
+    if positional is not None:
+        if positional_deprecated:
+            _deprecated(f"'medden {command} {positional}'", f"'medden {command} --bundle {positional}'")
+        if bundle is not None and bundle != positional:
+            raise ValueError(f"two bundles given: --bundle {bundle!r} and {positional!r}; give one.")
+        bundle = positional
+    if bundle is None:
+        raise ValueError(f"no bundle given: give --bundle NAME_OR_DIR, e.g. 'medden {command} --bundle "
+                         f"{DEFAULT_BUNDLE}'.")
+    return bundle
+
+
+def _add_output_argument(parser: argparse.ArgumentParser, default: str | None, shown_default: str = "") -> None:
     """An optional OUTPUT positional, as ``denoise`` has, with ``--output DIR`` kept as its alias
-    (see :func:`_output`)."""
+    (see :func:`_output`); ``shown_default`` describes a default worked out later (``default`` None)."""
     parser.add_argument("output", nargs="?", default=None, metavar="OUTPUT",
-                        help=f"where to write (default: {default})")
+                        help=f"where to write (default: {shown_default or default})")
     parser.add_argument("--output", dest="output_option", default=None, metavar="DIR",
                         help="the same as OUTPUT (an older spelling, kept)")
     parser.set_defaults(output_default=default)
@@ -549,19 +556,23 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
                     "(OUTPUT/eval/metrics.json). Small runs: --set max_epochs=1 --set epoch_length=10 "
                     "--set val_interval=1.",
     )
-    parser.add_argument("bundle", metavar="NAME_OR_DIR",
-                        help="shipped bundle name, or a bundle folder written as a path (./x) with --trust-bundle")
+    parser.add_argument("bundle_positional", nargs="?", default=None, metavar="NAME_OR_DIR",
+                        help="shipped bundle name, or a bundle folder written as a path (./x) with --trust-bundle "
+                             "(or give it as --bundle NAME_OR_DIR, as the other commands do)")
+    _add_output_argument(parser, None, shown_default="./medden-train/<bundle name>")
+    parser.add_argument("--bundle", default=None, metavar="NAME_OR_DIR", help="the same as NAME_OR_DIR")
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="a config id and value, repeatable, e.g. --set max_epochs=2 --set channels=[8,16] "
                              "--set dataset_dir=/data/ixi (values are read as JSON, else as text)")
-    parser.add_argument("--output", default=None, metavar="DIR",
-                        help="folder of the results (default: ./medden-train/<bundle name>)")
     parser.add_argument("--evaluate", action="store_true", help="then score the trained weights with evaluate.json")
     parser.add_argument("--trust-bundle", action="store_true", help=_TRUST_HELP)
 
     def run(args: argparse.Namespace) -> int:
         from medden.apps.train import train_command
 
+        if args.bundle is not None and args.bundle_positional is not None and args.output is None:
+            args.output, args.bundle_positional = args.bundle_positional, None  # train --bundle NAME OUTPUT
+        args.bundle, args.output = _one_bundle(args, "train", positional_deprecated=False), _output(args)
         return train_command(args)
 
     parser.set_defaults(func=run)

@@ -38,7 +38,7 @@ def test_export_takes_bundle_and_the_old_positional_with_a_note(capsys, monkeypa
     assert calls[-1] == "general_denoiser"
     assert "'medden export general_denoiser' is deprecated" in err and "medden export --bundle general_denoiser" in err
     assert main(["export"]) == 1
-    assert "no bundle to export: give --bundle NAME_OR_DIR" in capsys.readouterr().err
+    assert "no bundle given: give --bundle NAME_OR_DIR" in capsys.readouterr().err
     assert main(["export", "a", "--bundle", "b"]) == 1
     assert "two bundles given" in capsys.readouterr().err and calls[-1] == "general_denoiser"
 

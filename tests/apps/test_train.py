@@ -62,3 +62,24 @@ def test_a_failing_run_names_the_cause(tmp_path, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert "train.json of bundle 'n2n_image' failed: ValueError: the training data cannot fill one batch" in err
+
+
+@pytest.mark.parametrize("argv, bundle, output", [
+    (["n2n_image"], "n2n_image", None),
+    (["n2n_image", "out"], "n2n_image", "out"),
+    (["--bundle", "n2n_image", "out"], "n2n_image", "out"),
+    (["--bundle", "n2n_image", "--output", "out"], "n2n_image", "out"),
+    (["n2n_image", "--output", "out"], "n2n_image", "out"),
+])
+def test_train_takes_the_bundle_and_output_spellings_of_the_other_commands(monkeypatch, argv, bundle, output):
+    seen = {}
+    monkeypatch.setattr("medden.apps.train.train_command", lambda args: seen.update(vars(args)) or 0)
+    assert main(["train", *argv]) == 0
+    assert (seen["bundle"], seen["output"]) == (bundle, output)
+
+
+def test_train_without_a_bundle_or_with_two_says_so(capsys):
+    assert main(["train"]) == 1
+    assert "no bundle given: give --bundle NAME_OR_DIR" in capsys.readouterr().err
+    assert main(["train", "n2n_image", "out", "--bundle", "n2n_image", "--output", "other"]) == 1
+    assert "two outputs given" in capsys.readouterr().err
