@@ -434,7 +434,9 @@ def _add_serve_command(commands: argparse._SubParsersAction) -> None:
         help="start the web viewer: upload an image, see noisy | denoised | difference, download the result",
         description="Serve a local web page where a DICOM file (or a .zip of one series), a NIfTI file or a PNG "
                     "is uploaded, denoised with a chosen bundle and shown beside the input and their difference, "
-                    "with a slice slider for volumes; the result downloads as a derived DICOM series or NIfTI. "
+                    "with a reader's tools: window/level by drag and CT presets (the file's window tags first), linked "
+                    "zoom and pan at full resolution, slices by wheel and keys, an ROI's mean and SD in the image's "
+                    "units, orientation letters; the result downloads as a derived DICOM series or NIfTI. "
                     "Uploads are deleted as soon as they are denoised. Needs the serve extra: "
                     'pip install "medden[serve]".',
     )
