@@ -67,13 +67,13 @@ class BundleCatalogue:
             name = folder.name
             if not can_denoise_images(folder):
                 raise ValueError(f"bundle {name!r} cannot denoise images: its {INFERENCE_CONFIG.as_posix()} defines no "
-                                 "'inferer' (e.g. a k-space reconstruction bundle); leave it out of --bundles.")
+                                 "'inferer' (e.g. a k-space reconstruction bundle); leave it out of --bundle.")
             if name in self._sources:
                 raise ValueError(f"two bundles are called {name!r}; give each bundle folder its own name.")
             self._sources[name] = entry
         if not self._sources:
             raise ValueError(f"there is no bundle to serve: none was given and {str(shipped_bundles_dir())!r} holds "
-                             "none that denoises images; pass bundle folders with --bundles.")
+                             "none that denoises images; pass bundle folders with --bundle.")
         self.default = DEFAULT_BUNDLE if DEFAULT_BUNDLE in self._sources else next(iter(self._sources))
         self._device = device
         self._backend = backend
