@@ -52,6 +52,7 @@ def _shot(page, name: str, selector: str | None = None) -> np.ndarray:
     if selector is None:
         page.screenshot(path=path, full_page=True)
     else:  # the element's box may start at a fractional pixel; the browser draws it from the rounded one
+        page.locator(selector).scroll_into_view_if_needed()
         box = page.locator(selector).bounding_box()
         width, height = page.eval_on_selector(selector, "e => [e.clientWidth || e.offsetWidth, "
                                                         "e.clientHeight || e.offsetHeight]")
@@ -176,8 +177,18 @@ def test_ct_window_level_roi_orientation_and_download(page, server, tmp_path):
                       "top": opposite[letter(column)]}
     assert page.locator(".orient.right").all_inner_texts() == [letter(row)] * 3  # on all three panels
 
-    # the starting window is the file's WindowCenter/WindowWidth: every sampled pixel has its grey
+    # a 128 x 128 image fits a panel at 1:1, so it starts there: one image pixel per screen pixel, centred
     assert page.inner_text("#wl-readout") == "W 350 L 50 HU"
+    assert page.inner_text("#zoom-label") == "100%"
+    width = _panel_width(page)
+    pixels = _shot(page, "ct_default_full_resolution", "#noisy")
+    assert _matches(pixels, *_screen_grey(_grey(hu, 350, 50), width, 1.0, 64, 64)) > 0.995
+    outside = _screen_grey(_grey(hu, 350, 50), width, 1.0, 64, 64)[1] == 0  # black around the image
+    outside[:26], outside[-26:], outside[:, :26], outside[:, -26:] = False, False, False, False  # edge letters
+    assert np.all(pixels[: outside.shape[0], : outside.shape[1]][outside[: pixels.shape[0], : pixels.shape[1]]] == 0)
+
+    # the starting window is the file's WindowCenter/WindowWidth: every sampled pixel has its grey (at Fit)
+    page.click("#zoom-fit")
     _check_panel_shows(_shot(page, "ct_window_from_tags", "#noisy"), _grey(hu, 350, 50))
     centre = (slice(50, 78), slice(50, 78))
 
@@ -323,7 +334,9 @@ def test_progress_slices_by_wheel_and_keys_and_linked_zoom_and_pan(page, tmp_pat
     assert filled[: int(0.95 * expected * len(filled))].mean() > 0.9
     assert filled[int(1.05 * expected * len(filled)): -4].mean() < 0.1
 
-    # slices: starts in the middle; the wheel and the keys move through them; the square's grey follows
+    # slices: starts in the middle; the wheel and the keys move through them; the square's grey follows (at Fit)
+    assert page.inner_text("#zoom-label") == "100%"  # a 64 x 64 image starts at 1:1
+    page.click("#zoom-fit")
     assert page.inner_text("#slice-label") == "7 / 12"
     assert _square_grey(_shot(page, "volume_slice_6", "#noisy")) == pytest.approx(_expected_square_grey(shown, 6),
                                                                                     abs=2)
@@ -412,12 +425,14 @@ def test_wrong_file_type_shows_a_message(page, server):
     assert list(server[1].iterdir()) == []
 
 
-def _screen_grey(grey: np.ndarray, size: int, scale: float, cx: float, cy: float) -> tuple[np.ndarray, np.ndarray]:
-    """What a ``size`` x ``size`` panel shows of the image ``grey`` (rows down) at ``scale`` screen
-    pixels per image pixel with image point ``(cx, cy)`` at its centre: ``(expected, inside)``."""
-    centres = np.arange(size) + 0.5
-    cols = np.floor((centres - size / 2) / scale + cx).astype(int)
-    rows = np.floor((centres - size / 2) / scale + cy).astype(int)
+def _screen_grey(grey: np.ndarray, size: int | tuple[int, int], scale: float, cx: float,
+                 cy: float) -> tuple[np.ndarray, np.ndarray]:
+    """What a ``size`` x ``size`` (or ``(height, width)``) panel shows of the image ``grey`` (rows
+    down) at ``scale`` screen pixels per image pixel with image point ``(cx, cy)`` at its centre:
+    ``(expected, inside)``."""
+    height, width = (size, size) if isinstance(size, int) else size
+    cols = np.floor((np.arange(width) + 0.5 - width / 2) / scale + cx).astype(int)
+    rows = np.floor((np.arange(height) + 0.5 - height / 2) / scale + cy).astype(int)
     inside = ((rows >= 0) & (rows < grey.shape[0]))[:, None] & ((cols >= 0) & (cols < grey.shape[1]))[None, :]
     expected = grey[np.clip(rows, 0, grey.shape[0] - 1)][:, np.clip(cols, 0, grey.shape[1] - 1)]
     return expected, inside
@@ -425,8 +440,8 @@ def _screen_grey(grey: np.ndarray, size: int, scale: float, cx: float, cy: float
 
 def _matches(pixels: np.ndarray, expected: np.ndarray, inside: np.ndarray) -> float:
     """The share of the panel's pixels (inside the image, away from the edge letters) within 1.5 greys."""
-    n = min(pixels.shape[0], expected.shape[0])
-    pixels, expected, inside = pixels[:n, :n, 0], expected[:n, :n], inside[:n, :n].copy()
+    n, m = min(pixels.shape[0], expected.shape[0]), min(pixels.shape[1], expected.shape[1])
+    pixels, expected, inside = pixels[:n, :m, 0], expected[:n, :m], inside[:n, :m].copy()
     inside[:26], inside[-26:], inside[:, :26], inside[:, -26:] = False, False, False, False
     return float(np.mean(np.abs(pixels - expected)[inside] <= 1.5))
 
@@ -492,6 +507,163 @@ def test_an_rgb_image_keeps_its_colours(page, tmp_path):
     expected = _grey(rgb.astype(np.float64), high - low, (high + low) / 2)
     pixels = _shot(page, "rgb_colours", "#noisy")
     size = pixels.shape[1]
+    assert page.inner_text("#zoom-label") == "100%"  # a small image starts at 1:1, centred
     for col in (8, 24):  # the middle of each half
+        shown = pixels[size // 2, size // 2 - 16 + col]
+        np.testing.assert_allclose(shown, expected[16, col], atol=1.5)
+    assert np.all(pixels[size // 2, [size // 2 - 20, size // 2 + 20]] == 0)  # black beside the 32 pixels
+    page.click("#zoom-fit")
+    pixels = _shot(page, "rgb_colours_fit", "#noisy")
+    for col in (8, 24):
         shown = pixels[size // 2, int((col + 0.5) * size / 32)]
         np.testing.assert_allclose(shown, expected[16, col], atol=1.5)
+
+
+def _dark_runs(line: np.ndarray, inside: np.ndarray) -> int:
+    """How many runs of near-black pixels (the grid lines of the layout test) a line of greys holds
+    where it shows the image (``inside``)."""
+    dark = np.concatenate([[False], (line < 8) & inside, [False]])
+    return int(np.count_nonzero(np.diff(dark.astype(int)) == 1))
+
+
+def test_one_panel_layout_flips_views_and_keeps_the_shared_view(page, tmp_path):
+    """The 1-panel layout shows more of a 1024 x 1024 image at 1:1 than a panel of three (counted by
+    a grid of black lines every 64 pixels), Space flips noisy -> denoised -> difference (a noise
+    patch's pixels follow the values Python reads), and window, zoom, pan and ROI survive every
+    flip and layout switch; the layout is remembered in localStorage."""
+    size, step = 1024, 64
+    yy, xx = np.mgrid[:size, :size]
+    image = (90 + 120 * xx / size + 40 * yy / size).astype(np.uint8)
+    image[(xx % step == 0) | (yy % step == 0)] = 0  # black at the window set below, the rest is not
+    patch = (slice(448, 576), slice(448, 576))  # around the centre: noise the denoiser smooths
+    image[patch] = np.random.default_rng(1).integers(100, 220, (128, 128))
+    path = tmp_path / "grid.png"
+    Image.fromarray(image).save(path)
+    _upload(page, str(path), 0, timeout=120_000)
+    assert page.get_attribute("#views", "data-layout") == "three" and page.is_hidden("#view-group")
+    noisy = _values(page, 0, "noisy", (size, size)).astype(np.float64)
+    denoised = _values(page, 0, "denoised", (size, size)).astype(np.float64)
+    assert np.abs(noisy[patch] - denoised[patch]).mean() > 10  # the views differ where the test looks
+
+    def state():
+        data = page.evaluate("() => ({...document.getElementById('views').dataset, width: view.width, "
+                             "level: view.level, readout: document.getElementById('wl-readout').textContent, "
+                             "zoom: document.getElementById('zoom-label').textContent})")
+        return {key: data[key] for key in ("scale", "cx", "cy", "width", "level", "readout", "zoom")}
+
+    def panel(view):
+        return page.eval_on_selector(f"#{view}", "e => [e.clientHeight, e.clientWidth]")
+
+    # 3 panels at 1:1, a window dragged, an ROI drawn, the view panned
+    page.click("#zoom-full")
+    box = page.locator("#noisy").bounding_box()
+    x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - 60, y + 20, steps=3)  # narrower and higher: the lines black, nothing else
+    page.mouse.up()
+    page.check("input[name=tool][value=roi]")
+    page.mouse.move(x - 150, y - 150)  # away from the noise patch
+    page.mouse.down()
+    page.mouse.move(x - 110, y - 120, steps=3)
+    page.mouse.up()
+    roi = [page.get_attribute("#roi-caption", f"data-{key}") for key in ("x0", "x1", "y0", "y1")]
+    page.mouse.move(x, y)
+    page.mouse.down(button="right")
+    page.mouse.move(x - 30, y + 20, steps=3)
+    page.mouse.up(button="right")
+    before = state()
+    assert before["zoom"] == "100%" and float(before["cx"]) == pytest.approx(size / 2 + 30)
+    scale, cx, cy = float(before["scale"]), float(before["cx"]), float(before["cy"])
+
+    def expected(values, view):
+        if view == "difference":
+            low, high = page.evaluate("() => current.windows.difference")
+            grey = _grey(values, high - low, (high + low) / 2)
+        else:
+            grey = _grey(values, before["width"], before["level"])
+        return _screen_grey(grey, tuple(panel(view)), scale, cx, cy)
+
+    def grid_lines(pixels):
+        """The grid's lines across a row and down a column of the noisy panel, checked against Python's."""
+        shown, inside = expected(noisy, "noisy")
+        row, col = pixels.shape[0] // 4, pixels.shape[1] // 5  # beside the noise patch
+        across = _dark_runs(pixels[row, 3:-3, 0], inside[row, 3:-3])
+        down = _dark_runs(pixels[40:-3, col, 0], inside[40:-3, col])
+        assert (across, down) == (_dark_runs(shown[row, 3:-3], inside[row, 3:-3]),
+                                  _dark_runs(shown[40:-3, col], inside[40:-3, col]))
+        return across, down
+
+    three = _shot(page, "layout_three_full", "#noisy")
+    assert _matches(three, *expected(noisy, "noisy")) > 0.99
+    three_size = panel("noisy")
+    lines_three = grid_lines(three)
+    assert min(lines_three) >= 4, lines_three
+
+    # 1 panel: the same view state, a much larger panel, more of the grid visible
+    page.click("#layout-one")
+    assert page.get_attribute("#views", "data-layout") == "one" and page.get_attribute("#views", "data-view") == "noisy"
+    assert page.is_hidden("#denoised") and page.is_hidden("#difference") and page.is_visible("#view-group")
+    assert page.inner_text(".panel:has(#noisy) .view-label") == "noisy (input)"
+    assert state() == before
+    one_size = panel("noisy")
+    assert one_size[1] > 2.5 * three_size[1] and one_size[0] > 1.5 * three_size[0]
+    one = _shot(page, "layout_one_noisy", "#noisy")
+    _shot(page, "layout_one_page")
+    assert one.shape[:2] == tuple(one_size)
+    label_free = (slice(40, None), slice(None))  # below the view's caption in the corner
+    shown, inside = expected(noisy, "noisy")
+    assert _matches(one[label_free], shown[label_free], inside[label_free]) > 0.99
+    lines_one = grid_lines(one)
+    assert lines_one[0] >= 2.5 * lines_three[0] and lines_one[1] >= 1.5 * lines_three[1], (lines_one, lines_three)
+    # the ROI is drawn on the one panel at the same image position
+    left = round(one_size[1] / 2 + (int(roi[0]) - cx) * scale)
+    middle = round(one_size[0] / 2 + ((int(roi[2]) + int(roi[3])) / 2 - cy) * scale)
+    assert any(p[0] > 200 and p[1] > 200 and p[2] < 120 for p in one[middle, left - 1: left + 2])
+    assert page.evaluate("() => localStorage.getItem('medden.serve.layout')") == "one"
+
+    # Space: noisy -> denoised -> difference -> noisy; the noise patch shows each view's values
+    top, left = round(one_size[0] / 2 + patch[0].start - cy), round(one_size[1] / 2 + patch[1].start - cx)
+    centre = (slice(top, top + 128), slice(left, left + 128))  # the noise patch on the screen
+    for view, values, label in (("denoised", denoised, "denoised"), ("difference", noisy - denoised, "difference"),
+                                ("noisy", noisy, "noisy (input)")):
+        page.keyboard.press("Space")
+        assert page.get_attribute("#views", "data-view") == view
+        assert page.is_visible(f"#{view}") and page.inner_text(f".panel:has(#{view}) .view-label").startswith(label)
+        assert state() == before and page.get_attribute("#roi-caption", "data-x0") == roi[0]
+        pixels = _shot(page, f"layout_one_{view}", f"#{view}")
+        shown, inside = expected(values, view)
+        assert _matches(pixels[centre], shown[centre], inside[centre]) > 0.99, view
+        assert _matches(pixels[label_free], shown[label_free], inside[label_free]) > 0.99, view
+        if view == "denoised":  # not the noisy view's pixels
+            noisy_shown = expected(noisy, "denoised")  # noisy values, the shared window, this panel
+            assert _matches(pixels[centre], noisy_shown[0][centre], noisy_shown[1][centre]) < 0.5
+    page.keyboard.press("Shift+Space")
+    assert page.get_attribute("#views", "data-view") == "difference"
+    page.keyboard.press("2")
+    assert page.get_attribute("#views", "data-view") == "denoised"
+    page.click("#view-group button[data-view='noisy']")
+    assert page.get_attribute("#views", "data-view") == "noisy"
+    assert page.get_attribute("#view-group button[data-view='noisy']", "aria-pressed") == "true"
+    page.keyboard.press("Space")  # the focused button is not pressed by Space: the view flips
+    assert page.get_attribute("#views", "data-view") == "denoised"
+
+    # back to 3 panels: the same view state, the same pixels as before
+    page.click("#layout-three")
+    assert page.get_attribute("#views", "data-layout") == "three" and page.is_visible("#noisy")
+    assert state() == before
+    assert _matches(_shot(page, "layout_three_again", "#noisy"), *expected(noisy, "noisy")) > 0.99
+    page.keyboard.press("Space")  # the 3-panel layout leaves it to the page
+    assert page.get_attribute("#views", "data-view") == "denoised"
+
+    # in the 1-panel layout Space flips the view, also with a toolbar button focused (not pressed again)
+    page.click("#layout-one")
+    page.click("#zoom-in")
+    page.keyboard.press("Space")
+    assert page.get_attribute("#views", "data-view") == "difference"
+    assert float(state()["scale"]) == pytest.approx(scale * 1.25)
+
+    # the layout chosen is remembered by this browser
+    page.reload()
+    assert page.get_attribute("#views", "data-layout") == "one"
+    assert page.get_attribute("#layout-one", "aria-pressed") == "true"

@@ -3,7 +3,9 @@
 //
 // The server sends each slice's real values (raw float32, in HU for CT), so windowing, zoom,
 // pan and ROI statistics happen here. One view state is shared by the three panels (linked
-// zoom and pan); the difference panel keeps its own window, symmetric about 0.
+// zoom and pan); the difference panel keeps its own window, symmetric about 0. The 1-panel
+// layout shows one of the three views in one large panel with the same shared view state, so
+// flipping between views or layouts keeps window, zoom, pan, slice and ROI.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -14,9 +16,11 @@ const POLL_MS = 200;         // how often the server's progress is asked for
 const WHEEL_STEP = 40;       // wheel delta (pixels) per slice
 const CACHE_SLICES = 32;     // slices kept in memory
 const ZOOM_STEP = 1.25;
+const LAYOUT_KEY = "medden.serve.layout"; // localStorage: the layout chosen last ("three" or "one")
 let maxUploadBytes = 0;
 let current = null;          // the summary of the shown job
-const view = { k: 0, width: 1, level: 0, scale: 1, cx: 0, cy: 0, roi: null, tool: "wl" };
+const view = { k: 0, width: 1, level: 0, scale: 1, cx: 0, cy: 0, roi: null, tool: "wl",
+               layout: storedLayout(), shown: "noisy" }; // shown: the view the 1-panel layout shows
 const cache = new Map();     // slice index -> Promise of {noisy, denoised, difference} Float32Arrays
 let shown = null;            // the values of the drawn slice
 const offscreen = {};        // view -> canvas of the image's size holding the windowed pixels
@@ -240,10 +244,14 @@ function canvasSize(canvas) {
   return { w, h, dpr };
 }
 
+function visibleViews() {
+  return view.layout === "one" ? [view.shown] : VIEWS;
+}
+
 function drawAll() {
   if (!shown) { return; }
   const { rows, cols } = current.info;
-  for (const name of VIEWS) {
+  for (const name of visibleViews()) {
     const canvas = $(name);
     const { w, h, dpr } = canvasSize(canvas);
     const ctx = canvas.getContext("2d");
@@ -277,7 +285,7 @@ function setWindow(width, level) {
 // ----------------------------------------------------------------------------- zoom and pan
 
 function panelSize() {
-  const canvas = $("noisy");
+  const canvas = $(visibleViews()[0]);
   return { w: canvas.clientWidth, h: canvas.clientHeight };
 }
 
@@ -285,6 +293,18 @@ function zoomFit() {
   const { rows, cols } = current.info;
   const { w, h } = panelSize();
   view.scale = Math.min(w / cols, h / rows);
+  view.cx = cols / 2;
+  view.cy = rows / 2;
+  drawAll();
+}
+
+// One image pixel per screen pixel when the whole image fits the panel so, else Fit.
+function zoomDefault() {
+  const { rows, cols } = current.info;
+  const { w, h } = panelSize();
+  const full = 1 / (window.devicePixelRatio || 1);
+  if (cols * full > w || rows * full > h) { zoomFit(); return; }
+  view.scale = full;
   view.cx = cols / 2;
   view.cy = rows / 2;
   drawAll();
@@ -305,6 +325,41 @@ function imagePoint(canvas, event) {
   const box = canvas.getBoundingClientRect();
   const x = event.clientX - box.left, y = event.clientY - box.top;
   return { x: (x - box.width / 2) / view.scale + view.cx, y: (y - box.height / 2) / view.scale + view.cy };
+}
+
+// ----------------------------------------------------------------------------- layout
+
+function storedLayout() {
+  try { return localStorage.getItem(LAYOUT_KEY) === "one" ? "one" : "three"; } catch (err) { return "three"; }
+}
+
+// Show the layout and view of `view`; the shared zoom, pan, window, slice and ROI stay as they are.
+function applyLayout() {
+  const views = $("views");
+  views.classList.toggle("one", view.layout === "one");
+  views.dataset.layout = view.layout;
+  views.dataset.view = view.shown;
+  for (const name of VIEWS) { $(name).closest("figure").classList.toggle("active", name === view.shown); }
+  for (const button of document.querySelectorAll("#layout-group button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.layout === view.layout));
+  }
+  for (const button of document.querySelectorAll("#view-group button")) {
+    button.setAttribute("aria-pressed", String(button.dataset.view === view.shown));
+  }
+  $("view-group").hidden = view.layout !== "one";
+  drawAll();
+}
+
+function setLayout(layout) {
+  view.layout = layout;
+  try { localStorage.setItem(LAYOUT_KEY, layout); } catch (err) { /* private mode: not remembered */ }
+  applyLayout();
+  if (layout === "one") { $("toolbar").scrollIntoView({ block: "start" }); } // the tools and the large panel in the window
+}
+
+function showView(name) {
+  view.shown = name;
+  applyLayout();
 }
 
 // ----------------------------------------------------------------------------- ROI
@@ -414,6 +469,10 @@ function onKey(event) {
     setSlice(wantedSlice + steps[event.key]);
   } else if (event.key === "Home" || event.key === "End") {
     setSlice(event.key === "Home" ? 0 : current.slices - 1);
+  } else if (view.layout === "one" && event.key === " ") { // also keeps a focused button from being pressed
+    showView(VIEWS[(VIEWS.indexOf(view.shown) + (event.shiftKey ? VIEWS.length - 1 : 1)) % VIEWS.length]);
+  } else if (view.layout === "one" && ["1", "2", "3"].includes(event.key)) {
+    showView(VIEWS[Number(event.key) - 1]);
   } else {
     return;
   }
@@ -492,9 +551,10 @@ async function showResult(summary) {
   }));
   $("result").hidden = false;
   delete $("views").dataset.slice;
-  zoomFit();
+  applyLayout();
+  zoomDefault();
   await setSlice(Math.floor(summary.slices / 2));
-  zoomFit();
+  zoomDefault();
   const shape = summary.shape.slice(1).join(" \u00d7 ");
   $("status").textContent = `Denoised a ${summary.kind.toUpperCase()} image (${shape}) with ${summary.bundle} ` +
     `(${summary.backend}) in ${summary.seconds.toFixed(1)} s.`;
@@ -511,10 +571,17 @@ for (const name of VIEWS) {
 for (const radio of document.querySelectorAll("input[name=tool]")) {
   radio.addEventListener("change", () => { view.tool = radio.value; });
 }
+for (const button of document.querySelectorAll("#layout-group button")) {
+  button.addEventListener("click", () => setLayout(button.dataset.layout));
+}
+for (const button of document.querySelectorAll("#view-group button")) {
+  button.addEventListener("click", () => showView(button.dataset.view));
+}
 $("zoom-fit").addEventListener("click", zoomFit);
 $("zoom-full").addEventListener("click", () => { zoomAt(1 / ((window.devicePixelRatio || 1) * view.scale)); });
 $("zoom-in").addEventListener("click", () => zoomAt(ZOOM_STEP));
 $("zoom-out").addEventListener("click", () => zoomAt(1 / ZOOM_STEP));
 document.addEventListener("keydown", onKey);
 window.addEventListener("resize", drawAll);
+applyLayout();
 loadBundles();
