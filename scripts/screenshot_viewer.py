@@ -4,8 +4,9 @@ A real head CT (pydicom's ``693_UNCR.dcm``, 512 x 512, from the CQ500 set, insta
 ``samples`` extra) gets simulated low-dose noise (:class:`medden.transforms.RandCTNoiseFromNPS`:
 white noise shaped by the filtered back-projection noise power spectrum and scaled by the
 attenuation along the rays, seeded), is written back as a DICOM file, uploaded to ``medden
-serve`` (the default bundle) in headless Chromium, shown in the soft-tissue window with an ROI
-in the brain, and the page is saved as a 256-colour PNG (the greys of a CT fit in 256 levels).
+serve`` (the default bundle) in headless Chromium, shown in the 3-panel layout at Fit in the
+soft-tissue window with an ROI in the brain, and the page is saved as a 256-colour PNG (the
+greys of a CT fit in 256 levels).
 
 Run: ``python scripts/screenshot_viewer.py [--out docs/images/viewer.png] [--i0 100000]``. Needs
 the ``serve`` and ``samples`` extras, Playwright's Python package and a Chromium
@@ -63,6 +64,8 @@ def capture(url: str, dicom: Path, out: Path, chromium: str) -> None:
         page.set_input_files("#file", str(dicom))
         page.click("#submit")
         page.wait_for_function("() => document.getElementById('views').dataset.slice === '0'", timeout=300_000)
+        page.click("#layout-three")  # the README shows the three views side by side, whatever the default
+        page.click("#zoom-fit")  # the whole 512 x 512 image in each panel
         page.click("#presets button[data-preset='soft tissue']")
         page.check("input[name=tool][value=roi]")
         box = page.locator("#noisy").bounding_box()

@@ -298,7 +298,7 @@ function zoomFit() {
   drawAll();
 }
 
-// One image pixel per screen pixel when the whole image fits the panel so, else Fit.
+// One image pixel per screen pixel (1:1) when the whole image fits the panel at that zoom, else Fit.
 function zoomDefault() {
   const { rows, cols } = current.info;
   const { w, h } = panelSize();
