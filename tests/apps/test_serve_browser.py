@@ -413,6 +413,22 @@ def test_progress_slices_by_wheel_and_keys_and_linked_zoom_and_pan(page, tmp_pat
     assert page.inner_text("#zoom-label") == "100%" and square_width("noisy") == 16
     _shot(page, "volume_full_resolution_page")
 
+    # the 1-panel layout keeps the slice and the zoom; the keys still scroll, Space flips the view
+    page.click("#layout-one")
+    assert page.inner_text("#slice-label") == "12 / 12" and page.inner_text("#zoom-label") == "100%"
+    page.keyboard.press("ArrowUp")
+    page.wait_for_function(SHOWN, arg=10)
+    page.keyboard.press("Space")
+    assert page.get_attribute("#views", "data-view") == "denoised" and page.inner_text("#slice-label") == "11 / 12"
+    zoom_name = "one_panel"
+    assert square_width("denoised") == pytest.approx(16, abs=2)  # its edges are soft
+    low, high = np.percentile(shown, (1, 99))
+    denoised = _grey(_values(page, 10, "denoised", (64, 64)).astype(np.float64), high - low, (high + low) / 2)
+    state = page.evaluate("() => ({...document.getElementById('views').dataset})")
+    pixels = _shot(page, "volume_one_panel_denoised", "#denoised")
+    expected, inside = _screen_grey(denoised, pixels.shape[:2], 1.0, float(state["cx"]), float(state["cy"]))
+    assert inside.sum() == 64 * 64 and _matches(pixels[40:], expected[40:], inside[40:]) > 0.99
+
 
 def test_wrong_file_type_shows_a_message(page, server):
     page.set_input_files("#file", files=[{"name": "notes.txt", "mimeType": "text/plain",
