@@ -354,7 +354,7 @@ function setLayout(layout) {
   view.layout = layout;
   try { localStorage.setItem(LAYOUT_KEY, layout); } catch (err) { /* private mode: not remembered */ }
   applyLayout();
-  if (layout === "one") { $("toolbar").scrollIntoView({ block: "start" }); } // the tools and the large panel in the window
+  if (layout === "one") { $("toolbar").scrollIntoView({ block: "start" }); } // the tools and the panel in view
 }
 
 function showView(name) {
