@@ -87,3 +87,21 @@ def test_rank_and_channel_count_errors_name_the_shape():
         denoiser(np.zeros((2, 3, 4, 5, 6), np.float32))
     with pytest.raises(ValueError, match=r"C = 1 or 3, got C = 2"):
         denoiser(np.zeros((2, 8, 8, 3), np.float32))
+
+
+def test_a_2_5d_bundle_never_takes_colour_channels_for_neighbouring_slices():
+    """Each channel of an RGB image (or of a multi-channel volume) is its own grey volume: the
+    result per channel is exactly that channel denoised alone, whatever the other channels hold."""
+    from medden.bundle import load_bundle
+    from medden.bundle.bundle import sees_neighbouring_slices
+
+    bundle = load_bundle("general_denoiser_v3", "cpu", backend="torch")
+    assert sees_neighbouring_slices(bundle.inferer)
+    image = _rgb()
+    out = bundle.denoise(image)
+    for c in range(3):
+        np.testing.assert_allclose(out[c], bundle.denoise(image[c : c + 1])[0], atol=1e-6)
+    volume = np.stack([_volume(4), 0.5 * _volume(4)[::-1]])  # two unrelated channels of a (2, H, W, 4) volume
+    out = bundle.denoise(volume)
+    for c in range(2):
+        np.testing.assert_allclose(out[c], bundle.denoise(volume[c : c + 1])[0], atol=1e-6)
