@@ -56,7 +56,9 @@ def noisy_ct_slice(seed=0, size=(96, 128)):
 
 
 def run_bundle(*args, timeout=600, threads="2"):
-    """``python -m monai.bundle ARGS`` from the repository root; fails the test on a non-zero exit.
+    """``python -m monai.bundle ARGS`` from an empty folder outside the repository (every bundle
+    must run from anywhere: its ``bundle_root`` comes from the config file's own location, and
+    nothing may be read from or written to the current folder); fails the test on a non-zero exit.
 
     Runs in this process, as the entry point would (``fire`` parses the same arguments into the
     same ``monai.bundle`` functions), which spares every call the seconds a new interpreter
@@ -71,7 +73,9 @@ def run_bundle(*args, timeout=600, threads="2"):
     import io
     import logging
     import os
+    import tempfile
     import types
+    from pathlib import Path
 
     import fire
     import torch
@@ -90,9 +94,13 @@ def run_bundle(*args, timeout=600, threads="2"):
                 for h in getattr(logger, "handlers", []) if type(h) is logging.StreamHandler]
     streams = [h.setStream(out) for h in consoles]
     try:
-        os.chdir(REPO)
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            fire.Fire(entry_points, command=[str(a) for a in args], name="monai.bundle")
+        with tempfile.TemporaryDirectory(prefix="medden-elsewhere-") as elsewhere:
+            os.chdir(elsewhere)
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                fire.Fire(entry_points, command=[str(a) for a in args], name="monai.bundle")
+            os.chdir(cwd)
+            left = sorted(p.name for p in Path(elsewhere).iterdir())
+        assert not left, f"the bundle run wrote {left} into the current folder"
     except SystemExit as exit_:  # fire exits on a usage error
         raise AssertionError((out.getvalue()[-2000:], err.getvalue()[-4000:])) from exit_
     finally:
