@@ -566,6 +566,10 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--set", action="append", metavar="KEY=VALUE",
                         help="a config id and value, repeatable, e.g. --set max_epochs=2 --set channels=[8,16] "
                              "--set dataset_dir=/data/ixi (values are read as JSON, else as text)")
+    parser.add_argument("--config", action="append", metavar="FILE",
+                        help="the config(s) to run from the bundle's configs/ folder, merged in order (default: "
+                             "train.json); a stage of its own, e.g. --config train_flow.json (weights in OUTPUT/flow.pt), "
+                             "or train.json with an overlay: --config train.json --config train_supervised.json")
     parser.add_argument("--evaluate", action="store_true", help="then score the trained weights with evaluate.json")
     parser.add_argument("--trust-bundle", action="store_true", help=_TRUST_HELP)
 

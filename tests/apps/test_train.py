@@ -83,3 +83,31 @@ def test_train_without_a_bundle_or_with_two_says_so(capsys):
     assert "no bundle given: give --bundle NAME_OR_DIR" in capsys.readouterr().err
     assert main(["train", "n2n_image", "out", "--bundle", "n2n_image", "--output", "other"]) == 1
     assert "two outputs given" in capsys.readouterr().err
+
+
+FLOW_TINY = ["--set", "flow_levels=2", "--set", "flow_steps_per_level=1", "--set", "flow_hidden=4",
+             "--set", "max_epochs=1", "--set", "repeats_per_epoch=1", "--set", "batch_size=4",
+             "--set", "patch_size=[32,32]", "--set", "val_interval=1"]
+
+
+def test_train_runs_another_stage_and_overlays_by_config(tmp_path, capsys):
+    from medden.io import load_network_weights
+    from medden.networks import ImageFlow, ResNetDenoiser
+
+    flow_out = tmp_path / "flow"
+    assert main(["train", "flow_prior_unpaired", str(flow_out), "--config", "train_flow.json", *FLOW_TINY]) == 0
+    load_network_weights(ImageFlow(1, 2, 1, 4), flow_out / "flow.pt")  # the stage's weights, named for it
+    assert not (flow_out / "model.pt").exists() and "--set flow_path=" in capsys.readouterr().out
+    supervised = tmp_path / "supervised"
+    assert main(["train", "flow_prior_unpaired", str(supervised), "--config", "train.json", "--config",
+                 "train_supervised.json", *FLOW_TINY, "--set", "features=4", "--set", "n_blocks=1"]) == 0
+    load_network_weights(ResNetDenoiser(1, features=4, n_blocks=1), supervised / "model.pt")
+
+
+def test_train_refuses_an_unknown_config_and_evaluating_another_stage(tmp_path, capsys):
+    assert main(["train", "n2n_image", str(tmp_path / "x"), "--config", "train_flow.json"]) == 1
+    assert "has no config 'train_flow.json'" in capsys.readouterr().err
+    assert main(["train", "flow_prior_unpaired", str(tmp_path / "x"), "--config", "train_flow.json", "--evaluate"]) == 1
+    assert "--evaluate scores the weights train.json makes" in capsys.readouterr().err
+    assert main(["train", "n2n_image", str(tmp_path / "x"), "--config", "../x.json"]) == 1
+    assert "has no config '../x.json'" in capsys.readouterr().err
