@@ -7,7 +7,7 @@ taking its network and inferer apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +34,13 @@ class ChannelError(ValueError):
         self.expected, self.got = expected, got
 
 
+def _inferer_chain(inferer: Callable) -> Iterator[Callable]:
+    """``inferer`` and every inferer it wraps (through ``base_inferer``), outermost first."""
+    while inferer is not None:
+        yield inferer
+        inferer = getattr(inferer, "base_inferer", None)
+
+
 def runs_on_volumes(inferer: Callable) -> bool:
     """Whether a bundle's inferer (or one it wraps) is a ``SliceInferer`` or a
     :class:`~medden.inference.SliceStackInferer`, i.e. takes ``(B, C, H, W, D)`` volumes; else it
@@ -42,11 +49,7 @@ def runs_on_volumes(inferer: Callable) -> bool:
 
     from medden.inference.stacks import SliceStackInferer
 
-    while inferer is not None:
-        if isinstance(inferer, (SliceInferer, SliceStackInferer)):
-            return True
-        inferer = getattr(inferer, "base_inferer", None)
-    return False
+    return any(isinstance(each, (SliceInferer, SliceStackInferer)) for each in _inferer_chain(inferer))
 
 
 def sees_neighbouring_slices(inferer: Callable) -> bool:
@@ -54,22 +57,14 @@ def sees_neighbouring_slices(inferer: Callable) -> bool:
     whose network sees each slice with its neighbours (2.5D); a ``SliceInferer`` runs slices alone."""
     from medden.inference.stacks import SliceStackInferer
 
-    while inferer is not None:
-        if isinstance(inferer, SliceStackInferer):
-            return True
-        inferer = getattr(inferer, "base_inferer", None)
-    return False
+    return any(isinstance(each, SliceStackInferer) for each in _inferer_chain(inferer))
 
 
 def single_image_network(inferer: Callable) -> Any:
     """The 2D network a bundle's inferer (or one it wraps) runs on single images instead of its
     own network (a :class:`~medden.inference.SliceStackInferer`'s ``lone_network``), or None."""
-    while inferer is not None:
-        lone = getattr(inferer, "lone_network", None)
-        if lone is not None:
-            return lone
-        inferer = getattr(inferer, "base_inferer", None)
-    return None
+    return next((each.lone_network for each in _inferer_chain(inferer)
+                 if getattr(each, "lone_network", None) is not None), None)
 
 
 @dataclass
