@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medden.apps.naming import DEFAULT_NAME_TEMPLATE
+from medden.apps.naming import DEFAULT_NAME_TEMPLATE, safe_filename
 from medden.apps.run_record import MANIFEST
 
 if TYPE_CHECKING:
@@ -144,10 +144,6 @@ def write_preview(path: Path, before: np.ndarray, after: np.ndarray) -> Path:
     return atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="PNG"), overwrite=True)
 
 
-def _safe_name(text: str) -> str:
-    return "".join(c if c.isalnum() or c in ".-" else "_" for c in text)[:120]
-
-
 def _shard() -> tuple[int, int]:
     """``(rank, world_size)``: under torchrun each process takes every world_size-th series."""
     import torch.distributed as dist
@@ -236,13 +232,12 @@ def _dicom_sources(plan: Any) -> dict[str, Any]:
                               for h, p in zip(plan.headers, plan.paths, strict=True))
 
 
-def _series_row(plan: Any, root: Path) -> dict[str, Any]:
+def _series_row(plan: Any, run: _Run) -> dict[str, Any]:
     """The first fields of a series' report row: its UID, slices, and what names it for people
-    (modality, series number and description, input folder; never patient fields)."""
-    from medden.apps.naming import series_fields
-
-    return {"series_uid": plan.series_uid, "slices": int(plan.shape[-1]), **series_fields(plan.headers[0]),
-            "input_folder": _relative(plan.paths[0].parent, root) or "."}
+    (modality, series number and description as read once into ``run.fields``, input folder;
+    never patient fields)."""
+    return {"series_uid": plan.series_uid, "slices": int(plan.shape[-1]), **run.fields[plan.series_uid],
+            "input_folder": _relative(plan.paths[0].parent, run.root) or "."}
 
 
 def series_label_of(row: Mapping[str, Any]) -> str:
@@ -263,7 +258,7 @@ def _denoise_series(plan: Any, loading: Future, run: _Run, sources: dict[str, An
     (:func:`_dicom_sources`, None if a file could not be read then); return its report row."""
     from medden.io import write_derived_series
 
-    row = _series_row(plan, run.root)
+    row = _series_row(plan, run)
     slices = run.start(series_label_of(row), row["slices"])
     started = time.perf_counter()
     try:
@@ -277,8 +272,9 @@ def _denoise_series(plan: Any, loading: Future, run: _Run, sources: dict[str, An
         paths = write_derived_series(series, denoised, run.output_dir / "dicom", method="medden denoise",
                                      model=run.bundle.name, parameters=run.bundle.parameters, overwrite=True,
                                      folder_name=lambda uid, _: run.series_folder(plan.series_uid, uid))
-        preview = write_preview(run.output_dir / "previews" / f"{_safe_name(plan.series_uid)}.png",
-                                series.volume, np.asarray(denoised))
+        preview_name = safe_filename(plan.series_uid, 120) or "series"
+        preview = write_preview(run.output_dir / "previews" / f"{preview_name}.png", series.volume,
+                                np.asarray(denoised))
         row.update(status="done", files=len(paths), output=str(paths[0].parent.relative_to(run.output_dir)),
                    preview=str(preview.relative_to(run.output_dir)),
                    **_checked(noise_figures(series.volume, denoised), series.volume, denoised), notes=series.notes)
@@ -336,7 +332,7 @@ def _denoise_dicom(source: InputSource, run: _Run) -> None:
         for plan in plans:
             earlier = finished[plan.series_uid]
             if earlier is not None:  # never read again
-                row = {**_series_row(plan, run.root), **_resumed(earlier)}
+                row = {**_series_row(plan, run), **_resumed(earlier)}
                 run.rows.append(row)
                 run.start(series_label_of(row), announce=False)
                 run.end(series_label_of(row), row)
@@ -405,17 +401,11 @@ def nifti_sidecar(source: str, bundle: Bundle, figures: Mapping[str, Any], slice
     from datetime import datetime, timezone
 
     from medden import __version__
-    from medden.bundle.bundle import single_image_network
-    from medden.bundle.exports import model_sha256
-    from medden.bundle.layout import SINGLE_IMAGE_WEIGHTS
+    from medden.bundle.config import read_metadata
 
     folder = Path(bundle.root).resolve().name
-    version = bundle.name[len(folder):].strip() if bundle.name.startswith(folder) else ""
-    weights, backend = bundle.parameters.get("weights_sha256"), bundle.backend
-    lone = Path(bundle.root) / SINGLE_IMAGE_WEIGHTS
-    if slices == 1 and single_image_network(bundle.inferer) is not None and lone.is_file():
-        # a single image goes through the bundle's 2D network, which always runs its PyTorch weights
-        weights, backend = model_sha256(lone), "torch"
+    version = str(read_metadata(Path(bundle.root)).get("version", ""))
+    weights, backend = bundle.weights_that_run(slices)
     return {"Sources": [source], "SourcesRelativeTo": "INPUT",
             "GeneratedBy": [{"Name": "medden", "Version": __version__, "Description": "medden denoise"}],
             "Bundle": {"Name": folder, "Version": version, "WeightsSHA256": weights, "Backend": backend},

@@ -157,6 +157,19 @@ class Bundle:
             report_progress(1, 1)  # done, whatever the inferer reported
         return np.ascontiguousarray(out[..., 0] if flat else out)
 
+    def weights_that_run(self, slices: int) -> tuple[str | None, str]:
+        """``(SHA-256 of the weights file, backend)`` that denoise an image of ``slices`` slices: a
+        single image goes through the 2D network of a bundle that has one (:func:`single_image_network`,
+        ``models/model_2d.pt``), always from its PyTorch weights; anything else through the
+        bundle's own network on :attr:`backend`."""
+        from medden.bundle.exports import model_sha256
+        from medden.bundle.layout import SINGLE_IMAGE_WEIGHTS
+
+        lone = Path(self.root) / SINGLE_IMAGE_WEIGHTS
+        if slices == 1 and single_image_network(self.inferer) is not None and lone.is_file():
+            return model_sha256(lone), "torch"
+        return self.parameters.get("weights_sha256"), self.backend
+
     def _channel(self, volume: np.ndarray, c: int) -> np.ndarray:
         """Channel ``c`` of a ``(C, H, W, D)`` volume denoised as a grey volume of its own: ``(1, H, W, D)``."""
         from medden.inference.progress import progress_part
