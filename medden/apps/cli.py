@@ -572,16 +572,16 @@ def _add_train_command(commands: argparse._SubParsersAction) -> None:
                              "or train.json with an overlay: --config train.json --config train_supervised.json")
     parser.add_argument("--evaluate", action="store_true", help="then score the trained weights with evaluate.json")
     parser.add_argument("--trust-bundle", action="store_true", help=_TRUST_HELP)
+    parser.set_defaults(func=_run_train)
 
-    def run(args: argparse.Namespace) -> int:
-        from medden.apps.train import train_command
 
-        if args.bundle is not None and args.bundle_positional is not None and args.output is None:
-            args.output, args.bundle_positional = args.bundle_positional, None  # train --bundle NAME OUTPUT
-        args.bundle, args.output = _one_bundle(args, "train", positional_deprecated=False), _output(args)
-        return train_command(args)
+def _run_train(args: argparse.Namespace) -> int:
+    from medden.apps.train import train_command
 
-    parser.set_defaults(func=run)
+    if args.bundle is not None and args.bundle_positional is not None and args.output is None:
+        args.output, args.bundle_positional = args.bundle_positional, None  # train --bundle NAME OUTPUT
+    args.bundle, args.output = _one_bundle(args, "train", positional_deprecated=False), _output(args)
+    return train_command(args)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,9 +14,9 @@ from typing import Any
 import torch
 from monai.inferers import Inferer
 
-from medden.inference.progress import progress_part, run_base_inferer
 from medden.core.validation import check_int
 from medden.inference.checks import resolve_inferer
+from medden.inference.progress import progress_part, run_base_inferer
 
 __all__ = ["ENSEMBLE_VIEWS", "SelfEnsembleInferer"]
 

@@ -33,10 +33,10 @@ import torch
 import torch.nn.functional as F
 from monai.inferers import Inferer
 
-from medden.inference.progress import run_base_inferer
 from medden.core.noise_estimation import flat_region_sigma
 from medden.core.validation import check_int, check_number
 from medden.inference.checks import resolve_inferer
+from medden.inference.progress import run_base_inferer
 
 __all__ = ["ResidualGuardInferer", "guard_residual"]
 

@@ -31,7 +31,6 @@ from monai.config import NdarrayOrTensor
 from monai.inferers import Inferer
 from monai.utils import convert_to_dst_type, convert_to_tensor
 
-from medden.inference.progress import progress_part, run_base_inferer
 from medden.inference.checks import (
     check_batch,
     check_network,
@@ -39,6 +38,7 @@ from medden.inference.checks import (
     resolve_inferer,
 )
 from medden.core.validation import check_int, check_positive
+from medden.inference.progress import progress_part, run_base_inferer
 
 __all__ = ["noisier2noise_correction", "Noisier2NoiseInferer"]
 

@@ -18,7 +18,6 @@ from typing import Any
 import torch
 from monai.inferers import Inferer
 
-from medden.inference.progress import progress_part, run_base_inferer
 from medden.inference.checks import (
     check_batch,
     check_eta,
@@ -27,6 +26,7 @@ from medden.inference.checks import (
     resolve_inferer,
 )
 from medden.core.validation import check_int
+from medden.inference.progress import progress_part, run_base_inferer
 
 __all__ = ["iterative_refinement", "keep_observed_pixels", "refinement_path", "RefinementInferer"]
 
